@@ -1,0 +1,3 @@
+from pressreview.cli import main
+
+main(prog_name="pressreview")

@@ -1,0 +1,134 @@
+"""The ``pressreview`` command: argument handling and display only.
+
+Each sub-module adds the commands of one stage (``commands`` list); the core
+functions they call never import click. Errors of the project's hierarchy
+become one line on stderr and an exit code (1 refused or failed, 2 usage or
+configuration); no traceback for a mistake the user can fix.
+"""
+
+from __future__ import annotations
+
+import getpass
+import importlib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pressreview import __version__
+from pressreview.config import Config, load_config
+from pressreview.errors import PressreviewError
+from pressreview.store import Store, open_store
+
+# One module per stage, in pipeline order; each exposes `commands`.
+COMMAND_MODULES = (
+    "feeds",
+    "collect",
+    "items",
+    "issue",
+    "archive",
+    "subscribers",
+    "schedule",
+    "demo",
+)
+
+
+class AppContext:
+    """What every command may need, loaded on first use."""
+
+    def __init__(self, config_path: str | None, database_url: str | None, actor: str | None):
+        self.config_path = config_path
+        self.database_url = database_url
+        self.actor = actor or os.environ.get("USER") or _login_name()
+        self._config: Config | None = None
+        self._store: Store | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            overrides = {"database_url": self.database_url} if self.database_url else None
+            self._config = load_config(self.config_path, overrides)
+        return self._config
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = open_store(self.config)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"
+
+
+class ErrorHandlingGroup(click.Group):
+    """Turns the project's errors into one line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PressreviewError as exc:
+            error = click.ClickException(str(exc))
+            error.exit_code = exc.exit_code
+            raise error from None
+
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+@click.group(cls=ErrorHandlingGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pressreview")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="PRESSREVIEW_CONFIG",
+    help="Configuration file [default: ./feeds.yaml; env PRESSREVIEW_CONFIG].",
+)
+@click.option(
+    "--database-url",
+    help="Database URL, overriding database_url of the config "
+    "(env PRESSREVIEW_DATABASE_URL wins over both).",
+)
+@click.option("--as", "actor", metavar="NAME", help="Who is acting, for the audit log [default: $USER].")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None, database_url: str | None, actor: str | None) -> None:
+    """pressreview: collect territorial news, curate it, publish a weekly press review.
+
+    \b
+    Typical week:
+      pressreview collect            fetch the sources of feeds.yaml
+      pressreview review             triage new items one by one
+      pressreview issue publish      freeze the draft into a numbered issue
+      pressreview send N             email it to the subscribers
+    """
+    app = AppContext(config_path, database_url, actor)
+    ctx.obj = app
+    ctx.call_on_close(app.close)
+
+
+def _register() -> None:
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"pressreview.cli.{name}")
+        for command in getattr(module, "commands", ()):
+            main.add_command(command)
+
+
+_register()
+
+
+def run() -> None:  # pragma: no cover - console script entry point
+    main(prog_name="pressreview")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

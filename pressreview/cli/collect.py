@@ -1,0 +1,107 @@
+"""`pressreview collect` and `pressreview db ...`."""
+
+from __future__ import annotations
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from pressreview.cli import display
+from pressreview.cli.display import print_json, table
+from pressreview.collect import SourceReport, collect, select_feeds
+
+
+@click.command("collect")
+@click.option("--source", "sources", multiple=True, metavar="NAME",
+              help="Collect only this source (repeatable); backed-off sources are tried anyway.")
+@click.option("--force", is_flag=True, help="Also fetch sources that are backing off or disabled.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (no progress bar).")
+@click.pass_obj
+def collect_command(app, sources: tuple[str, ...], force: bool, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    """Fetch every enabled source and store new items.
+
+    Ends with a table per source: new / updated / unchanged / failed with the
+    reason. Exit code 0 when every source succeeded, 1 when some failed,
+    2 for usage or configuration errors.
+    """
+    config = app.config
+    total = len(select_feeds(config, sources or None))
+    show_bar = display.is_tty() and not as_json and total > 0
+    if show_bar:
+        with Progress(
+            TextColumn("collect"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("{task.description}"), console=display.console(stderr=True),
+            transient=True,
+        ) as bar:  # fmt: skip
+            task = bar.add_task("", total=total)
+
+            def step(rep: SourceReport) -> None:
+                bar.update(task, advance=1, description=rep.name)
+
+            report = collect(config, app.store, only=sources or None, force=force, progress=step)
+    else:
+        report = collect(config, app.store, only=sources or None, force=force)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        rows = []
+        for s in report.sources:
+            status = s.status.replace("_", " ")
+            reason = s.error or ""
+            if s.moved_to:
+                reason = (reason + "; " if reason else "") + f"moved permanently to {s.moved_to} (URL updated)"
+            if s.status == "skipped" and s.next_attempt_at:
+                reason = f"backing off until {display.when(s.next_attempt_at, config.tz)}: {reason}"
+            rows.append((s.name, status, s.new, s.updated, s.unchanged, s.duplicates, s.filtered, reason))
+        table(
+            ["source", "status", ("new", {"justify": "right"}), ("upd", {"justify": "right"}),
+             ("same", {"justify": "right"}), ("dup", {"justify": "right"}),
+             ("filt", {"justify": "right"}), ("reason", {"overflow": "fold"})],
+            rows,
+        )  # fmt: skip
+        click.echo(
+            f"{report.total('new')} new, {report.total('updated')} updated, "
+            f"{report.total('duplicates')} other outlets of known stories, "
+            f"{report.total('filtered')} filtered out, {len(report.failed)} source(s) failed."
+        )
+    if report.failed:
+        raise SystemExit(1)
+
+
+@click.group("db")
+def db_group() -> None:
+    """The store: create or migrate the database."""
+
+
+@db_group.command("upgrade")
+@click.pass_obj
+def db_upgrade(app) -> None:  # type: ignore[no-untyped-def]
+    """Create the database or apply pending migrations (no row is lost)."""
+    from pressreview.store import open_store
+
+    store = open_store(app.config, auto_upgrade=False)
+    try:
+        before, after = store.upgrade()
+    finally:
+        store.close()
+    if before == after:
+        click.echo(f"{store.describe()}: already at schema {after}.")
+    else:
+        click.echo(f"{store.describe()}: upgraded from {before or 'empty'} to schema {after}.")
+
+
+@db_group.command("status")
+@click.pass_obj
+def db_status(app) -> None:  # type: ignore[no-untyped-def]
+    """Show the database URL and its schema revision."""
+    from pressreview.store import open_store
+
+    store = open_store(app.config, auto_upgrade=False)
+    try:
+        current, head = store.current_revision(), store.head_revision()
+    finally:
+        store.close()
+    state = "up to date" if current == head else "run `pressreview db upgrade`"
+    click.echo(f"{store.describe()}: schema {current or 'none'} (latest {head}): {state}.")
+
+
+commands = [collect_command, db_group]

@@ -1,0 +1,3 @@
+"""Commands of this stage are added here."""
+
+commands: list = []

@@ -1,0 +1,71 @@
+"""Display helpers shared by the command modules: tables, JSON, dates."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A rich console writing through click (so CliRunner captures it)."""
+    stream = click.get_text_stream("stderr" if stderr else "stdout")
+    width = shutil.get_terminal_size((100, 24)).columns if stream.isatty() else 100
+    return Console(file=stream, width=width, highlight=False, soft_wrap=False)
+
+
+def is_tty() -> bool:
+    return click.get_text_stream("stdout").isatty()
+
+
+def table(
+    columns: Sequence[str | tuple[str, dict[str, Any]]],
+    rows: Iterable[Sequence[Any]],
+    *,
+    title: str | None = None,
+) -> None:
+    """Print rows as a table that fits the terminal."""
+    t = Table(title=title, header_style="bold", box=None, pad_edge=False, expand=False)
+    for column in columns:
+        if isinstance(column, tuple):
+            t.add_column(column[0], **column[1])
+        else:
+            t.add_column(column)
+    for row in rows:
+        t.add_row(*("" if v is None else str(v) for v in row))
+    console().print(t)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=_default))
+
+
+def when(value: datetime | None, tz: Any = None, *, with_time: bool = True) -> str:
+    """A short local date for tables: 2024-05-07 14:03."""
+    if value is None:
+        return ""
+    local = value.astimezone(tz) if tz is not None else value
+    return local.strftime("%Y-%m-%d %H:%M" if with_time else "%Y-%m-%d")
+
+
+def warn(message: str) -> None:
+    click.echo(f"Warning: {message}", err=True)
+
+
+def flush() -> None:
+    sys.stdout.flush()

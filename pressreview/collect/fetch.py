@@ -1,0 +1,253 @@
+"""Fetching sources over HTTP (and file: URLs), politely and within bounds.
+
+One ``Fetcher`` per run: an httpx.AsyncClient with connect/read timeouts, a
+total deadline per source, a body size cap enforced while streaming (so a
+gzip bomb or an endless body is cut off), a global and a per-host
+concurrency limit, conditional GET (ETag / Last-Modified), and redirects
+followed by hand so that permanent ones (301/308) can be reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlsplit
+
+import httpx
+
+from pressreview import __version__
+from pressreview.config import CollectSettings
+from pressreview.text import host_of
+
+
+@dataclass
+class FetchResult:
+    """What one fetch gave: a body, a 304, or a failure with its reason."""
+
+    url: str
+    status: int | None = None
+    body: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    not_modified: bool = False
+    error: str | None = None
+    #: Set when a permanent redirect (301/308) was followed: the new URL.
+    moved_to: str | None = None
+    #: The source is gone for good (410): disable it.
+    gone: bool = False
+    #: The server asked us to come back later (429/503 with Retry-After).
+    retry_after: datetime | None = None
+    final_url: str | None = None
+    elapsed: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def user_agent(settings: CollectSettings) -> str:
+    return f"pressreview/{__version__} (+{settings.contact_url})"
+
+
+def parse_retry_after(value: str | None, now: datetime) -> datetime | None:
+    """Retry-After as seconds or an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return now + timedelta(seconds=min(int(value), 7 * 86400))
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(when, now)
+
+
+class Fetcher:
+    """Fetch many URLs concurrently with global and per-host limits."""
+
+    def __init__(
+        self,
+        settings: CollectSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self._transport = transport
+        self._global = asyncio.Semaphore(settings.concurrency)
+        self._hosts: defaultdict[str, asyncio.Semaphore] = defaultdict(
+            lambda: asyncio.Semaphore(settings.per_host)
+        )
+        self.client: httpx.AsyncClient | None = None
+
+    async def __aenter__(self) -> Fetcher:
+        s = self.settings
+        self.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(s.read_timeout, connect=s.connect_timeout),
+            limits=httpx.Limits(
+                max_connections=s.concurrency,
+                max_keepalive_connections=s.concurrency,
+            ),
+            headers={
+                "User-Agent": user_agent(s),
+                "Accept": (
+                    "application/atom+xml, application/rss+xml, application/rdf+xml, "
+                    "application/feed+json, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
+                ),
+                "Accept-Encoding": "gzip, deflate",
+            },
+            follow_redirects=False,
+            transport=self._transport,
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.client is not None:
+            await self.client.aclose()
+
+    async def fetch(
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        accept: str | None = None,
+    ) -> FetchResult:
+        """Fetch one URL within the total deadline; never raises for network trouble."""
+        started = time.perf_counter()
+        if url.startswith("file:"):
+            result = await asyncio.to_thread(self._read_file, url)
+        else:
+            try:
+                result = await asyncio.wait_for(
+                    self._fetch_http(url, etag, last_modified, accept),
+                    timeout=self.settings.total_timeout,
+                )
+            except TimeoutError:
+                result = FetchResult(
+                    url=url,
+                    error=f"no complete answer within {self.settings.total_timeout:g} s",
+                )
+        result.elapsed = time.perf_counter() - started
+        return result
+
+    def _read_file(self, url: str) -> FetchResult:
+        parts = urlsplit(url)
+        path = Path(unquote(parts.path))
+        try:
+            size = path.stat().st_size
+            if size > self.settings.max_bytes:
+                return FetchResult(url=url, error=f"file larger than {self.settings.max_bytes} bytes")
+            return FetchResult(url=url, status=200, body=path.read_bytes(), final_url=url)
+        except FileNotFoundError:
+            return FetchResult(url=url, error=f"file not found: {path}")
+        except OSError as exc:
+            return FetchResult(url=url, error=f"cannot read {path}: {exc.strerror or exc}")
+
+    async def _fetch_http(
+        self, url: str, etag: str | None, last_modified: str | None, accept: str | None
+    ) -> FetchResult:
+        assert self.client is not None, "use Fetcher as an async context manager"
+        headers: dict[str, str] = {}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        if accept:
+            headers["Accept"] = accept
+        current = url
+        moved_to: str | None = None
+        seen = {url}
+        permanent_chain = True
+        for _hop in range(self.settings.max_redirects + 1):
+            host = host_of(current)
+            try:
+                async with self._global, self._hosts[host]:
+                    response, body = await self._get(current, headers)
+            except BodyTooLarge:
+                return FetchResult(
+                    url=url, error=f"body larger than {self.settings.max_bytes:,} bytes (cut off)"
+                )
+            except httpx.TimeoutException as exc:
+                kind = "connect" if isinstance(exc, httpx.ConnectTimeout) else "read"
+                return FetchResult(url=url, error=f"timed out ({kind})")
+            except httpx.ConnectError as exc:
+                return FetchResult(url=url, error=f"cannot connect: {_reason(exc)}")
+            except httpx.DecodingError as exc:
+                return FetchResult(url=url, error=f"cannot decode the body: {_reason(exc)}")
+            except httpx.HTTPError as exc:
+                return FetchResult(url=url, error=f"{type(exc).__name__}: {_reason(exc)}")
+            except ValueError as exc:  # malformed URL or headers
+                return FetchResult(url=url, error=f"invalid request: {exc}")
+            status = response.status_code
+            resp_headers = {k.lower(): v for k, v in response.headers.items()}
+            if status in (301, 302, 303, 307, 308) and "location" in resp_headers:
+                target = urljoin(current, resp_headers["location"])
+                if target in seen:
+                    return FetchResult(url=url, status=status, error="redirect loop")
+                seen.add(target)
+                permanent_chain = permanent_chain and status in (301, 308)
+                if permanent_chain:
+                    moved_to = target
+                current = target
+                continue
+            now = datetime.now(UTC)
+            if status == 304:
+                return FetchResult(
+                    url=url, status=304, not_modified=True, headers=resp_headers,
+                    moved_to=moved_to, final_url=current,
+                )  # fmt: skip
+            if status == 410:
+                return FetchResult(url=url, status=410, gone=True, error="410 Gone: the source was removed")
+            if status in (429, 503):
+                return FetchResult(
+                    url=url,
+                    status=status,
+                    error=f"HTTP {status} {response.reason_phrase}".strip(),
+                    retry_after=parse_retry_after(resp_headers.get("retry-after"), now),
+                )
+            if status >= 400:
+                return FetchResult(url=url, status=status, error=f"HTTP {status} {response.reason_phrase}".strip())
+            if not body:
+                return FetchResult(url=url, status=status, error="empty body", moved_to=moved_to)
+            return FetchResult(
+                url=url, status=status, body=body, headers=resp_headers,
+                moved_to=moved_to, final_url=current,
+            )  # fmt: skip
+        return FetchResult(url=url, error=f"more than {self.settings.max_redirects} redirects")
+
+    async def _get(self, url: str, headers: dict[str, str]) -> tuple[httpx.Response, bytes]:
+        assert self.client is not None
+        cap = self.settings.max_bytes
+        async with self.client.stream("GET", url, headers=headers) as response:
+            if response.status_code >= 300:
+                return response, b""
+            declared = response.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > cap:
+                raise BodyTooLarge
+            chunks: list[bytes] = []
+            size = 0
+            # iter_bytes decodes gzip/deflate: the cap applies to what it inflates to.
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > cap:
+                    raise BodyTooLarge
+                chunks.append(chunk)
+            return response, b"".join(chunks)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    if not text and exc.__cause__ is not None:
+        text = str(exc.__cause__).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

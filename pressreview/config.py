@@ -1,0 +1,474 @@
+"""Load and validate feeds.yaml into one frozen Config object.
+
+The schema is the set of frozen dataclasses below: each field's type hint is
+what the YAML value must be, its default is used when the key is absent.
+A generic validator walks the YAML against the dataclasses and reports the
+first problem with the key's path (``feeds[4].url: not a URL``).
+Nothing downstream re-checks the configuration.
+
+Order of precedence: defaults, then feeds.yaml, then ``overrides`` (CLI
+options), then the environment for the few values that may come from it
+(``PRESSREVIEW_DATABASE_URL``). Secrets are never read from the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import types
+import typing
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from pressreview.errors import ConfigError
+
+CONFIG_ENV = "PRESSREVIEW_CONFIG"
+DATABASE_ENV = "PRESSREVIEW_DATABASE_URL"
+DEFAULT_CONFIG = "feeds.yaml"
+
+
+@dataclass(frozen=True)
+class Organisation:
+    """Who publishes the newsletter (shown in headers and footers)."""
+
+    name: str = "Centre de ressources politique de la ville"
+    url: str = "https://www.example.org/"
+    logo_url: str | None = None
+    postal_address: str = ""
+    contact_email: str = "contact@example.org"
+    #: Why subscribers receive the email (footer text).
+    reason: str = (
+        "Vous recevez cette lettre parce que vous êtes abonné·e à la revue de presse."
+    )
+
+
+@dataclass(frozen=True)
+class CollectSettings:
+    """How sources are fetched."""
+
+    concurrency: int = 32
+    per_host: int = 4
+    connect_timeout: float = 10.0
+    read_timeout: float = 20.0
+    total_timeout: float = 60.0
+    max_bytes: int = 15_000_000
+    max_redirects: int = 5
+    #: First back-off after a failure, doubled for each consecutive failure.
+    backoff_minutes: float = 30.0
+    backoff_max_hours: float = 24.0
+    #: Near-duplicate titles are looked for among items first seen this recently.
+    dedupe_window_days: int = 14
+    #: Jaccard similarity of title word-shingles above which two titles are one story.
+    near_duplicate_threshold: float = 0.6
+    excerpt_chars: int = 300
+    #: Contact URL sent in the User-Agent header.
+    contact_url: str = "https://www.example.org/"
+
+
+@dataclass(frozen=True)
+class Feed:
+    """One source of news."""
+
+    name: str
+    url: str
+    territory: str | None = None
+    tags: tuple[str, ...] = ()
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Relevance rules: case- and accent-insensitive whole words and phrases."""
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    #: Items scoring below this are kept with status ``filtered``.
+    min_score: int = 1
+
+
+@dataclass(frozen=True)
+class Section:
+    """A theme of the newsletter."""
+
+    key: str
+    title: str
+    match: tuple[str, ...] = ()
+    order: int | None = None
+
+
+@dataclass(frozen=True)
+class Territory:
+    """A place items are tagged with when its name or an alias appears."""
+
+    name: str
+    aliases: tuple[str, ...] = ()
+    department: str | None = None
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    """The newsletter email."""
+
+    from_address: str = "veille@example.org"
+    from_name: str = "Revue de presse"
+    reply_to: str | None = None
+    subject: str = "{title} (revue de presse n° {number})"
+    #: Gmail clips messages whose HTML passes about 102 KB.
+    max_html_bytes: int = 102_000
+
+
+@dataclass(frozen=True)
+class ArchiveSettings:
+    """The public web archive."""
+
+    out_dir: str = "site"
+    base_url: str = "https://veille.example.org/"
+    title: str = "Revue de presse politique de la ville"
+    per_page: int = 20
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """SMTP server; credentials come from PRESSREVIEW_SMTP_USERNAME/PASSWORD."""
+
+    host: str = "localhost"
+    port: int = 587
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    """How messages leave: written to an outbox folder or sent over SMTP."""
+
+    transport: Literal["outbox", "smtp"] = "outbox"
+    outbox_dir: str = "outbox"
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    rate_per_second: float = 10.0
+    pool_size: int = 2
+    max_attempts: int = 5
+    list_id: str = "revue-de-presse.example.org"
+    unsubscribe_mailto: str | None = None
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """The subscription endpoints (``pressreview serve``)."""
+
+    base_url: str = "http://localhost:8080/"
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    """When the scheduler runs the jobs (in ``timezone``)."""
+
+    collect_every_hours: float = 3.0
+    digest_day_of_week: str = "mon"
+    digest_hour: int = 8
+    digest_minute: int = 0
+    misfire_grace_minutes: int = 60
+
+
+@dataclass(frozen=True)
+class DigestSettings:
+    """What the weekly digest does."""
+
+    policy: Literal["review", "auto"] = "review"
+    editors: tuple[str, ...] = ()
+    per_section_limit: int = 5
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole validated configuration."""
+
+    feeds: tuple[Feed, ...] = ()
+    organisation: Organisation = field(default_factory=Organisation)
+    locale: str = "fr_FR"
+    timezone: str = "Europe/Paris"
+    database_url: str = "sqlite:///pressreview.db"
+    templates_dir: str | None = None
+    collect: CollectSettings = field(default_factory=CollectSettings)
+    filters: Filters = field(default_factory=Filters)
+    sections: tuple[Section, ...] = ()
+    territories: tuple[Territory, ...] = ()
+    email: EmailSettings = field(default_factory=EmailSettings)
+    archive: ArchiveSettings = field(default_factory=ArchiveSettings)
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    web: WebSettings = field(default_factory=WebSettings)
+    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    digest: DigestSettings = field(default_factory=DigestSettings)
+    #: Folder of the configuration file: relative paths are resolved against it.
+    base_dir: Path = field(default=Path("."), metadata={"internal": True})
+    #: The file the configuration was read from (None when built in code).
+    path: Path | None = field(default=None, metadata={"internal": True})
+
+    def resolve(self, value: str | os.PathLike[str]) -> Path:
+        """A path from the configuration, relative to the config file's folder."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def ordered_sections(self) -> list[Section]:
+        """Sections in newsletter order (explicit ``order`` first, then file order)."""
+        indexed = list(enumerate(self.sections))
+        indexed.sort(key=lambda p: (p[1].order if p[1].order is not None else p[0], p[0]))
+        return [s for _, s in indexed]
+
+    def section(self, key: str) -> Section | None:
+        return next((s for s in self.sections if s.key == key), None)
+
+    def feed(self, name: str) -> Feed | None:
+        return next((f for f in self.feeds if f.name == name), None)
+
+
+# --------------------------------------------------------------------------
+# Generic validation of YAML data against the dataclasses above.
+
+
+def _is_url(value: str, schemes: tuple[str, ...] = ("http", "https")) -> bool:
+    parts = urlsplit(value)
+    if parts.scheme not in schemes:
+        return False
+    return parts.scheme == "file" or bool(parts.netloc)
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return " or ".join(_type_name(a) for a in args)
+    if origin is tuple:
+        return "a list"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )
+
+
+def _convert(value: Any, tp: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        non_none = [a for a in args if a is not type(None)]
+        if len(non_none) == 1:
+            return _convert(value, non_none[0], path)
+        raise ConfigError(f"{path}: unsupported union in schema")  # pragma: no cover
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise ConfigError(f"{path}: must be {_type_name(tp)}, not {value!r}")
+        return value
+    if origin is tuple:
+        (item_tp, _ellipsis) = typing.get_args(tp)
+        if isinstance(value, str) and item_tp is str:
+            value = [value]
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: must be a list, not {_describe(value)}")
+        return tuple(_convert(v, item_tp, f"{path}[{i}]") for i, v in enumerate(value))
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, path)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: must be true or false, not {_describe(value)}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: must be an integer, not {_describe(value)}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{path}: must be a number, not {_describe(value)}")
+        return float(value)
+    if tp is str:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ConfigError(f"{path}: must be a string, not {_describe(value)}")
+        return str(value)
+    raise ConfigError(f"{path}: unsupported type in schema")  # pragma: no cover
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "empty"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def _build(cls: Any, data: Any, path: str) -> Any:
+    where = path or "feeds.yaml"
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: must be a mapping of keys to values, not {_describe(data)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    for key in data:
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            prefix = f"{path}." if path else ""
+            raise ConfigError(f"{prefix}{key}: unknown key (known keys here: {known})")
+    kwargs: dict[str, Any] = {}
+    for name, f in fields.items():
+        key_path = f"{path}.{name}" if path else name
+        if name in data:
+            kwargs[name] = _convert(data[name], hints[name], key_path)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{key_path}: missing (this key is required)")
+    return cls(**kwargs)
+
+
+def _fold(text: str) -> str:
+    nfkd = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in nfkd if not unicodedata.combining(c)).casefold()
+
+
+def _check(config: Config) -> None:
+    """Rules that span fields or need more than a type."""
+    seen: dict[str, int] = {}
+    for i, feed in enumerate(config.feeds):
+        if not feed.name.strip():
+            raise ConfigError(f"feeds[{i}].name: must not be empty")
+        if not _is_url(feed.url, ("http", "https", "file")):
+            raise ConfigError(
+                f"feeds[{i}].url: not a URL ({feed.url!r}); use http://, https:// or file://"
+            )
+        folded = _fold(feed.name)
+        if folded in seen:
+            raise ConfigError(
+                f"feeds[{i}].name: duplicate source name {feed.name!r} "
+                f"(also feeds[{seen[folded]}]); give each source its own name"
+            )
+        seen[folded] = i
+        if feed.territory is not None and config.territories:
+            names = {_fold(t.name) for t in config.territories}
+            if _fold(feed.territory) not in names:
+                raise ConfigError(
+                    f"feeds[{i}].territory: {feed.territory!r} is not one of the territories"
+                )
+    keys: set[str] = set()
+    for i, section in enumerate(config.sections):
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", section.key):
+            raise ConfigError(
+                f"sections[{i}].key: {section.key!r} must be lower-case letters, digits, - or _"
+            )
+        if section.key in keys:
+            raise ConfigError(f"sections[{i}].key: duplicate section key {section.key!r}")
+        keys.add(section.key)
+    for i, territory in enumerate(config.territories):
+        if not territory.name.strip():
+            raise ConfigError(f"territories[{i}].name: must not be empty")
+    try:
+        ZoneInfo(config.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"timezone: unknown time zone {config.timezone!r} (e.g. Europe/Paris)"
+        ) from None
+    try:
+        from babel import Locale, UnknownLocaleError
+
+        Locale.parse(config.locale)
+    except (UnknownLocaleError, ValueError):
+        raise ConfigError(f"locale: unknown locale {config.locale!r} (e.g. fr_FR)") from None
+    for name, value in (
+        ("organisation.url", config.organisation.url),
+        ("archive.base_url", config.archive.base_url),
+        ("web.base_url", config.web.base_url),
+        ("collect.contact_url", config.collect.contact_url),
+    ):
+        if not _is_url(value):
+            raise ConfigError(f"{name}: not an http(s) URL ({value!r})")
+    if config.collect.concurrency < 1 or config.collect.per_host < 1:
+        raise ConfigError("collect.concurrency and collect.per_host: must be at least 1")
+    if not 0 < config.collect.near_duplicate_threshold <= 1:
+        raise ConfigError("collect.near_duplicate_threshold: must be between 0 and 1")
+
+
+def parse_config(
+    data: Any,
+    *,
+    base_dir: Path | None = None,
+    path: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Validate already-loaded YAML data (a mapping) into a Config."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(
+            f"{path or 'feeds.yaml'}: must be a mapping of keys to values, not {_describe(data)}"
+        )
+    merged = dict(data)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            merged[key] = value
+    env = os.environ if environ is None else environ
+    if env.get(DATABASE_ENV):
+        merged["database_url"] = env[DATABASE_ENV]
+    config: Config = _build(Config, merged, "")
+    config = dataclasses.replace(config, base_dir=base_dir or Path("."), path=path)
+    _check(config)
+    return config
+
+
+def find_config_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """The configuration file: the given path, $PRESSREVIEW_CONFIG, or ./feeds.yaml."""
+    if path:
+        return Path(path)
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    return Path(DEFAULT_CONFIG)
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Read, validate and freeze the configuration.
+
+    Raises ConfigError with the path of the bad key when anything is wrong.
+    """
+    config_path = find_config_path(path)
+    try:
+        text = config_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{config_path}: configuration file not found "
+            f"(give --config PATH or set {CONFIG_ENV})"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{config_path}: cannot read configuration: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{config_path}: invalid YAML{where}: {problem}") from None
+    base_dir = config_path.resolve().parent
+    return parse_config(data, base_dir=base_dir, path=config_path, overrides=overrides)
+
+
+def fold(text: str) -> str:
+    """Case- and accent-insensitive form of a text (shared by matching code)."""
+    return _fold(text)

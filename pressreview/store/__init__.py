@@ -1,0 +1,177 @@
+"""The store: the only code that speaks SQL.
+
+``Store`` wraps one SQLAlchemy engine (SQLite file by default, PostgreSQL by
+URL). The schema is created and migrated by Alembic revisions kept in
+``migrations/``, recorded in the database's ``alembic_version`` table and
+applied by ``pressreview db upgrade`` or automatically on first use.
+Query functions live in the sibling modules, one per stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
+
+from pressreview.errors import StoreError
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def normalize_url(url: str, base_dir: Path | None = None) -> str:
+    """Accept ``postgres://`` and relative SQLite paths; pick the psycopg 3 driver."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError(
+            f"database_url: cannot parse {url!r} "
+            "(e.g. sqlite:///pressreview.db or postgresql://user@host/dbname)"
+        ) from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        db = Path(parsed.database)
+        if not db.is_absolute() and base_dir is not None:
+            parsed = parsed.set(database=str(base_dir / db))
+    return parsed.render_as_string(hide_password=False)
+
+
+class Store:
+    """A database holding pressreview's data."""
+
+    def __init__(self, url: str, *, base_dir: Path | None = None, auto_upgrade: bool = True):
+        self.url = normalize_url(url, base_dir)
+        backend = make_url(self.url).get_backend_name()
+        self.dialect = backend
+        try:
+            if backend == "sqlite":
+                database = make_url(self.url).database
+                if database and database != ":memory:":
+                    Path(database).parent.mkdir(parents=True, exist_ok=True)
+                self.engine: Engine = create_engine(
+                    self.url,
+                    poolclass=NullPool,
+                    connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+                )
+                event.listen(self.engine, "connect", _sqlite_pragmas)
+            elif backend == "postgresql":
+                self.engine = create_engine(self.url, pool_pre_ping=True)
+            else:
+                raise StoreError(f"database_url: unsupported database {backend!r} (use sqlite or postgresql)")
+        except ImportError as exc:
+            raise StoreError(f"database_url: missing database driver: {exc}") from None
+        self._checked = False
+        self.auto_upgrade = auto_upgrade
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    def describe(self) -> str:
+        """The URL without its password, for messages."""
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    # -- migrations -------------------------------------------------------
+
+    def _alembic_config(self, connection: Connection) -> Any:
+        from alembic.config import Config as AlembicConfig
+
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        cfg.attributes["connection"] = connection
+        return cfg
+
+    def head_revision(self) -> str | None:
+        from alembic.script import ScriptDirectory
+
+        cfg = self._alembic_config(None)  # type: ignore[arg-type]
+        return ScriptDirectory.from_config(cfg).get_current_head()
+
+    def current_revision(self) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def upgrade(self) -> tuple[str | None, str | None]:
+        """Apply every pending migration. Returns (revision before, revision after)."""
+        from alembic import command
+
+        try:
+            before = self.current_revision()
+            with self.engine.begin() as conn:
+                command.upgrade(self._alembic_config(conn), "head")
+            after = self.current_revision()
+        except OperationalError as exc:
+            raise StoreError(f"cannot open the database {self.describe()}: {_first_line(exc)}") from None
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot migrate the database {self.describe()}: {_first_line(exc)}") from None
+        self._checked = True
+        return before, after
+
+    def ensure_schema(self) -> None:
+        """Migrate on first use (when auto_upgrade) or refuse an out-of-date store."""
+        if self._checked:
+            return
+        try:
+            current = self.current_revision()
+        except OperationalError as exc:
+            raise StoreError(f"cannot open the database {self.describe()}: {_first_line(exc)}") from None
+        if current != self.head_revision():
+            if not self.auto_upgrade:
+                raise StoreError(
+                    f"the database {self.describe()} is at schema {current or 'none'}; "
+                    "run `pressreview db upgrade`"
+                )
+            self.upgrade()
+        self._checked = True
+
+    # -- connections ------------------------------------------------------
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A connection inside one transaction (committed on success)."""
+        self.ensure_schema()
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A connection for reads (or for callers managing transactions)."""
+        self.ensure_schema()
+        with self.engine.connect() as conn:
+            yield conn
+
+    def table_names(self) -> list[str]:
+        return sorted(inspect(self.engine).get_table_names())
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def open_store(config: Any, *, auto_upgrade: bool = True) -> Store:
+    """The store named by a Config (``database_url``, relative to the config's folder)."""
+    return Store(config.database_url, base_dir=config.base_dir, auto_upgrade=auto_upgrade)

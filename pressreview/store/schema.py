@@ -1,0 +1,226 @@
+"""The tables, as SQLAlchemy Core metadata.
+
+This is the current model that queries are written against. The database is
+created and changed only by the migrations in ``migrations/versions``; a test
+checks that the migrated database and this module agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime, stored as UTC on every backend.
+
+    SQLite has no time zones: values are stored naive in UTC and come back
+    aware. Naive datetimes are refused so that no local time slips in.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use an aware datetime")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # pragma: no cover - SQLite without type info
+            value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def now() -> datetime:
+    """The store's clock: aware UTC."""
+    return datetime.now(UTC)
+
+
+# Sources: state kept per feed of feeds.yaml (keyed by name).
+sources = Table(
+    "sources",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("config_url", Text, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("body_hash", String(64)),
+    Column("status", String(20), nullable=False, default="new"),
+    Column("last_error", Text),
+    Column("failures", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime),
+    Column("last_fetched_at", UTCDateTime),
+    Column("last_success_at", UTCDateTime),
+    Column("entries_seen", Integer, nullable=False, default=0),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Newsletter issues: a draft, then a published, frozen snapshot.
+issues = Table(
+    "issues",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("number", Integer, unique=True),
+    Column("title", Text, nullable=False),
+    Column("intro_md", Text, nullable=False, default=""),
+    Column("status", String(20), nullable=False, default="draft"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("published_at", UTCDateTime),
+    Column("snapshot", JSON),
+    Column("version", Integer, nullable=False, default=1),
+)
+
+# Items: one per story seen (or added by hand); staff edits kept beside the original.
+items = Table(
+    "items",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source_id", Integer, ForeignKey("sources.id", ondelete="SET NULL")),
+    Column("guid", Text),
+    Column("url", Text, nullable=False, unique=True),
+    Column("link", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("summary_html", Text, nullable=False, default=""),
+    Column("excerpt", Text, nullable=False, default=""),
+    Column("outlet", Text),
+    Column("language", String(20)),
+    Column("published_at", UTCDateTime, nullable=False),
+    Column("date_is_fallback", Boolean, nullable=False, default=False),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("tags", JSON, nullable=False, default=list),
+    Column("territories", JSON, nullable=False, default=list),
+    Column("score", Integer, nullable=False, default=0),
+    Column("status", String(20), nullable=False, default="new"),
+    Column("section", String(100)),
+    Column("position", Float),
+    Column("reject_reason", Text),
+    Column("title_edited", Text),
+    Column("summary_edited", Text),
+    Column("duplicate_of", Integer, ForeignKey("items.id", ondelete="SET NULL")),
+    Column("content_hash", String(64), nullable=False, default=""),
+    Column("issue_id", Integer, ForeignKey("issues.id", ondelete="SET NULL")),
+    Column("origin", String(20), nullable=False, default="feed"),
+    Column("search_text", Text, nullable=False, default=""),
+    Column("version", Integer, nullable=False, default=1),
+    UniqueConstraint("source_id", "guid"),
+    Index(None, "status", "published_at"),
+    Index(None, "duplicate_of"),
+    Index(None, "first_seen_at"),
+)
+
+# Title fingerprints for near-duplicate detection (looked up by key, never scanned).
+item_keys = Table(
+    "item_keys",
+    metadata,
+    Column("key", String(32), primary_key=True),
+    Column("item_id", Integer, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    Column("seen_at", UTCDateTime, nullable=False),
+    Index(None, "item_id"),
+)
+
+subscribers = Table(
+    "subscribers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", Text, nullable=False),
+    Column("email_key", Text, nullable=False, unique=True),
+    Column("name", Text),
+    Column("status", String(20), nullable=False, default="pending"),
+    Column("consent_at", UTCDateTime),
+    Column("consent_method", String(20)),
+    Column("consent_detail", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("confirmed_at", UTCDateTime),
+    Column("unsubscribed_at", UTCDateTime),
+    Column("last_error", Text),
+    Index(None, "status"),
+)
+
+# One row per (issue, subscriber): what makes sending resumable and never double.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("issue_id", Integer, ForeignKey("issues.id", ondelete="CASCADE"), nullable=False),
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="SET NULL")),
+    Column("email", Text),
+    Column("status", String(20), nullable=False, default="queued"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("message_id", Text),
+    Column("queued_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    UniqueConstraint("issue_id", "subscriber_id"),
+    Index(None, "issue_id", "status"),
+)
+
+# The audit trail: who changed what, when (details hold before/after).
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("action", String(50), nullable=False),
+    Column("item_id", Integer),
+    Column("issue_id", Integer),
+    Column("subscriber_id", Integer),
+    Column("details", JSON, nullable=False, default=dict),
+    Index(None, "item_id"),
+    Index(None, "at"),
+)
+
+# Every scheduled or manual job run with its outcome.
+job_runs = Table(
+    "job_runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("job", String(50), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("outcome", String(20), nullable=False, default="running"),
+    Column("summary", JSON, nullable=False, default=dict),
+    Column("error", Text),
+    Index(None, "job", "started_at"),
+)

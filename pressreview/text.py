@@ -1,0 +1,261 @@
+"""Text helpers shared by the stages: folding, URLs, titles, HTML, matching.
+
+Pure functions, no I/O: the collection, curation and rendering stages all use
+them so that "Creil" and "CREIL", or a link with and without ``utm_source``,
+mean the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import unicodedata
+import zlib
+from collections.abc import Iterable
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+
+import nh3
+
+# -- folding ------------------------------------------------------------------
+
+_LIGATURES = str.maketrans({"œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE", "ß": "ss"})
+_WORD_RE = re.compile(r"\w+", re.UNICODE)
+
+
+def fold(text: str) -> str:
+    """Lower-case, accent-free form: ``"Cœur d'Ostrevent"`` → ``"coeur d'ostrevent"``."""
+    text = text.translate(_LIGATURES)
+    nfkd = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in nfkd if not unicodedata.combining(c)).casefold()
+
+
+def words(text: str) -> list[str]:
+    """The folded words of a text (letters and digits; apostrophes and dashes split)."""
+    return _WORD_RE.findall(fold(text))
+
+
+def search_text(*parts: str | None) -> str:
+    """The folded text that full-text search indexes (same on every backend)."""
+    return " ".join(" ".join(words(p)) for p in parts if p)
+
+
+# -- clean text -------------------------------------------------------------
+
+_WS_RE = re.compile(r"\s+")
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+_SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
+
+
+def valid_text(text: str) -> str:
+    """Drop what cannot be stored or shown: control characters, lone surrogates."""
+    text = _SURROGATE_RE.sub("\ufffd", text)
+    return _CONTROL_RE.sub("", text)
+
+
+def clean_text(text: str | None) -> str:
+    """Entities decoded, tags removed, whitespace folded, invalid characters dropped."""
+    if not text:
+        return ""
+    if "<" in text:
+        text = nh3.clean(text, tags=set(), attributes={})
+    text = html.unescape(html.unescape(text)) if "&" in text else text
+    return _WS_RE.sub(" ", valid_text(text)).strip()
+
+
+def split_publisher(title: str, known: str | None = None) -> tuple[str, str | None]:
+    """Split Google News' trailing `` - Publisher`` off a title.
+
+    With ``known`` (the ``<source>`` element's text) only that suffix is split;
+    otherwise the last `` - `` segment is taken when it is short enough to be
+    a publisher's name.
+    """
+    if known:
+        for sep in (" - ", " – ", " — "):
+            suffix = f"{sep}{known}"
+            if title.endswith(suffix) and len(title) > len(suffix):
+                return title[: -len(suffix)].strip(), known
+        return title, known
+    for sep in (" - ", " – ", " — "):
+        head, found, tail = title.rpartition(sep)
+        if found and head and 0 < len(tail) <= 60 and len(tail.split()) <= 7:
+            return head.strip(), tail.strip()
+    return title, None
+
+
+def excerpt(text: str, limit: int = 300) -> str:
+    """A plain-text excerpt cut at a word boundary, with an ellipsis when cut."""
+    text = clean_text(text)
+    if len(text) <= limit:
+        return text
+    cut = text[: limit + 1]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    else:
+        cut = cut[:limit]
+    return cut.rstrip(" ,;:.-–—") + "…"
+
+
+# -- HTML -------------------------------------------------------------------
+
+_ALLOWED_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "cite", "code", "em", "i", "li", "ol",
+    "p", "q", "s", "small", "strong", "sub", "sup", "u", "ul",
+}  # fmt: skip
+_ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "abbr": {"title"}}
+
+
+def sanitize_html(fragment: str | None) -> str:
+    """Feed HTML reduced to a safe subset: no script, style, event or image."""
+    if not fragment:
+        return ""
+    cleaned = nh3.clean(
+        valid_text(fragment),
+        tags=_ALLOWED_TAGS,
+        attributes=_ALLOWED_ATTRIBUTES,
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer nofollow",
+        strip_comments=True,
+    )
+    return cleaned.strip()
+
+
+# -- URLs -------------------------------------------------------------------
+
+TRACKING_PARAMS = frozenset(
+    {
+        "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "igshid",
+        "mc_cid", "mc_eid", "_hsenc", "_hsmi", "mkt_tok", "xtor", "at_medium",
+        "at_campaign", "ns_source", "ns_mchannel", "ns_campaign", "ocid", "cmpid",
+        "ref_src", "spm", "__twitter_impression",
+    }
+)  # fmt: skip
+TRACKING_PREFIXES = ("utm_", "pk_", "at_", "mtm_", "oly_")
+
+
+def _is_tracking(key: str) -> bool:
+    k = key.lower()
+    return k in TRACKING_PARAMS or k.startswith(TRACKING_PREFIXES)
+
+
+def canonical_url(url: str) -> str:
+    """The form of a link used for identity.
+
+    Scheme and host lower-cased, default port and fragment dropped, tracking
+    parameters (utm_*, fbclid, gclid, ...) removed, the rest of the query kept
+    in its order, percent-encoding normalized. Idempotent. A string that is
+    not an absolute http(s) URL is returned stripped, otherwise unchanged.
+    """
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return url
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return url
+    host = parts.hostname.lower().rstrip(".")
+    try:
+        host = host.encode("idna").decode("ascii") if not host.isascii() else host
+    except UnicodeError:
+        pass
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    if port is not None and not (
+        (scheme == "http" and port == 80) or (scheme == "https" and port == 443)
+    ):
+        host = f"{host}:{port}"
+    if parts.username:
+        userinfo = parts.username + (f":{parts.password}" if parts.password else "")
+        host = f"{userinfo}@{host}"
+    path = quote(unquote(parts.path), safe="/:@!$&'()*+,;=~%-._") or "/"
+    query_pairs = [
+        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _is_tracking(k)
+    ]
+    query = urlencode(query_pairs, doseq=True, safe="/:@!$'()*+,;~-._")
+    return urlunsplit((scheme, host, path, query, ""))
+
+
+def host_of(url: str) -> str:
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+# -- titles and near-duplicates ------------------------------------------------
+
+_STOP_WORDS = frozenset(
+    "le la les l un une des de du d et a au aux en sur pour par dans avec ce cette "
+    "ces son sa ses qui que quoi est sont ou the of and to in on for".split()
+)
+
+
+def title_tokens(title: str) -> list[str]:
+    """Significant folded words of a title (stop words dropped)."""
+    return [w for w in words(title) if w not in _STOP_WORDS]
+
+
+def shingles(title: str) -> set[str]:
+    """Word pairs of a title (single words for very short titles)."""
+    tokens = title_tokens(title)
+    if len(tokens) < 3:
+        return set(tokens)
+    return {f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)}
+
+
+def similarity(a: str, b: str) -> float:
+    """Jaccard similarity of the two titles' shingles (0..1)."""
+    sa, sb = shingles(a), shingles(b)
+    if not sa or not sb:
+        return 0.0
+    return len(sa & sb) / len(sa | sb)
+
+
+def title_keys(title: str, k: int = 4) -> list[str]:
+    """Lookup keys for near-duplicate candidates: a bottom-k sketch of the shingles.
+
+    The k shingles with the smallest hashes stand for the title; two titles
+    whose shingle sets are similar share some of them with high probability.
+    Candidates found through these keys (an indexed lookup, so the cost does
+    not grow with the store) are then confirmed with ``similarity``.
+    """
+    sh = shingles(title)
+    if len(sh) < 2:
+        return []
+    hashed = sorted(zlib.crc32(s.encode()) for s in sh)
+    return [f"{h:08x}" for h in hashed[:k]]
+
+
+# -- matching terms -----------------------------------------------------------
+
+
+class TermMatcher:
+    """Whole-word, case- and accent-insensitive matching of terms and phrases."""
+
+    def __init__(self, terms: Iterable[str]):
+        self.terms = [t for t in terms if t.strip()]
+        patterns = []
+        for term in self.terms:
+            tokens = words(term)
+            if tokens:
+                patterns.append(r"\b" + r"\W+".join(re.escape(t) for t in tokens) + r"\b")
+        self._regexes = [re.compile(p) for p in patterns]
+        self._folded_terms = [t for t in self.terms if words(t)]
+
+    def matches(self, text: str, *, folded: bool = False) -> list[str]:
+        """The terms found in text (each once, in configuration order)."""
+        haystack = text if folded else fold(text)
+        return [
+            term
+            for term, regex in zip(self._folded_terms, self._regexes, strict=True)
+            if regex.search(haystack)
+        ]
+
+
+def sha256(data: bytes | str) -> str:
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogatepass")
+    return hashlib.sha256(data).hexdigest()
