@@ -45,9 +45,7 @@ class Organisation:
     postal_address: str = ""
     contact_email: str = "contact@example.org"
     #: Why subscribers receive the email (footer text).
-    reason: str = (
-        "Vous recevez cette lettre parce que vous êtes abonné·e à la revue de presse."
-    )
+    reason: str = "Vous recevez cette lettre parce que vous êtes abonné·e à la revue de presse."
 
 
 @dataclass(frozen=True)
@@ -453,8 +451,7 @@ def load_config(
         text = config_path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(
-            f"{config_path}: configuration file not found "
-            f"(give --config PATH or set {CONFIG_ENV})"
+            f"{config_path}: configuration file not found (give --config PATH or set {CONFIG_ENV})"
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{config_path}: cannot read configuration: {exc}") from None

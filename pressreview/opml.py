@@ -67,9 +67,11 @@ def export_opml(config: Config) -> str:
             attrs["category"] = ",".join(feed.tags)
         ElementTree.SubElement(body, "outline", attrs)
     ElementTree.indent(root)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ElementTree.tostring(
-        root, encoding="unicode"
-    ) + "\n"
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        + ElementTree.tostring(root, encoding="unicode")
+        + "\n"
+    )
 
 
 def new_feeds(config: Config, candidates: list[OpmlFeed]) -> tuple[list[Feed], list[str]]:
@@ -102,13 +104,22 @@ def append_feeds(path: Path, feeds: list[Feed]) -> None:
         return
     original = path.read_text(encoding="utf-8")
     entries = [
-        {"name": f.name, "url": f.url, **({"tags": list(f.tags)} if f.tags else {})}
-        for f in feeds
+        {"name": f.name, "url": f.url, **({"tags": list(f.tags)} if f.tags else {})} for f in feeds
     ]
-    block = yaml.safe_dump(entries, allow_unicode=True, sort_keys=False, width=200)
-    block = "".join(f"  {line}\n" for line in block.splitlines())
+    dumped = yaml.safe_dump(entries, allow_unicode=True, sort_keys=False, width=200)
     lines = original.splitlines(keepends=True)
     start = next((i for i, line in enumerate(lines) if re.match(r"^feeds\s*:", line)), None)
+    # New entries take the indentation of the existing ones ("- name" or "  - name").
+    indent = "  "
+    if start is not None:
+        for line in lines[start + 1 :]:
+            if _TOP_KEY_RE.match(line):
+                break
+            item = re.match(r"^(\s*)- ", line)
+            if item:
+                indent = item.group(1)
+                break
+    block = "".join(f"{indent}{line}\n" for line in dumped.splitlines())
     if start is None:
         text = original + ("" if original.endswith("\n") or not original else "\n")
         text += "feeds:\n" + block
@@ -130,4 +141,6 @@ def append_feeds(path: Path, feeds: list[Feed]) -> None:
         load_config(path)
     except ConfigError as exc:
         path.write_text(original, encoding="utf-8")
-        raise ConfigError(f"{path}: the import would make the file invalid ({exc}); nothing changed") from None
+        raise ConfigError(
+            f"{path}: the import would make the file invalid ({exc}); nothing changed"
+        ) from None

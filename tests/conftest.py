@@ -79,16 +79,26 @@ BASE_CONFIG: dict[str, Any] = {
         "contact_email": "contact@crpv.example.org",
     },
     "filters": {
-        "include": ["contrat de ville", "contrats de ville", "Quartiers 2030", "QPV",
-                    "quartier prioritaire", "politique de la ville", "renouvellement urbain"],
+        "include": [
+            "contrat de ville",
+            "contrats de ville",
+            "Quartiers 2030",
+            "QPV",
+            "quartier prioritaire",
+            "politique de la ville",
+            "renouvellement urbain",
+        ],
         "exclude": ["Val-d'Oise", "football"],
-    },  # fmt: skip
+    },
     "sections": [
         {"key": "signatures", "title": "Signatures", "match": ["signe", "signé", "signature"]},
-        {"key": "renouvellement", "title": "Renouvellement urbain",
-         "match": ["renouvellement urbain", "ANRU", "NPNRU"]},
+        {
+            "key": "renouvellement",
+            "title": "Renouvellement urbain",
+            "match": ["renouvellement urbain", "ANRU", "NPNRU"],
+        },
         {"key": "vie-des-quartiers", "title": "Vie des quartiers", "match": ["quartier"]},
-    ],  # fmt: skip
+    ],
     "territories": [
         {"name": "Amiens Métropole", "aliases": ["Amiens"], "department": "80"},
         {"name": "Métropole européenne de Lille", "aliases": ["MEL", "Lille"], "department": "59"},

@@ -12,7 +12,6 @@ import getpass
 import importlib
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
@@ -99,9 +98,13 @@ pass_app = click.make_pass_decorator(AppContext)
     help="Database URL, overriding database_url of the config "
     "(env PRESSREVIEW_DATABASE_URL wins over both).",
 )
-@click.option("--as", "actor", metavar="NAME", help="Who is acting, for the audit log [default: $USER].")
+@click.option(
+    "--as", "actor", metavar="NAME", help="Who is acting, for the audit log [default: $USER]."
+)
 @click.pass_context
-def main(ctx: click.Context, config_path: str | None, database_url: str | None, actor: str | None) -> None:
+def main(
+    ctx: click.Context, config_path: str | None, database_url: str | None, actor: str | None
+) -> None:
     """pressreview: collect territorial news, curate it, publish a weekly press review.
 
     \b

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pressreview.cli import display
+from pressreview.cli import AppContext, display
 from pressreview.cli.display import print_json, table
 from pressreview.collect import check_feeds
 from pressreview.config import find_config_path
@@ -23,7 +23,7 @@ def feeds_group() -> None:
 @feeds_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Every field, as JSON.")
 @click.pass_obj
-def feeds_list(app, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+def feeds_list(app: AppContext, as_json: bool) -> None:
     """Sources from feeds.yaml with their health (status, last error, failures, next attempt)."""
     config = app.config
     with app.store.begin() as conn:
@@ -70,7 +70,7 @@ def feeds_list(app, as_json: bool) -> None:  # type: ignore[no-untyped-def]
 @click.option("--source", "sources", multiple=True, metavar="NAME", help="Check only this source.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.pass_obj
-def feeds_check(app, sources: tuple[str, ...], as_json: bool) -> None:  # type: ignore[no-untyped-def]
+def feeds_check(app: AppContext, sources: tuple[str, ...], as_json: bool) -> None:
     """Fetch each source once and report what it holds; change nothing.
 
     Exit code 1 when a source cannot be fetched or read.
@@ -97,7 +97,7 @@ def feeds_check(app, sources: tuple[str, ...], as_json: bool) -> None:  # type: 
 @click.argument("opml_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Show what would be added; change nothing.")
 @click.pass_obj
-def feeds_import(app, opml_file: Path, dry_run: bool) -> None:  # type: ignore[no-untyped-def]
+def feeds_import(app: AppContext, opml_file: Path, dry_run: bool) -> None:
     """Add the sources of an OPML file to feeds.yaml (existing URLs are skipped)."""
     config = app.config
     candidates = parse_opml(opml_file.read_bytes())
@@ -116,7 +116,7 @@ def feeds_import(app, opml_file: Path, dry_run: bool) -> None:  # type: ignore[n
 
 @feeds_group.command("export")
 @click.pass_obj
-def feeds_export(app) -> None:  # type: ignore[no-untyped-def]
+def feeds_export(app: AppContext) -> None:
     """Write the sources as OPML to standard output."""
     click.echo(export_opml(app.config), nl=False)
 

@@ -75,7 +75,9 @@ class Store:
             elif backend == "postgresql":
                 self.engine = create_engine(self.url, pool_pre_ping=True)
             else:
-                raise StoreError(f"database_url: unsupported database {backend!r} (use sqlite or postgresql)")
+                raise StoreError(
+                    f"database_url: unsupported database {backend!r} (use sqlite or postgresql)"
+                )
         except ImportError as exc:
             raise StoreError(f"database_url: missing database driver: {exc}") from None
         self._checked = False
@@ -121,9 +123,13 @@ class Store:
                 command.upgrade(self._alembic_config(conn), "head")
             after = self.current_revision()
         except OperationalError as exc:
-            raise StoreError(f"cannot open the database {self.describe()}: {_first_line(exc)}") from None
+            raise StoreError(
+                f"cannot open the database {self.describe()}: {_first_line(exc)}"
+            ) from None
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot migrate the database {self.describe()}: {_first_line(exc)}") from None
+            raise StoreError(
+                f"cannot migrate the database {self.describe()}: {_first_line(exc)}"
+            ) from None
         self._checked = True
         return before, after
 
@@ -134,7 +140,9 @@ class Store:
         try:
             current = self.current_revision()
         except OperationalError as exc:
-            raise StoreError(f"cannot open the database {self.describe()}: {_first_line(exc)}") from None
+            raise StoreError(
+                f"cannot open the database {self.describe()}: {_first_line(exc)}"
+            ) from None
         if current != self.head_revision():
             if not self.auto_upgrade:
                 raise StoreError(
@@ -159,6 +167,9 @@ class Store:
         self.ensure_schema()
         with self.engine.connect() as conn:
             yield conn
+
+    def _error(self, verb: str, exc: BaseException) -> StoreError:
+        return StoreError(f"cannot {verb} the database {self.describe()}: {_first_line(exc)}")
 
     def table_names(self) -> list[str]:
         return sorted(inspect(self.engine).get_table_names())
