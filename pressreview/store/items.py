@@ -1,0 +1,326 @@
+"""Store queries of the curation stage: listing, searching and changing items; events.
+
+Every change to an item goes through :func:`update_item`, an
+``UPDATE ... WHERE id = ? AND version = ?`` that bumps the version: a change
+based on a stale read matches no row and the caller refuses it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    exists,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    text,
+    update,
+)
+
+from pressreview.store.schema import events, issues, item_keys, items, now, sources
+from pressreview.text import fold, search_text, title_keys
+
+CHUNK = 500
+
+#: Sort orders of item lists (name -> ORDER BY); "date" is newest first.
+SORTS: dict[str, Sequence[Any]] = {
+    "date": (items.c.published_at.desc(), items.c.id.desc()),
+    "oldest": (items.c.published_at.asc(), items.c.id.asc()),
+    "seen": (items.c.first_seen_at.desc(), items.c.id.desc()),
+    "score": (items.c.score.desc(), items.c.published_at.desc(), items.c.id.desc()),
+    "id": (items.c.id.asc(),),
+    "outlet": (items.c.outlet.asc(), items.c.published_at.desc(), items.c.id.desc()),
+    "position": (
+        items.c.section.asc(),
+        items.c.position.is_(None).asc(),
+        items.c.position.asc(),
+        items.c.published_at.desc(),
+        items.c.id.asc(),
+    ),
+}
+
+#: Fields written by curation, kept in events as before/after.
+CHANGE_FIELDS = (
+    "status",
+    "section",
+    "position",
+    "reject_reason",
+    "title_edited",
+    "summary_edited",
+)
+
+
+@dataclass
+class ItemFilter:
+    """Which items a list, a count or a bulk change is about (resolved values)."""
+
+    statuses: tuple[str, ...] = ("new",)
+    since: datetime | None = None
+    until: datetime | None = None
+    sources: tuple[str, ...] = ()
+    outlet: str | None = None
+    #: Section keys; "" stands for "no section".
+    sections: tuple[str, ...] = ()
+    #: Canonical territory names (any of them).
+    territories: tuple[str, ...] = ()
+    search: str | None = None
+    duplicates: bool = False
+    ids: tuple[int, ...] = ()
+    limit: int | None = None
+    offset: int = 0
+    sort: str = "date"
+    extra: list[Any] = field(default_factory=list)
+
+
+def _base() -> Select[Any]:
+    return (
+        select(
+            items,
+            sources.c.name.label("source"),
+            issues.c.number.label("issue_number"),
+            issues.c.status.label("issue_status"),
+        )
+        .select_from(items)
+        .outerjoin(sources, sources.c.id == items.c.source_id)
+        .outerjoin(issues, issues.c.id == items.c.issue_id)
+    )
+
+
+def search_terms(query: str) -> list[str]:
+    """The folded words of a search query, split like the full-text tokenizers split."""
+    return [w for w in re.split(r"[\W_]+", fold(query)) if w]
+
+
+def _search_clause(conn: Connection, query: str) -> ColumnElement[bool]:
+    terms = search_terms(query)
+    if not terms:
+        return literal_column("1") == literal_column("1")
+    if conn.dialect.name == "sqlite":
+        # Every word, each as a prefix ("contrat" finds "contrats"); words are \w+ only.
+        match = " ".join(f'"{t}"*' for t in terms)
+        fts = text("SELECT rowid FROM items_fts WHERE items_fts MATCH :fts_query").bindparams(
+            fts_query=match
+        )
+        return items.c.id.in_(fts.columns(literal_column("rowid")))
+    tsquery = " & ".join(f"'{t}':*" for t in terms)
+    # Same expression as the GIN index ix_items_search, so the index is used.
+    return func.to_tsvector(literal_column("'simple'"), items.c.search_text).op("@@")(
+        func.to_tsquery(literal_column("'simple'"), tsquery)
+    )
+
+
+def _territory_clause(conn: Connection, names: Sequence[str]) -> ColumnElement[bool]:
+    if conn.dialect.name == "sqlite":
+        elements = func.json_each(items.c.territories).table_valued("value")
+    else:
+        elements = func.json_array_elements_text(items.c.territories).table_valued("value")
+    return exists(
+        select(literal_column("1")).select_from(elements).where(elements.c.value.in_(names))
+    )
+
+
+def _where(conn: Connection, query: Select[Any], f: ItemFilter) -> Select[Any]:
+    if f.ids:
+        query = query.where(items.c.id.in_(f.ids))
+    if f.statuses:
+        query = query.where(items.c.status.in_(f.statuses))
+    if not f.duplicates:
+        query = query.where(items.c.duplicate_of.is_(None))
+    if f.since is not None:
+        query = query.where(items.c.published_at >= f.since)
+    if f.until is not None:
+        query = query.where(items.c.published_at < f.until)
+    if f.sources:
+        query = query.where(func.lower(sources.c.name).in_([s.lower() for s in f.sources]))
+    if f.outlet:
+        query = query.where(items.c.outlet.ilike(f"%{f.outlet}%"))
+    if f.sections:
+        named = [s for s in f.sections if s]
+        clauses: list[ColumnElement[bool]] = []
+        if named:
+            clauses.append(items.c.section.in_(named))
+        if "" in f.sections:
+            clauses.append(items.c.section.is_(None))
+        query = query.where(or_(*clauses))
+    if f.territories:
+        query = query.where(_territory_clause(conn, f.territories))
+    if f.search:
+        query = query.where(_search_clause(conn, f.search))
+    for clause in f.extra:
+        query = query.where(clause)
+    return query
+
+
+def list_items(conn: Connection, f: ItemFilter) -> list[dict[str, Any]]:
+    """Items matching the filter, in its sort order, with source name and issue number."""
+    query = _where(conn, _base(), f).order_by(*SORTS[f.sort])
+    if f.limit is not None:
+        query = query.limit(f.limit)
+    if f.offset:
+        query = query.offset(f.offset)
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def count_items(conn: Connection, f: ItemFilter) -> int:
+    query = _where(
+        conn,
+        select(func.count())
+        .select_from(items)
+        .outerjoin(sources, sources.c.id == items.c.source_id),
+        f,
+    )
+    return int(conn.execute(query).scalar_one())
+
+
+def get_items(conn: Connection, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """The items with these ids (missing ids are absent from the result)."""
+    wanted = sorted(set(ids))
+    found: dict[int, dict[str, Any]] = {}
+    for i in range(0, len(wanted), CHUNK):
+        chunk = wanted[i : i + CHUNK]
+        for row in conn.execute(_base().where(items.c.id.in_(chunk))).mappings():
+            found[row.id] = dict(row)
+    return found
+
+
+def get_item(conn: Connection, item_id: int) -> dict[str, Any] | None:
+    row = conn.execute(_base().where(items.c.id == item_id)).mappings().first()
+    return dict(row) if row is not None else None
+
+
+def find_by_url(conn: Connection, url: str) -> dict[str, Any] | None:
+    row = conn.execute(_base().where(items.c.url == url)).mappings().first()
+    return dict(row) if row is not None else None
+
+
+def other_outlets(conn: Connection, item_id: int) -> list[dict[str, Any]]:
+    """The items recorded as other outlets of this story (``duplicate_of`` = id)."""
+    query = (
+        _base().where(items.c.duplicate_of == item_id).order_by(items.c.published_at, items.c.id)
+    )
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def _next_issue(section: str | None) -> ColumnElement[bool]:
+    """Selected items of the next issue (not published yet; a draft may have gathered them)."""
+    return and_(
+        items.c.status == "selected",
+        or_(items.c.issue_id.is_(None), issues.c.status != "published"),
+        items.c.section.is_(None) if section is None else items.c.section == section,
+    )
+
+
+def section_items(conn: Connection, section: str | None) -> list[dict[str, Any]]:
+    """Selected items of one section (None: without a section), in newsletter order."""
+    query = _base().where(_next_issue(section)).order_by(*SORTS["position"])
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def max_position(conn: Connection, section: str | None) -> float | None:
+    query = (
+        select(func.max(items.c.position))
+        .select_from(items)
+        .outerjoin(issues, issues.c.id == items.c.issue_id)
+        .where(_next_issue(section))
+    )
+    value = conn.execute(query).scalar_one()
+    return float(value) if value is not None else None
+
+
+def item_search_text(row: Mapping[str, Any]) -> str:
+    """The folded text indexed for an item: original and edited title and summary, outlet."""
+    return search_text(
+        row.get("title"),
+        row.get("title_edited"),
+        row.get("excerpt"),
+        row.get("summary_edited"),
+        row.get("outlet"),
+    )
+
+
+def update_item(
+    conn: Connection, item_id: int, version: int, values: Mapping[str, Any], *, stamp: datetime
+) -> bool:
+    """Apply values when the item is still at ``version``; False when it moved on."""
+    result = conn.execute(
+        update(items)
+        .where(items.c.id == item_id, items.c.version == version)
+        .values(**values, updated_at=stamp, version=items.c.version + 1)
+    )
+    return result.rowcount == 1
+
+
+def insert_item(conn: Connection, values: Mapping[str, Any], *, stamp: datetime) -> int:
+    """Insert one item (added by hand) and its near-duplicate lookup keys."""
+    item_id = int(conn.execute(insert(items).values(**values).returning(items.c.id)).scalar_one())
+    keys = [
+        {"key": k, "item_id": item_id, "seen_at": stamp} for k in set(title_keys(values["title"]))
+    ]
+    if keys:
+        conn.execute(insert(item_keys), keys)
+    return item_id
+
+
+# -- events ----------------------------------------------------------------------
+
+
+def add_event(
+    conn: Connection,
+    *,
+    actor: str,
+    action: str,
+    item_id: int | None = None,
+    issue_id: int | None = None,
+    details: Mapping[str, Any] | None = None,
+    at: datetime | None = None,
+) -> None:
+    conn.execute(
+        insert(events).values(
+            at=at or now(),
+            actor=actor,
+            action=action,
+            item_id=item_id,
+            issue_id=issue_id,
+            details=dict(details or {}),
+        )
+    )
+
+
+def list_events(
+    conn: Connection,
+    *,
+    item_id: int | None = None,
+    since: datetime | None = None,
+    actor: str | None = None,
+    action: str | None = None,
+    limit: int | None = None,
+    newest_first: bool = True,
+) -> list[dict[str, Any]]:
+    query = select(events)
+    conditions: list[ColumnElement[bool]] = []
+    if item_id is not None:
+        conditions.append(events.c.item_id == item_id)
+    if since is not None:
+        conditions.append(events.c.at >= since)
+    if actor:
+        conditions.append(func.lower(events.c.actor) == actor.lower())
+    if action:
+        conditions.append(or_(events.c.action == action, events.c.action.like(f"{action}.%")))
+    if conditions:
+        query = query.where(and_(*conditions))
+    order = (events.c.at.desc(), events.c.id.desc()) if newest_first else (events.c.at, events.c.id)
+    query = query.order_by(*order)
+    if limit is not None:
+        query = query.limit(limit)
+    return [dict(row) for row in conn.execute(query).mappings()]
