@@ -1,3 +1,250 @@
-"""Commands of this stage are added here."""
+"""`pressreview issue ...`: newsletter issues (draft, preview, publish) and their email."""
 
-commands: list = []
+from __future__ import annotations
+
+import webbrowser
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pressreview import issues, render
+from pressreview.cli import display
+from pressreview.cli.display import print_json, table, warn
+from pressreview.errors import UsageError
+
+
+def _read_intro(path: str | None, text: str | None) -> str | None:
+    if path is not None and text is not None:
+        raise UsageError("give --intro FILE or --intro-text TEXT, not both")
+    if text is not None:
+        return text
+    if path is None:
+        return None
+    if path == "-":
+        return click.get_text_stream("stdin").read()
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"--intro: {path}: no such file (give a Markdown file)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--intro: {path}: cannot read it as UTF-8 text: {exc}") from None
+
+
+@click.group("issue")
+def issue_group() -> None:
+    """Newsletter issues: start a draft, look at it, publish it, render its email."""
+
+
+@issue_group.command("new")
+@click.option("--title", required=True, help="Title of the issue (shown in the email and archive).")
+@click.option(
+    "--intro", "intro_file", metavar="FILE", help="Editorial intro in Markdown ('-': stdin)."
+)
+@click.option("--intro-text", metavar="TEXT", help="Editorial intro given inline (Markdown).")
+@click.pass_obj
+def issue_new(app: Any, title: str, intro_file: str | None, intro_text: str | None) -> None:
+    """Start the draft of the next issue; it gathers the selected items."""
+    intro = _read_intro(intro_file, intro_text) or ""
+    draft = issues.new_draft(app.config, app.store, title=title, intro_md=intro, actor=app.actor)
+    outline = issues.draft_outline(app.config, app.store)
+    click.echo(
+        f"Draft started: {draft.title!r} with {outline.snapshot['item_count']} selected item(s). "
+        "See it with `pressreview issue show`."
+    )
+    for message in outline.warnings:
+        warn(message)
+
+
+@issue_group.command("edit")
+@click.option("--title", help="New title.")
+@click.option("--intro", "intro_file", metavar="FILE", help="New intro in Markdown ('-': stdin).")
+@click.option("--intro-text", metavar="TEXT", help="New intro given inline (Markdown).")
+@click.pass_obj
+def issue_edit(app: Any, title: str | None, intro_file: str | None, intro_text: str | None) -> None:
+    """Change the title or intro of the draft."""
+    intro = _read_intro(intro_file, intro_text)
+    draft = issues.edit_draft(app.config, app.store, title=title, intro_md=intro, actor=app.actor)
+    click.echo(f"Draft updated: {draft.title!r}.")
+
+
+@issue_group.command("refresh")
+@click.pass_obj
+def issue_refresh(app: Any) -> None:
+    """Gather newly selected items into the draft (and let go of unselected ones)."""
+    report = issues.refresh_draft(app.config, app.store, actor=app.actor)
+    click.echo(
+        f"{report.joined} item(s) joined, {report.left} left; the draft holds "
+        f"{report.item_count} item(s)."
+    )
+
+
+@issue_group.command("discard")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+def issue_discard(app: Any, yes: bool) -> None:
+    """Drop the draft (its items stay selected for the next one)."""
+    draft = issues.current_draft(app.config, app.store)
+    if draft is not None and not yes:
+        click.confirm(f"Drop the draft {draft.title!r}?", abort=True)
+    dropped = issues.discard_draft(app.config, app.store, actor=app.actor)
+    click.echo(f"Draft {dropped.title!r} dropped.")
+
+
+def _print_outline(app: Any, outline: issues.Outline) -> None:
+    snap = outline.snapshot
+    state = "published" if outline.published else "draft"
+    head = f"n° {snap['number']}" + ("" if outline.published else " (provisional)")
+    click.echo(f"{snap['title']}")
+    click.echo(f"{state} · {head} · {snap['date']} · {snap['item_count']} item(s)")
+    if outline.html_bytes is not None:
+        share = 100 * outline.html_bytes / outline.max_html_bytes
+        click.echo(
+            f"email HTML: {outline.html_bytes / 1000:.1f} kB "
+            f"({share:.0f}% of {outline.max_html_bytes / 1000:.0f} kB)"
+        )
+    for section in snap["sections"]:
+        click.echo("")
+        table(
+            [
+                ("id", {"justify": "right"}),
+                ("title", {"overflow": "fold", "max_width": 60}),
+                "outlet",
+                "date",
+                "also",
+            ],
+            [
+                (
+                    item["id"],
+                    item["title"],
+                    item["outlet"],
+                    item["date"] or "no date",
+                    len(item["also"]) or "",
+                )
+                for item in section["items"]
+            ],
+            title=f"{section['title']} ({len(section['items'])})",
+        )
+    for message in outline.warnings:
+        warn(message)
+
+
+@issue_group.command("show")
+@click.argument("number", type=int, required=False)
+@click.option("--json", "as_json", is_flag=True, help="The snapshot (and warnings) as JSON.")
+@click.pass_obj
+def issue_show(app: Any, number: int | None, as_json: bool) -> None:
+    """Outline of the draft (or of published issue NUMBER): sections, items, size, warnings."""
+    if number is None:
+        outline = issues.draft_outline(app.config, app.store)
+    else:
+        outline = issues.issue_outline(app.config, app.store, number)
+    if as_json:
+        print_json(
+            {
+                "snapshot": outline.snapshot,
+                "warnings": outline.warnings,
+                "html_bytes": outline.html_bytes,
+                "max_html_bytes": outline.max_html_bytes,
+            }
+        )
+        return
+    _print_outline(app, outline)
+
+
+def _report(files: render.EmailFiles) -> None:
+    for path in files.paths:
+        click.echo(f"wrote {path}")
+    for message in files.warnings:
+        warn(message)
+
+
+@issue_group.command("preview")
+@click.argument("number", type=int, required=False)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("preview"),
+    show_default=True,
+    help="Folder to write the preview into.",
+)
+@click.option("--open", "open_browser", is_flag=True, help="Open the email in a web browser.")
+@click.pass_obj
+def issue_preview(app: Any, number: int | None, out_dir: Path, open_browser: bool) -> None:
+    """Write the email (HTML and text) of the draft, or of issue NUMBER, to a folder."""
+    if number is None:
+        snapshot = issues.draft_snapshot(app.config, app.store)
+    else:
+        snapshot = issues.get_snapshot(app.store, number)
+    files = render.write_preview(app.config, snapshot, out_dir)
+    _report(files)
+    if open_browser:
+        webbrowser.open(files.paths[0].resolve().as_uri())
+
+
+@issue_group.command("render")
+@click.argument("number", type=int)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder to write email.html, email.txt and email.eml into.",
+)
+@click.pass_obj
+def issue_render(app: Any, number: int, out_dir: Path) -> None:
+    """Render published issue NUMBER: email.html, email.txt and email.eml (a full MIME message)."""
+    snapshot = issues.get_snapshot(app.store, number)
+    _report(render.write_email_files(app.config, snapshot, out_dir, eml=True))
+
+
+@issue_group.command("publish")
+@click.pass_obj
+def issue_publish(app: Any) -> None:
+    """Freeze the draft into the next numbered issue; its items become published."""
+    snapshot = issues.publish(app.config, app.store, actor=app.actor)
+    click.echo(
+        f"Published n° {snapshot['number']} {snapshot['title']!r}: "
+        f"{snapshot['item_count']} item(s) in {len(snapshot['sections'])} section(s). "
+        f"Archive page: {snapshot['archive_url']}"
+    )
+
+
+@issue_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the issues as JSON.")
+@click.pass_obj
+def issue_list(app: Any, as_json: bool) -> None:
+    """Published issues, newest first (and the draft in progress, if any)."""
+    rows = issues.list_issues(app.store)
+    draft = issues.current_draft(app.config, app.store)
+    if as_json:
+        print_json(
+            {
+                "issues": [r.__dict__ for r in rows],
+                "draft": None
+                if draft is None
+                else {"title": draft.title, "updated_at": draft.updated_at},
+            }
+        )
+        return
+    if draft is not None:
+        click.echo(
+            f"draft in progress: {draft.title!r} "
+            f"(updated {display.when(draft.updated_at, app.config.tz)})"
+        )
+    if not rows:
+        click.echo("No published issue yet.")
+        return
+    table(
+        [
+            ("n°", {"justify": "right"}),
+            "date",
+            ("title", {"overflow": "fold", "max_width": 60}),
+            ("items", {"justify": "right"}),
+        ],
+        [(r.number, r.date, r.title, r.item_count) for r in rows],
+    )
+
+
+commands = [issue_group]

@@ -1,0 +1,257 @@
+"""Store queries of the issues stage: drafts, published snapshots, their items."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, RowMapping, func, insert, or_, select, update
+
+from pressreview.store.schema import events, issues, items, now, sources
+
+# Chunk size for IN (...) lists: well under SQLite's variable limit.
+CHUNK = 500
+
+ITEM_COLUMNS = (
+    items.c.id,
+    items.c.url,
+    items.c.link,
+    items.c.title,
+    items.c.title_edited,
+    items.c.summary_html,
+    items.c.summary_edited,
+    items.c.excerpt,
+    items.c.outlet,
+    items.c.published_at,
+    items.c.date_is_fallback,
+    items.c.tags,
+    items.c.territories,
+    items.c.status,
+    items.c.section,
+    items.c.position,
+    items.c.duplicate_of,
+    items.c.issue_id,
+    items.c.version,
+    items.c.first_seen_at,
+)
+
+
+def _chunks(values: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
+
+
+def _item_query() -> Any:
+    return select(*ITEM_COLUMNS, sources.c.name.label("source_name")).select_from(
+        items.outerjoin(sources, items.c.source_id == sources.c.id)
+    )
+
+
+# -- issues ----------------------------------------------------------------------
+
+
+def current_draft(conn: Connection) -> RowMapping | None:
+    """The draft in progress (the oldest, should there ever be two)."""
+    query = select(issues).where(issues.c.status == "draft").order_by(issues.c.id).limit(1)
+    return conn.execute(query).mappings().first()
+
+
+def insert_draft(conn: Connection, *, title: str, intro_md: str, at: datetime) -> int:
+    result = conn.execute(
+        insert(issues).values(
+            title=title,
+            intro_md=intro_md,
+            status="draft",
+            created_at=at,
+            updated_at=at,
+            version=1,
+        )
+    )
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def update_draft(conn: Connection, issue_id: int, version: int, **values: Any) -> bool:
+    """Change a draft if it is still at ``version``; False when it changed or was published."""
+    values.setdefault("updated_at", now())
+    result = conn.execute(
+        update(issues)
+        .where(issues.c.id == issue_id, issues.c.status == "draft", issues.c.version == version)
+        .values(version=issues.c.version + 1, **values)
+    )
+    return result.rowcount == 1
+
+
+def delete_draft(conn: Connection, issue_id: int) -> bool:
+    conn.execute(update(items).where(items.c.issue_id == issue_id).values(issue_id=None))
+    result = conn.execute(
+        issues.delete().where(issues.c.id == issue_id, issues.c.status == "draft")
+    )
+    return result.rowcount == 1
+
+
+def next_number(conn: Connection) -> int:
+    return int(conn.execute(select(func.coalesce(func.max(issues.c.number), 0))).scalar_one()) + 1
+
+
+def last_published(conn: Connection) -> RowMapping | None:
+    query = (
+        select(issues.c.id, issues.c.number, issues.c.title, issues.c.published_at)
+        .where(issues.c.status == "published")
+        .order_by(issues.c.number.desc())
+        .limit(1)
+    )
+    return conn.execute(query).mappings().first()
+
+
+def publish_issue(
+    conn: Connection,
+    issue_id: int,
+    *,
+    version: int,
+    number: int,
+    title: str,
+    snapshot: dict[str, Any],
+    at: datetime,
+) -> bool:
+    """Turn the draft into a published issue; False when it changed meanwhile."""
+    result = conn.execute(
+        update(issues)
+        .where(issues.c.id == issue_id, issues.c.status == "draft", issues.c.version == version)
+        .values(
+            status="published",
+            number=number,
+            title=title,
+            snapshot=snapshot,
+            published_at=at,
+            updated_at=at,
+            version=issues.c.version + 1,
+        )
+    )
+    return result.rowcount == 1
+
+
+def issue_by_number(conn: Connection, number: int) -> RowMapping | None:
+    query = select(issues).where(issues.c.number == number, issues.c.status == "published")
+    return conn.execute(query).mappings().first()
+
+
+def published_issues(conn: Connection) -> list[RowMapping]:
+    """Published issues, newest first, with their snapshots."""
+    query = select(issues).where(issues.c.status == "published").order_by(issues.c.number.desc())
+    return list(conn.execute(query).mappings())
+
+
+# -- items of a draft ------------------------------------------------------------
+
+
+def draft_items(conn: Connection, draft_id: int | None) -> list[RowMapping]:
+    """Selected items not yet in a published issue (free, or claimed by this draft)."""
+    free = items.c.issue_id.is_(None)
+    claim = free if draft_id is None else or_(free, items.c.issue_id == draft_id)
+    query = _item_query().where(items.c.status == "selected", claim).order_by(items.c.id)
+    return list(conn.execute(query).mappings())
+
+
+def other_outlets(conn: Connection, lead_ids: Sequence[int]) -> list[RowMapping]:
+    """Items recorded as other outlets of the given stories (duplicate_of one of them)."""
+    rows: list[RowMapping] = []
+    for chunk in _chunks(list(lead_ids)):
+        query = (
+            _item_query()
+            .where(items.c.duplicate_of.in_(chunk))
+            .order_by(items.c.published_at, items.c.id)
+        )
+        rows.extend(conn.execute(query).mappings())
+    return rows
+
+
+def claim_items(conn: Connection, draft_id: int, ids: Sequence[int]) -> int:
+    """Mark free selected items as gathered by the draft; returns how many joined."""
+    count = 0
+    for chunk in _chunks(list(ids)):
+        result = conn.execute(
+            update(items)
+            .where(items.c.id.in_(chunk), items.c.issue_id.is_(None), items.c.status == "selected")
+            .values(issue_id=draft_id)
+        )
+        count += result.rowcount
+    return count
+
+
+def release_items(conn: Connection, draft_id: int) -> int:
+    """Items the draft had gathered that are no longer selected leave it."""
+    result = conn.execute(
+        update(items)
+        .where(items.c.issue_id == draft_id, items.c.status != "selected")
+        .values(issue_id=None)
+    )
+    return int(result.rowcount)
+
+
+def mark_published(
+    conn: Connection, issue_id: int, draft_id: int, ids: Sequence[int], at: datetime
+) -> int:
+    """Selected items of the draft become published in the issue; returns how many changed."""
+    count = 0
+    for chunk in _chunks(list(ids)):
+        result = conn.execute(
+            update(items)
+            .where(
+                items.c.id.in_(chunk),
+                items.c.status == "selected",
+                or_(items.c.issue_id.is_(None), items.c.issue_id == draft_id),
+            )
+            .values(
+                status="published",
+                issue_id=issue_id,
+                updated_at=at,
+                version=items.c.version + 1,
+            )
+        )
+        count += result.rowcount
+    return count
+
+
+def item_counts(conn: Connection, issue_ids: Sequence[int]) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for chunk in _chunks(list(issue_ids)):
+        query = (
+            select(items.c.issue_id, func.count())
+            .where(items.c.issue_id.in_(chunk), items.c.duplicate_of.is_(None))
+            .group_by(items.c.issue_id)
+        )
+        counts.update({int(k): int(v) for k, v in conn.execute(query)})
+    return counts
+
+
+# -- audit trail -----------------------------------------------------------------
+
+
+def add_event(
+    conn: Connection,
+    *,
+    actor: str,
+    action: str,
+    issue_id: int | None = None,
+    item_id: int | None = None,
+    details: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> None:
+    conn.execute(
+        insert(events).values(
+            at=at or now(),
+            actor=actor,
+            action=action,
+            issue_id=issue_id,
+            item_id=item_id,
+            details=details or {},
+        )
+    )
+
+
+def issue_events(conn: Connection, issue_id: int) -> list[RowMapping]:
+    query = select(events).where(events.c.issue_id == issue_id).order_by(events.c.id)
+    return list(conn.execute(query).mappings())
