@@ -153,6 +153,8 @@ class DeliverySettings:
     rate_per_second: float = 10.0
     pool_size: int = 2
     max_attempts: int = 5
+    #: First wait after a temporary (4xx) failure, doubled at each new attempt.
+    retry_backoff_seconds: float = 2.0
     list_id: str = "revue-de-presse.example.org"
     unsubscribe_mailto: str | None = None
     dkim_selector: str | None = None

@@ -188,6 +188,8 @@ deliveries = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("last_error", Text),
     Column("message_id", Text),
+    # "host/pid/run" of the send run working on the row (status sending); see docs/delivery.md.
+    Column("claimed_by", Text),
     Column("queued_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime),

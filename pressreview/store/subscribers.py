@@ -1,0 +1,196 @@
+"""Store queries of subscribers (and the events written about them)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, RowMapping, delete, func, insert, select, update
+
+from pressreview.store.schema import deliveries, events, issues, now, subscribers
+
+STATUSES = ("pending", "active", "unsubscribed", "bounced")
+
+
+def get_by_key(conn: Connection, email_key: str) -> RowMapping | None:
+    return (
+        conn.execute(select(subscribers).where(subscribers.c.email_key == email_key))
+        .mappings()
+        .first()
+    )
+
+
+def get_by_id(conn: Connection, subscriber_id: int) -> RowMapping | None:
+    return (
+        conn.execute(select(subscribers).where(subscribers.c.id == subscriber_id))
+        .mappings()
+        .first()
+    )
+
+
+def existing_keys(conn: Connection, keys: Sequence[str]) -> dict[str, RowMapping]:
+    found: dict[str, RowMapping] = {}
+    for i in range(0, len(keys), 500):
+        chunk = keys[i : i + 500]
+        for row in conn.execute(
+            select(subscribers).where(subscribers.c.email_key.in_(chunk))
+        ).mappings():
+            found[row["email_key"]] = row
+    return found
+
+
+def insert_subscriber(
+    conn: Connection,
+    *,
+    email: str,
+    email_key: str,
+    name: str | None,
+    status: str,
+    consent_method: str,
+    consent_detail: str | None,
+    consent_at: datetime | None,
+    at: datetime | None = None,
+) -> int:
+    stamp = at or now()
+    result = conn.execute(
+        insert(subscribers).values(
+            email=email,
+            email_key=email_key,
+            name=name,
+            status=status,
+            consent_at=consent_at,
+            consent_method=consent_method,
+            consent_detail=consent_detail,
+            created_at=stamp,
+            updated_at=stamp,
+            confirmed_at=stamp if status == "active" else None,
+        )
+    )
+    assert result.inserted_primary_key is not None
+    return int(result.inserted_primary_key[0])
+
+
+def insert_many(
+    conn: Connection, rows: Sequence[dict[str, Any]], *, actor: str, action: str
+) -> dict[str, int]:
+    """Insert many subscribers (dicts of column values) and one event each.
+
+    Returns the new ids by email_key.
+    """
+    if not rows:
+        return {}
+    conn.execute(
+        insert(subscribers), [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+    )
+    keys = [r["email_key"] for r in rows]
+    ids: dict[str, int] = {}
+    for i in range(0, len(keys), 500):
+        query = select(subscribers.c.email_key, subscribers.c.id).where(
+            subscribers.c.email_key.in_(keys[i : i + 500])
+        )
+        ids.update({k: int(v) for k, v in conn.execute(query)})
+    stamp = now()
+    conn.execute(
+        insert(events),
+        [
+            {
+                "at": stamp,
+                "actor": actor,
+                "action": action,
+                "item_id": None,
+                "issue_id": None,
+                "subscriber_id": ids[r["email_key"]],
+                "details": r.get("_details", {}),
+            }
+            for r in rows
+        ],
+    )
+    return ids
+
+
+def update_subscriber(conn: Connection, subscriber_id: int, **values: Any) -> None:
+    values.setdefault("updated_at", now())
+    conn.execute(update(subscribers).where(subscribers.c.id == subscriber_id).values(**values))
+
+
+def set_status_if(
+    conn: Connection, subscriber_id: int, expected: Sequence[str], **values: Any
+) -> bool:
+    """Change a subscriber only when its status is one of ``expected`` (atomic)."""
+    values.setdefault("updated_at", now())
+    result = conn.execute(
+        update(subscribers)
+        .where(subscribers.c.id == subscriber_id, subscribers.c.status.in_(list(expected)))
+        .values(**values)
+    )
+    return result.rowcount == 1
+
+
+def list_subscribers(conn: Connection, status: str | None = None) -> list[RowMapping]:
+    query = select(subscribers).order_by(subscribers.c.email_key)
+    if status:
+        query = query.where(subscribers.c.status == status)
+    return list(conn.execute(query).mappings())
+
+
+def count_by_status(conn: Connection) -> dict[str, int]:
+    rows = conn.execute(select(subscribers.c.status, func.count()).group_by(subscribers.c.status))
+    return {status: int(n) for status, n in rows}
+
+
+def delivery_history(conn: Connection, subscriber_id: int) -> list[RowMapping]:
+    query = (
+        select(
+            issues.c.number,
+            deliveries.c.status,
+            deliveries.c.attempts,
+            deliveries.c.last_error,
+            deliveries.c.message_id,
+            deliveries.c.queued_at,
+            deliveries.c.sent_at,
+        )
+        .join(issues, issues.c.id == deliveries.c.issue_id)
+        .where(deliveries.c.subscriber_id == subscriber_id)
+        .order_by(issues.c.number)
+    )
+    return list(conn.execute(query).mappings())
+
+
+def subscriber_events(conn: Connection, subscriber_id: int) -> list[RowMapping]:
+    query = select(events).where(events.c.subscriber_id == subscriber_id).order_by(events.c.id)
+    return list(conn.execute(query).mappings())
+
+
+def record_event(
+    conn: Connection,
+    *,
+    actor: str,
+    action: str,
+    subscriber_id: int | None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    conn.execute(
+        insert(events).values(
+            at=now(), actor=actor, action=action, subscriber_id=subscriber_id, details=details or {}
+        )
+    )
+
+
+def forget_subscriber(conn: Connection, subscriber_id: int) -> int:
+    """Erase a subscriber: delivery rows keep counts but lose the address; events lose the link.
+
+    Returns the number of delivery rows anonymized.
+    """
+    result = conn.execute(
+        update(deliveries)
+        .where(deliveries.c.subscriber_id == subscriber_id)
+        .values(subscriber_id=None, email=None, message_id=None, last_error=None, claimed_by=None)
+    )
+    conn.execute(
+        update(events)
+        .where(events.c.subscriber_id == subscriber_id)
+        .values(subscriber_id=None, details={})
+    )
+    conn.execute(delete(subscribers).where(subscribers.c.id == subscriber_id))
+    return int(result.rowcount or 0)

@@ -1,0 +1,579 @@
+"""Subscribers: who receives the newsletter, with the proof of their consent.
+
+Statuses: ``pending`` (asked through the form, awaiting the confirmation link),
+``active``, ``unsubscribed``, ``bounced`` (a server said the address does not
+exist). Addresses are checked for syntax only (email-validator, no DNS) and are
+unique case-insensitively (``email_key``). Consent is recorded: when and how
+(``form``, ``import``, ``staff``) with a short detail. ``export_subscribers``
+gives a person's data (GDPR right of access); ``remove_subscriber(forget=True)``
+erases it (the row is deleted, delivery rows keep only counts).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from email.headerregistry import Address
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import RowMapping
+from sqlalchemy.exc import IntegrityError
+
+from pressreview.config import Config
+from pressreview.errors import NotFound, Refused, UsageError
+from pressreview.store import Store
+from pressreview.store import subscribers as db
+from pressreview.store.schema import now
+
+STATUSES = db.STATUSES
+CONSENT_METHODS = ("form", "import", "staff")
+#: A pending address gets at most one confirmation email in this time.
+CONFIRMATION_RESEND_AFTER = timedelta(minutes=10)
+
+
+class InvalidAddress(UsageError):
+    """An address that is not a valid email address."""
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    id: int
+    email: str
+    name: str | None
+    status: str
+    consent_at: datetime | None
+    consent_method: str | None
+    consent_detail: str | None
+    created_at: datetime
+    updated_at: datetime
+    confirmed_at: datetime | None
+    unsubscribed_at: datetime | None
+    last_error: str | None
+
+    @property
+    def email_key(self) -> str:
+        return email_key(self.email)
+
+    @classmethod
+    def of(cls, row: RowMapping) -> Subscriber:
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def normalize_email(address: str) -> str:
+    """The address as stored: syntax-checked, domain lower-cased (IDN as ASCII).
+
+    Raises InvalidAddress with the reason. Addresses whose local part is not
+    ASCII (they need SMTPUTF8) are refused: few servers accept them.
+    """
+    candidate = (address or "").strip()
+    if not candidate:
+        raise InvalidAddress("empty address")
+    try:
+        result = validate_email(candidate, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        raise InvalidAddress(f"{candidate!r} is not a valid email address: {exc}") from None
+    return str(result.ascii_email or result.normalized)
+
+
+def email_key(address: str) -> str:
+    """The unique, case-insensitive form of a stored address."""
+    return address.strip().casefold()
+
+
+def _clean_name(name: str | None) -> str | None:
+    if name is None:
+        return None
+    name = " ".join(name.split())
+    return name[:200] or None
+
+
+# -- reading ---------------------------------------------------------------------------
+
+
+def get_subscriber(store: Store, address: str) -> Subscriber:
+    key = email_key(normalize_email(address))
+    with store.connect() as conn:
+        row = db.get_by_key(conn, key)
+    if row is None:
+        raise NotFound(f"{address}: no such subscriber (see `pressreview subscribers list`)")
+    return Subscriber.of(row)
+
+
+def get_subscriber_by_id(store: Store, subscriber_id: int) -> Subscriber | None:
+    with store.connect() as conn:
+        row = db.get_by_id(conn, subscriber_id)
+    return Subscriber.of(row) if row else None
+
+
+def list_subscribers(store: Store, *, status: str | None = None) -> list[Subscriber]:
+    if status is not None and status not in STATUSES:
+        raise UsageError(f"unknown status {status!r} (one of {', '.join(STATUSES)})")
+    with store.connect() as conn:
+        return [Subscriber.of(row) for row in db.list_subscribers(conn, status)]
+
+
+def count_subscribers(store: Store) -> dict[str, int]:
+    with store.connect() as conn:
+        counts = db.count_by_status(conn)
+    return {status: counts.get(status, 0) for status in STATUSES}
+
+
+def export_subscribers(store: Store, address: str | None = None) -> list[dict[str, Any]]:
+    """Everything stored about one subscriber (GDPR access) or about everyone.
+
+    For one subscriber the result also holds the delivery history and the
+    events of the audit log about them.
+    """
+    if address is None:
+        return [s.as_dict() for s in list_subscribers(store)]
+    subscriber = get_subscriber(store, address)
+    with store.connect() as conn:
+        history = [dict(row) for row in db.delivery_history(conn, subscriber.id)]
+        events = [
+            {
+                "at": row["at"],
+                "actor": row["actor"],
+                "action": row["action"],
+                "details": row["details"],
+            }
+            for row in db.subscriber_events(conn, subscriber.id)
+        ]
+    return [{**subscriber.as_dict(), "deliveries": history, "events": events}]
+
+
+EXPORT_COLUMNS = (
+    "email",
+    "name",
+    "status",
+    "consent_at",
+    "consent_method",
+    "consent_detail",
+    "created_at",
+    "confirmed_at",
+    "unsubscribed_at",
+    "last_error",
+)
+
+
+def export_csv(records: Iterable[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(EXPORT_COLUMNS)
+    for record in records:
+        writer.writerow(
+            ["" if record.get(c) is None else _csv_value(record[c]) for c in EXPORT_COLUMNS]
+        )
+    return out.getvalue()
+
+
+def _csv_value(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+# -- staff changes ---------------------------------------------------------------------
+
+
+def add_subscriber(
+    store: Store,
+    address: str,
+    *,
+    name: str | None = None,
+    actor: str,
+    method: str = "staff",
+    detail: str | None = None,
+) -> Subscriber:
+    """Add an active subscriber on the staff's word (consent recorded as ``method``)."""
+    email = normalize_email(address)
+    key = email_key(email)
+    stamp = now()
+    with store.begin() as conn:
+        existing = db.get_by_key(conn, key)
+        if existing is not None:
+            raise Refused(_already(existing))
+        try:
+            sid = db.insert_subscriber(
+                conn,
+                email=email,
+                email_key=key,
+                name=_clean_name(name),
+                status="active",
+                consent_method=method,
+                consent_detail=detail or f"added by {actor}",
+                consent_at=stamp,
+                at=stamp,
+            )
+        except IntegrityError:
+            raise Refused(f"{email} is already a subscriber") from None
+        db.record_event(
+            conn,
+            actor=actor,
+            action="subscriber.add",
+            subscriber_id=sid,
+            details={"method": method},
+        )
+        row = db.get_by_id(conn, sid)
+    assert row is not None
+    return Subscriber.of(row)
+
+
+def _already(row: RowMapping) -> str:
+    status = row["status"]
+    if status == "unsubscribed":
+        return (
+            f"{row['email']} unsubscribed on {row['unsubscribed_at']:%Y-%m-%d}; "
+            "they can subscribe again through the form (their consent is needed)"
+        )
+    return f"{row['email']} is already a subscriber ({status})"
+
+
+@dataclass
+class ImportReport:
+    added: int = 0
+    already: int = 0
+    refused: list[tuple[int, str]] = field(
+        default_factory=list
+    )  # (line, reason) for left-out addresses
+    bad: list[tuple[int, str]] = field(default_factory=list)  # (line, reason)
+    encoding: str = "utf-8"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "added": self.added,
+            "already": self.already,
+            "refused": [{"line": n, "reason": r} for n, r in self.refused],
+            "bad": [{"line": n, "reason": r} for n, r in self.bad],
+            "encoding": self.encoding,
+        }
+
+
+def _read_text(path: Path) -> tuple[str, str]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise NotFound(f"{path}: file not found") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        return raw.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", errors="replace"), "cp1252"  # Excel's French default
+
+
+def import_subscribers(store: Store, path: str | Path, *, actor: str) -> ImportReport:
+    """Import a CSV file (``email`` column, optional ``name``; ``,`` or ``;``).
+
+    Bad lines are reported with their line number and the reason; good lines
+    are imported as active subscribers (consent: ``import``). Importing the
+    same file again adds nothing. Addresses that unsubscribed are left out.
+    A file without a header line is read as email[,name].
+    """
+    path = Path(path)
+    text, encoding = _read_text(path)
+    report = ImportReport(encoding=encoding)
+    lines = text.splitlines()
+    if not any(line.strip() for line in lines):
+        raise UsageError(f"{path}: the file is empty")
+    try:
+        dialect: Any = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.reader(io.StringIO(text), dialect)
+    email_col, name_col = 0, 1
+    candidates: list[tuple[int, str, str | None]] = []
+    seen: dict[str, int] = {}
+    first = True
+    for cells_raw in reader:
+        line = reader.line_num
+        cells = [c.strip() for c in cells_raw]
+        if not any(cells):
+            continue
+        if first:
+            first = False
+            lowered = [c.casefold() for c in cells]
+            header = next(
+                (
+                    i
+                    for i, c in enumerate(lowered)
+                    if c in ("email", "e-mail", "courriel", "mail", "adresse")
+                ),
+                None,
+            )
+            if header is not None:
+                email_col = header
+                name_col = next(
+                    (i for i, c in enumerate(lowered) if c in ("name", "nom", "nom complet")), -1
+                )
+                continue
+        value = cells[email_col] if email_col < len(cells) else ""
+        try:
+            email = normalize_email(value)
+        except InvalidAddress as exc:
+            report.bad.append((line, str(exc)))
+            continue
+        key = email_key(email)
+        if key in seen:
+            report.bad.append((line, f"{email} is a repeat of line {seen[key]}"))
+            continue
+        seen[key] = line
+        name = cells[name_col] if 0 <= name_col < len(cells) else None
+        candidates.append((line, email, _clean_name(name)))
+    stamp = now()
+    detail = f"imported by {actor} from {path.name}"
+    new_rows: list[dict[str, Any]] = []
+    with store.begin() as conn:
+        existing = db.existing_keys(conn, [email_key(e) for _, e, _ in candidates])
+        for line, email, name in candidates:
+            known = existing.get(email_key(email))
+            if known is not None:
+                if known["status"] in ("unsubscribed", "bounced"):
+                    report.refused.append((line, f"{email}: {known['status']}, not re-added"))
+                else:
+                    report.already += 1
+                continue
+            new_rows.append(
+                {
+                    "email": email,
+                    "email_key": email_key(email),
+                    "name": name,
+                    "status": "active",
+                    "consent_at": stamp,
+                    "consent_method": "import",
+                    "consent_detail": f"{detail}, line {line}",
+                    "created_at": stamp,
+                    "updated_at": stamp,
+                    "confirmed_at": stamp,
+                }
+            )
+        db.insert_many(conn, new_rows, actor=actor, action="subscriber.import")
+        report.added = len(new_rows)
+    return report
+
+
+def remove_subscriber(
+    store: Store, address: str, *, actor: str, forget: bool = False
+) -> Subscriber:
+    """Unsubscribe someone (the row stays as the record of consent and withdrawal),
+    or with ``forget`` erase their personal data (GDPR right to erasure)."""
+    subscriber = get_subscriber(store, address)
+    with store.begin() as conn:
+        if forget:
+            anonymized = db.forget_subscriber(conn, subscriber.id)
+            db.record_event(
+                conn,
+                actor=actor,
+                action="subscriber.forget",
+                subscriber_id=None,
+                details={"deliveries_anonymized": anonymized},
+            )
+        else:
+            stamp = now()
+            db.update_subscriber(
+                conn, subscriber.id, status="unsubscribed", unsubscribed_at=stamp, updated_at=stamp
+            )
+            db.record_event(
+                conn, actor=actor, action="subscriber.remove", subscriber_id=subscriber.id
+            )
+    return subscriber
+
+
+# -- the web's double opt-in -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SubscribeOutcome:
+    """What happened (for logs and tests only: the web shows the same page every time)."""
+
+    action: str  # "created", "reminded", "ignored"
+    subscriber_id: int | None
+
+
+def request_subscription(
+    config: Config,
+    store: Store,
+    address: str,
+    *,
+    name: str | None = None,
+    environ: Any = None,
+) -> SubscribeOutcome:
+    """The form's POST: a pending subscriber and a confirmation email.
+
+    Unknown address: created ``pending``. Pending, unsubscribed or bounced:
+    (back to) ``pending`` with a new confirmation email. Active: nothing
+    (the page is the same, so the form reveals nothing). A pending address asked
+    again within CONFIRMATION_RESEND_AFTER gets nothing new. Raises InvalidAddress.
+    """
+    from pressreview.deliver.transports import open_transport
+    from pressreview.tokens import Tokens
+
+    tokens = Tokens.from_env(environ)
+    email = normalize_email(address)
+    key = email_key(email)
+    stamp = now()
+    with store.begin() as conn:
+        row = db.get_by_key(conn, key)
+        if row is not None and row["status"] == "active":
+            return SubscribeOutcome("ignored", int(row["id"]))
+        if (
+            row is not None
+            and row["status"] == "pending"
+            and row["updated_at"] > stamp - CONFIRMATION_RESEND_AFTER
+        ):
+            # The form cannot be used to flood someone's mailbox with confirmation emails.
+            return SubscribeOutcome("ignored", int(row["id"]))
+        if row is None:
+            try:
+                sid = db.insert_subscriber(
+                    conn,
+                    email=email,
+                    email_key=key,
+                    name=_clean_name(name),
+                    status="pending",
+                    consent_method="form",
+                    consent_detail="web form, awaiting confirmation",
+                    consent_at=None,
+                    at=stamp,
+                )
+            except IntegrityError:  # a concurrent request for the same address
+                return SubscribeOutcome("ignored", None)
+            action = "created"
+        else:
+            sid = int(row["id"])
+            db.update_subscriber(
+                conn,
+                sid,
+                status="pending",
+                consent_method="form",
+                consent_at=None,
+                consent_detail="web form, awaiting confirmation",
+                name=_clean_name(name) or row["name"],
+            )
+            action = "reminded"
+        db.record_event(conn, actor="web", action="subscriber.request", subscriber_id=sid)
+    message = confirmation_message(
+        config, to=email, confirm_url=confirm_url(config, tokens.confirm(sid, key))
+    )
+    send_single(config, message, to=email, transport=open_transport(config, environ=environ))
+    return SubscribeOutcome(action, sid)
+
+
+def confirm_subscription(store: Store, subscriber_id: int, digest: str) -> bool:
+    """The confirmation link's POST: pending -> active with consent recorded. Idempotent.
+
+    Returns True when the subscriber is active afterwards.
+    """
+    from pressreview.tokens import address_digest
+
+    stamp = now()
+    with store.begin() as conn:
+        row = db.get_by_id(conn, subscriber_id)
+        if row is None or address_digest(row["email_key"]) != digest:
+            return False
+        if row["status"] == "active":
+            return True
+        changed = db.set_status_if(
+            conn,
+            subscriber_id,
+            ["pending"],
+            status="active",
+            confirmed_at=stamp,
+            consent_at=stamp,
+            consent_detail="web form, confirmed by the emailed link",
+            unsubscribed_at=None,
+        )
+        if changed:
+            db.record_event(
+                conn, actor="web", action="subscriber.confirm", subscriber_id=subscriber_id
+            )
+        return changed
+
+
+def unsubscribe(store: Store, subscriber_id: int, digest: str, *, method: str = "link") -> bool:
+    """Unsubscribe at once (link page or RFC 8058 one-click). Idempotent; False for a stranger."""
+    from pressreview.tokens import address_digest
+
+    stamp = now()
+    with store.begin() as conn:
+        row = db.get_by_id(conn, subscriber_id)
+        if row is None or address_digest(row["email_key"]) != digest:
+            return False
+        if db.set_status_if(
+            conn,
+            subscriber_id,
+            ["active", "pending", "bounced"],
+            status="unsubscribed",
+            unsubscribed_at=stamp,
+        ):
+            db.record_event(
+                conn,
+                actor="web",
+                action="subscriber.unsubscribe",
+                subscriber_id=subscriber_id,
+                details={"method": method},
+            )
+        return True
+
+
+# -- links and the confirmation email --------------------------------------------------
+
+
+def web_url(config: Config, path: str) -> str:
+    base = config.web.base_url
+    return (base if base.endswith("/") else base + "/") + path
+
+
+def confirm_url(config: Config, token: str) -> str:
+    return web_url(config, f"confirmer/{token}")
+
+
+def unsubscribe_url(config: Config, token: str) -> str:
+    return web_url(config, f"desabonnement/{token}")
+
+
+def confirmation_message(config: Config, *, to: str, confirm_url: str) -> EmailMessage:
+    """The double opt-in email (French, plain text)."""
+    org = config.organisation
+    msg = EmailMessage()
+    msg["Subject"] = f"Confirmez votre abonnement à la revue de presse de {org.name}"
+    msg["From"] = Address(config.email.from_name, addr_spec=config.email.from_address)
+    msg["To"] = to
+    from email.utils import format_datetime
+
+    from pressreview.deliver.message import make_message_id
+
+    msg["Date"] = format_datetime(now())
+    msg["Message-ID"] = make_message_id(config, "confirm")
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(
+        "Bonjour,\n\n"
+        f"Quelqu'un (vous, sans doute) a demandé à recevoir la revue de presse de {org.name} "
+        "à cette adresse.\n\n"
+        f"Pour confirmer votre abonnement, ouvrez ce lien :\n{confirm_url}\n\n"
+        "Si vous n'êtes pas à l'origine de cette demande, ignorez ce message : "
+        "vous ne recevrez rien.\n\n"
+        f"-- \n{org.name}\n{org.url}\n",
+        cte="quoted-printable",
+    )
+    return msg
+
+
+def send_single(config: Config, message: EmailMessage, *, to: str, transport: Any) -> None:
+    """Send one message outside any campaign (confirmation emails, test copies)."""
+    from pressreview.deliver.transports import Envelope
+
+    # The message's own policy with CRLF line ends: a message from build_message keeps its
+    # headers exactly as made (policy=email.policy.SMTP would refold the long URL header).
+    data = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+    connection = transport.open()
+    try:
+        connection.send(Envelope(config.email.from_address, to), data, lambda: True)
+    finally:
+        connection.close()
