@@ -35,7 +35,7 @@ from pressreview.config import Config
 from pressreview.errors import Conflict, NotFound, Refused, UsageError
 from pressreview.store import Store
 from pressreview.store import issues as q
-from pressreview.text import clean_text, host_of, sanitize_html
+from pressreview.text import clean_text, host_of, sanitize_html, words
 
 SNAPSHOT_SCHEMA = 1
 #: Section of the items whose section is not (or no longer) configured.
@@ -300,13 +300,41 @@ def _item_url(row: RowMapping) -> str:
     return str(row.url)
 
 
+def adds_nothing(excerpt: str, *known: str) -> bool:
+    """True when every word of ``excerpt`` is already in ``known`` (the title, the outlet).
+
+    Aggregators such as Google News give as description the title followed by
+    the outlet: shown under the title, such an excerpt only repeats it. A
+    trailing word cut by "…" counts when it begins a known word.
+    """
+    found = words(excerpt)
+    if not found:
+        return True
+    vocabulary = {w for text in known for w in words(text)}
+    if excerpt.rstrip().endswith(("…", "...")) and found[-1] not in vocabulary:
+        last = found.pop()
+        if not any(w.startswith(last) for w in vocabulary):
+            return False
+    return all(w in vocabulary for w in found)
+
+
 def item_entry(config: Config, row: RowMapping, also: Sequence[RowMapping]) -> dict[str, Any]:
-    """One item of a snapshot (edited title and summary win over the originals)."""
+    """One item of a snapshot (edited title and summary win over the originals).
+
+    An original excerpt that only repeats the title and outlet is left out.
+    """
     title = clean_text(row.title_edited or "") or clean_text(row.title) or _item_url(row)
     if row.summary_edited is not None and row.summary_edited.strip():
         text = " ".join(row.summary_edited.split())
     else:
         text = clean_text(row.excerpt or "")
+    summary_html = _summary_html(row)
+    if row.summary_edited is None or not row.summary_edited.strip():
+        known = (title, clean_text(row.title), row.outlet or "", row.source_name or "")
+        if adds_nothing(text, *known):
+            text = ""
+            if adds_nothing(clean_text(summary_html), *known):
+                summary_html = ""
     date = None if row.date_is_fallback else row.published_at.astimezone(config.tz).date()
     lead_outlet = _outlet(row)
     others: list[dict[str, str]] = []
@@ -332,7 +360,7 @@ def item_entry(config: Config, row: RowMapping, also: Sequence[RowMapping]) -> d
         "date": date.isoformat() if date else None,
         "territories": list(row.territories or []),
         "excerpt": text,
-        "summary_html": _summary_html(row),
+        "summary_html": summary_html,
         "tags": list(row.tags or []),
         "also": others,
     }
@@ -427,9 +455,10 @@ def _gather(conn: Connection, draft_id: int | None) -> tuple[list[RowMapping], l
     return rows, also
 
 
-def draft_snapshot(config: Config, store: Store, *, now: datetime | None = None) -> dict[str, Any]:
-    """What publishing would freeze now (same shape, ``"draft": true``, provisional number)."""
-    stamp = now or q.now()
+def _draft_state(
+    config: Config, store: Store, now: datetime | None
+) -> tuple[RowMapping, list[RowMapping], dict[str, Any]]:
+    """The draft's row, its items and the snapshot publishing would freeze at ``now``."""
     with store.connect() as conn:
         row = _require_draft(conn)
         rows, also = _gather(conn, row.id)
@@ -439,12 +468,17 @@ def draft_snapshot(config: Config, store: Store, *, now: datetime | None = None)
         number=number,
         title=row.title,
         intro_md=row.intro_md or "",
-        published_at=stamp,
+        published_at=now or q.now(),
         rows=rows,
         also=also,
     )
     snapshot["draft"] = True
-    return snapshot
+    return row, rows, snapshot
+
+
+def draft_snapshot(config: Config, store: Store, *, now: datetime | None = None) -> dict[str, Any]:
+    """What publishing would freeze now (same shape, ``"draft": true``, provisional number)."""
+    return _draft_state(config, store, now)[2]
 
 
 def _warnings(config: Config, rows: Sequence[RowMapping], snapshot: Mapping[str, Any]) -> list[str]:
@@ -482,21 +516,7 @@ def _warnings(config: Config, rows: Sequence[RowMapping], snapshot: Mapping[str,
 
 def draft_outline(config: Config, store: Store, *, now: datetime | None = None) -> Outline:
     """The draft as it would be published now, its warnings and the email's HTML size."""
-    stamp = now or q.now()
-    with store.connect() as conn:
-        row = _require_draft(conn)
-        rows, also = _gather(conn, row.id)
-        number = q.next_number(conn)
-    snapshot = build_snapshot(
-        config,
-        number=number,
-        title=row.title,
-        intro_md=row.intro_md or "",
-        published_at=stamp,
-        rows=rows,
-        also=also,
-    )
-    snapshot["draft"] = True
+    row, rows, snapshot = _draft_state(config, store, now)
     outline = Outline(
         draft=_draft(row),
         snapshot=snapshot,

@@ -330,3 +330,47 @@ def test_stale_changes_of_a_draft_are_not_applied(filled) -> None:
         assert not stale
     draft = issues.current_draft(config, store)
     assert draft is not None and (draft.title, draft.version) == ("Par quelqu'un d'autre", 2)
+
+
+def test_an_excerpt_that_only_repeats_title_and_outlet_is_left_out(filled) -> None:
+    config, store = filled
+    google = item_id(store, "Beauvais : le conseil citoyen")  # description: title + outlet
+    real = ids_of(store)["compiegne"]
+    select_items(store, [google, real], section="signatures")
+    issues.new_draft(config, store, title="Numéro", actor="ed")
+    entries = {
+        i["id"]: i for s in issues.draft_snapshot(config, store)["sections"] for i in s["items"]
+    }
+    assert entries[google]["excerpt"] == "" and entries[google]["summary_html"] == ""
+    assert entries[real]["excerpt"] and entries[real]["summary_html"]
+    text = render.render_email(config, issues.draft_snapshot(config, store)).text
+    assert "bailleurs sociaux Oise Hebdo Info" not in text
+
+
+@pytest.mark.parametrize(
+    ("excerpt", "redundant"),
+    [
+        ("Lille : la MEL adopte un avenant Lille Actu", True),
+        ("Lille : la MEL adop…", True),
+        ("", True),
+        ("Lille : la MEL adopte un avenant signé mardi", False),
+        ("Lille : la MEL adopte un avenant sign…", False),
+    ],
+)
+def test_adds_nothing(excerpt: str, redundant: bool) -> None:
+    assert (
+        issues.adds_nothing(excerpt, "Lille : la MEL adopte un avenant", "Lille Actu") is redundant
+    )
+
+
+def test_preview_open_without_a_display_says_where_the_files_are(
+    filled, cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config, store = filled
+    select_items(store, [ids_of(store)["compiegne"]], section="renouvellement")
+    issues.new_draft(config, store, title="Numéro", actor="ed")
+    for name in ("DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    result = cli(config, "issue", "preview", "--open", "--out", str(tmp_path / "p"))
+    assert result.exit_code == 0, result.output
+    assert f"open {(tmp_path / 'p' / 'email.html').resolve().as_uri()}" in result.output

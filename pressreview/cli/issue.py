@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import webbrowser
 from pathlib import Path
 from typing import Any
@@ -180,7 +182,26 @@ def issue_preview(app: Any, number: int | None, out_dir: Path, open_browser: boo
     files = render.write_preview(app.config, snapshot, out_dir)
     _report(files)
     if open_browser:
-        webbrowser.open(files.paths[0].resolve().as_uri())
+        _open_in_browser(files.paths[0])
+
+
+def _open_in_browser(path: Path) -> None:
+    """Open a file in a graphical browser; where there is none (CI, SSH), say where it is.
+
+    Console browsers (lynx, w3m) are never started: they would wait for a
+    keyboard that a CI job does not have.
+    """
+    uri = path.resolve().as_uri()
+    graphical = sys.platform in ("darwin", "win32") or any(
+        os.environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY")
+    )
+    if graphical and os.environ.get("CI", "").lower() not in ("1", "true", "yes"):
+        try:
+            if webbrowser.open(uri):
+                return
+        except webbrowser.Error:
+            pass
+    click.echo(f"No browser to open here: open {uri} in one (the files are in {path.parent}).")
 
 
 @issue_group.command("render")
