@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from collections.abc import Iterable, Sequence
@@ -17,8 +18,10 @@ from rich.table import Table
 def console(*, stderr: bool = False) -> Console:
     """A rich console writing through click (so CliRunner captures it)."""
     stream = click.get_text_stream("stderr" if stderr else "stdout")
-    width = shutil.get_terminal_size((100, 24)).columns if stream.isatty() else 100
-    return Console(file=stream, width=width, highlight=False, soft_wrap=False)
+    size = shutil.get_terminal_size((100, 24)) if stream.isatty() else os.terminal_size((100, 24))
+    return Console(
+        file=stream, width=size.columns, height=size.lines, highlight=False, soft_wrap=False
+    )
 
 
 def is_tty() -> bool:
@@ -40,7 +43,11 @@ def table(
             t.add_column(column)
     for row in rows:
         t.add_row(*("" if v is None else str(v) for v in row))
-    console().print(t)
+    out = console()
+    with out.capture() as captured:
+        out.print(t)
+    # rich pads every cell to its column's width: drop the trailing spaces.
+    click.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
 
 
 def _default(value: Any) -> Any:
