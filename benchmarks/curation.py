@@ -151,6 +151,8 @@ def main() -> None:
                 config, store, curate.ItemQuery(search="creil avenant")),
             "items list --territory Creil (50 + total)": lambda: curate.list_items(
                 config, store, curate.ItemQuery(territory=["Creil"], limit=50)),
+            "items list --outlet bench (50 + total)": lambda: curate.list_items(
+                config, store, curate.ItemQuery(outlet="BENCH", limit=50)),
             "items select (50 ids)": lambda: curate.select_items(
                 store, [next(ids) for _ in range(50)], section="signatures", actor="bench"),
             "items edit (1 item)": lambda: curate.edit_item(

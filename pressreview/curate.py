@@ -17,10 +17,12 @@ Functions return items as plain dicts (every column of ``items`` plus
 
 from __future__ import annotations
 
+import html
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from itertools import pairwise
 from typing import Any
 
 import httpx
@@ -62,6 +64,8 @@ __all__ = [
 Item = dict[str, Any]
 STATUSES = ("new", "selected", "rejected", "filtered", "published")
 MAX_IDS = 10_000
+#: Closest two positions inside a section may get before the section is renumbered.
+MIN_GAP = 1e-6
 
 
 # -- ids and dates ----------------------------------------------------------------
@@ -152,9 +156,10 @@ class ItemQuery:
 
 @dataclass
 class ItemList:
+    """A page of items and how many match in all."""
+
     items: list[Item]
     total: int
-    filter: q.ItemFilter = field(repr=False)
 
 
 def _resolve_territory(config: Config, value: str) -> list[str]:
@@ -175,8 +180,12 @@ def _resolve_territory(config: Config, value: str) -> list[str]:
         return partial
     if not config.territories:
         return [value]
-    known = ", ".join(t.name for t in config.territories)
-    raise UsageError(f"unknown territory {value!r} (territories in the config: {known})")
+    names = [t.name for t in config.territories]
+    known = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+    raise UsageError(
+        f"unknown territory {value!r} (territories in the config: {known}; "
+        "a part of a name or alias is enough)"
+    )
 
 
 def _check_section(config: Config | None, section: str) -> None:
@@ -237,7 +246,7 @@ def list_items(config: Config, store: Store, query: ItemQuery | None = None) -> 
     with store.connect() as conn:
         rows = q.list_items(conn, f)
         total = len(rows) if f.limit is None and not f.offset else q.count_items(conn, f)
-    return ItemList(rows, total, f)
+    return ItemList(rows, total)
 
 
 def count_items(config: Config, store: Store, query: ItemQuery) -> int:
@@ -258,9 +267,13 @@ def search_items(
     return list_items(config, store, ItemQuery(status=status, search=text, limit=limit)).items
 
 
-def get_item(store: Store, item_id: int) -> Item:
+def get_item(store: Store, item_id: int, *, expected_version: int | None = None) -> Item:
+    """One item; with ``expected_version``, :class:`Conflict` if it is at another version."""
     with store.connect() as conn:
-        return _get(conn, item_id)
+        item = _get(conn, item_id)
+        if expected_version is not None and expected_version != item["version"]:
+            raise Conflict(_conflict_message(conn, item, expected_version))
+    return item
 
 
 def _get(conn: Connection, item_id: int) -> Item:
@@ -393,6 +406,11 @@ def format_changes(changes: Mapping[str, Any]) -> str:
 
 def _conflict_message(conn: Connection, current: Mapping[str, Any], seen_version: int) -> str:
     """Say who changed what since the version the caller read."""
+    if seen_version > current["version"] or seen_version < 1:
+        return (
+            f"item {current['id']} is at version {current['version']}, not {seen_version}; "
+            f"nothing was saved (see `pressreview items show {current['id']}`)"
+        )
     later = [
         e
         for e in q.list_events(conn, item_id=current["id"], newest_first=False)
@@ -424,6 +442,31 @@ def _versions_check(
             raise Conflict(_conflict_message(conn, item, seen))
 
 
+def _change_items(
+    store: Store,
+    ids: Sequence[int],
+    values_for: Callable[[Connection, Item], dict[str, Any]],
+    *,
+    verb: str,
+    action: str,
+    actor: str,
+    expected_versions: Mapping[int, int] | None,
+) -> list[Item]:
+    """Apply ``values_for(conn, item)`` to every item, all or nothing, in one transaction."""
+    result: list[Item] = []
+    with store.begin() as conn:
+        loaded = _load(conn, ids)
+        for item in loaded:
+            _refuse_published(item, verb)
+        _versions_check(loaded, expected_versions, conn)
+        stamp = now()
+        for item in loaded:
+            values = values_for(conn, item)
+            changed = _apply(conn, item, values, action=action, actor=actor, stamp=stamp)
+            result.append(changed or item)
+    return result
+
+
 def select_items(
     store: Store,
     ids: Sequence[int],
@@ -442,30 +485,23 @@ def select_items(
     """
     if section is not None:
         _check_section(config, section)
-    result: list[Item] = []
-    with store.begin() as conn:
-        loaded = _load(conn, ids)
-        for item in loaded:
-            _refuse_published(item, "selected")
-        _versions_check(loaded, expected_versions, conn)
-        stamp = now()
-        for item in loaded:
-            target = section if section is not None else item["section"]
-            values: dict[str, Any] = {
-                "status": "selected",
-                "section": target,
-                "reject_reason": None,
-            }
-            if (
-                item["status"] != "selected"
-                or item["section"] != target
-                or item["position"] is None
-            ):
-                last = q.max_position(conn, target)
-                values["position"] = (last or 0.0) + 1.0
-            changed = _apply(conn, item, values, action="item.select", actor=actor, stamp=stamp)
-            result.append(changed or item)
-    return result
+
+    def values_for(conn: Connection, item: Item) -> dict[str, Any]:
+        target = section if section is not None else item["section"]
+        values: dict[str, Any] = {"status": "selected", "section": target, "reject_reason": None}
+        if item["status"] != "selected" or item["section"] != target or item["position"] is None:
+            values["position"] = (q.max_position(conn, target) or 0.0) + 1.0
+        return values
+
+    return _change_items(
+        store,
+        ids,
+        values_for,
+        verb="selected",
+        action="item.select",
+        actor=actor,
+        expected_versions=expected_versions,
+    )
 
 
 def reject_items(
@@ -477,19 +513,16 @@ def reject_items(
     expected_versions: Mapping[int, int] | None = None,
 ) -> list[Item]:
     """Reject items (kept, with the reason, so that a re-fetch does not bring them back)."""
-    reason = clean_text(reason) or None
-    result: list[Item] = []
-    with store.begin() as conn:
-        loaded = _load(conn, ids)
-        for item in loaded:
-            _refuse_published(item, "rejected")
-        _versions_check(loaded, expected_versions, conn)
-        stamp = now()
-        for item in loaded:
-            values = {"status": "rejected", "reject_reason": reason, "position": None}
-            changed = _apply(conn, item, values, action="item.reject", actor=actor, stamp=stamp)
-            result.append(changed or item)
-    return result
+    values = {"status": "rejected", "reject_reason": clean_text(reason) or None, "position": None}
+    return _change_items(
+        store,
+        ids,
+        lambda _conn, _item: values,
+        verb="rejected",
+        action="item.reject",
+        actor=actor,
+        expected_versions=expected_versions,
+    )
 
 
 def reset_items(
@@ -500,18 +533,16 @@ def reset_items(
     expected_versions: Mapping[int, int] | None = None,
 ) -> list[Item]:
     """Put items back to ``new`` (undecided); their section and edits are kept."""
-    result: list[Item] = []
-    with store.begin() as conn:
-        loaded = _load(conn, ids)
-        for item in loaded:
-            _refuse_published(item, "reset")
-        _versions_check(loaded, expected_versions, conn)
-        stamp = now()
-        for item in loaded:
-            values = {"status": "new", "reject_reason": None, "position": None}
-            changed = _apply(conn, item, values, action="item.reset", actor=actor, stamp=stamp)
-            result.append(changed or item)
-    return result
+    values = {"status": "new", "reject_reason": None, "position": None}
+    return _change_items(
+        store,
+        ids,
+        lambda _conn, _item: values,
+        verb="reset",
+        action="item.reset",
+        actor=actor,
+        expected_versions=expected_versions,
+    )
 
 
 def edit_item(
@@ -596,7 +627,10 @@ def move_item(
             raise Conflict(_conflict_message(conn, item, expected_version))
         stamp = now()
         ordered = q.section_items(conn, item["section"])
-        if any(row["position"] is None for row in ordered):
+        positions = [row["position"] for row in ordered]
+        # Renumber 1, 2, 3... when a position is missing, or when repeated moves into
+        # one gap (each halves it) have brought two positions too close to split again.
+        if None in positions or any(b - a < MIN_GAP for a, b in pairwise(positions)):
             ordered = _renumber(conn, ordered, actor=actor, stamp=stamp)
             item = next(row for row in ordered if row["id"] == item_id)
         others = [row for row in ordered if row["id"] != item_id]
@@ -680,6 +714,8 @@ def read_log(
 ) -> list[dict[str, Any]]:
     """Events, newest first: ``at``, ``actor``, ``action``, ``item_id``, ``details``..."""
     with store.connect() as conn:
+        if item_id is not None:
+            _get(conn, item_id)
         return q.list_events(
             conn, item_id=item_id, since=since, actor=actor, action=action, limit=limit
         )
@@ -741,6 +777,9 @@ def add_item_by_url(
             if candidate and canonical_url(candidate) != canonical:
                 with store.connect() as conn:
                     _refuse_known(conn, canonical_url(candidate))
+        if info.final_url:
+            # Where the address led (a short link, http → https): what feeds will carry.
+            url, canonical = info.final_url, canonical_url(info.final_url)
     final_title = clean_text(title) if title else clean_text(info.title if info else "")
     if not final_title:
         if fetched:
@@ -762,7 +801,7 @@ def add_item_by_url(
         "url": canonical,
         "link": url,
         "title": final_title,
-        "summary_html": f"<p>{_escape(description)}</p>" if description else "",
+        "summary_html": f"<p>{html.escape(description, quote=False)}</p>" if description else "",
         "excerpt": excerpt(description, config.collect.excerpt_chars),
         "outlet": site,
         "language": (info.language if info else None) or None,
@@ -814,12 +853,6 @@ def _refuse_known(conn: Connection, url: str) -> None:
         )
 
 
-def _escape(text: str) -> str:
-    import html
-
-    return html.escape(text, quote=False)
-
-
 # -- review: triage one item at a time ------------------------------------------------
 
 
@@ -840,7 +873,7 @@ class ReviewSession:
     item someone else decided meanwhile is reported, never overwritten.
     """
 
-    def __init__(self, config: Config, store: Store, ids: Sequence[int], *, actor: str):
+    def __init__(self, config: Config, store: Store, ids: Sequence[int], *, actor: str) -> None:
         self.config, self.store, self.actor = config, store, actor
         self.ids = list(ids)
         self.index = 0
@@ -941,20 +974,27 @@ class ReviewSession:
         self.index += 1
 
     def undo(self) -> _Step | None:
-        """Undo the last step (a skip just goes back); None when there is nothing to undo."""
+        """Undo the last step (a skip just goes back); None when there is nothing to undo.
+
+        A decision someone else has changed since (or that a published issue
+        now holds) is not undone: it leaves the history, so that the next undo
+        reaches the step before it, and the refusal says why.
+        """
         if not self.history:
             return None
-        step = self.history[-1]
+        step = self.history.pop()
         if step.kind != "skipped":
             assert step.previous is not None
-            restore_item(
-                self.store,
-                step.item_id,
-                step.previous,
-                expected_version=step.version_after,
-                actor=self.actor,
-            )
-        self.history.pop()
+            try:
+                restore_item(
+                    self.store,
+                    step.item_id,
+                    step.previous,
+                    expected_version=step.version_after,
+                    actor=self.actor,
+                )
+            except Refused as exc:
+                raise type(exc)(f"cannot undo {step.kind} #{step.item_id}: {exc}") from None
         self.index = step.index
         return step
 

@@ -53,6 +53,15 @@ class Collected:
         assert len(leads) == 1
         return leads[0], [r for r in story if r is not leads[0]]
 
+    def publish(self, ids: list[int]) -> int:
+        """Select these items, gather them in a draft and publish it (the issue stage's own
+        functions); returns the issue number."""
+        from pressreview import curate, issues
+
+        curate.select_items(self.store, ids, actor="editor")
+        issues.new_draft(self.config, self.store, title="Revue de test", actor="editor")
+        return int(issues.publish(self.config, self.store, actor="editor")["number"])
+
     def find(self, words: str, **where: Any) -> dict[str, Any]:
         """The one item whose title contains these words."""
         found = [r for r in self.rows(**where) if words.lower() in r["title"].lower()]

@@ -11,12 +11,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from fixtures_curate import Collected, collected_fixture  # noqa: F401
-from sqlalchemy import insert, update
 
 from pressreview import curate
 from pressreview.errors import Conflict, NotFound, Refused, UsageError
 from pressreview.store import Store
-from pressreview.store.schema import issues, items, now
+from pressreview.store.schema import now
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -111,6 +110,16 @@ def test_filters_territory_section_outlet_source_since(collected: Collected) -> 
     assert habitat.items and {r["source"] for r in habitat.items} == {"habitat-hdf"}
     outlet = curate.list_items(config, store, curate.ItemQuery(status=["all"], outlet="PICARDIE"))
     assert outlet.items and {r["source"] for r in outlet.items} == {"courrier-picardie"}
+    # Outlet names match accent- and case-insensitively on every backend.
+    echo = [
+        {r["id"] for r in curate.list_items(config, store, query).items}
+        for query in (
+            curate.ItemQuery(status=["all"], outlet=text, duplicates=True)
+            for text in ("echo des hauts", "L'ÉCHO DES HAUTS", "l’écho des")
+        )
+    ]
+    expected = {r["id"] for r in collected.rows() if "Écho des" in r["outlet"]}
+    assert expected and echo == [expected] * 3
     since = curate.parse_when("2026-11-15", PARIS)
     recent = curate.list_items(config, store, curate.ItemQuery(status=["all"], since=since))
     assert recent.items and all(r["published_at"] >= since for r in recent.items)
@@ -166,36 +175,12 @@ def test_refusals_leave_everything_unchanged(collected: Collected) -> None:
     assert curate.read_log(store) == []
 
 
-def _publish(store: Store, item_id: int) -> None:
-    """What the issue stage does at publish time: an issue row, the item frozen into it."""
-    stamp = now()
-    with store.begin() as conn:
-        issue_id = conn.execute(
-            insert(issues)
-            .values(
-                number=1,
-                title="n° 1",
-                intro_md="",
-                status="published",
-                created_at=stamp,
-                updated_at=stamp,
-                published_at=stamp,
-                snapshot={},
-                version=1,
-            )
-            .returning(issues.c.id)
-        ).scalar_one()
-        conn.execute(
-            update(items).where(items.c.id == item_id).values(status="published", issue_id=issue_id)
-        )
-
-
 def test_items_of_a_published_issue_are_frozen(collected: Collected) -> None:
     store = collected.store
     item = collected.find("Valenciennes Métropole : premier comité")
     other = collected.find("Dunkerque : la CUD lance")
-    curate.select_items(store, [item["id"], other["id"]], section="signatures", actor="alice")
-    _publish(store, item["id"])
+    assert collected.publish([item["id"]]) == 1
+    curate.select_items(store, [other["id"]], section="signatures", actor="alice")
     message = rf"item {item['id']} belongs to published issue n° 1: it cannot be edited any more"
     with pytest.raises(Refused, match=message):
         curate.edit_item(store, item["id"], title="Autre titre", actor="alice")
@@ -305,7 +290,7 @@ def test_stale_edit_is_refused_naming_the_change(collected: Collected) -> None:
         assert "nothing was saved" in message
         assert curate.get_item(alice, item["id"])["title_edited"] == "Titre de Bob"
         # A stale decision is refused as well (all or nothing).
-        other = collected.find("Creil : l'abattement TFPB")
+        other = collected.find("Douai : les locataires")
         with pytest.raises(Conflict, match="title set to 'Titre de Bob' by bob"):
             curate.select_items(
                 alice,
@@ -371,3 +356,19 @@ def test_ordering_works_on_items_gathered_by_a_draft(collected: Collected) -> No
     assert order == [ids[2], ids[0], ids[1]]
     edited = curate.edit_item(store, ids[0], title="Calais : la phase 2 attendue", actor="alice")
     assert edited["title_edited"] == "Calais : la phase 2 attendue"
+
+
+def test_many_moves_into_one_gap_keep_the_order(collected: Collected) -> None:
+    """Each move halves a gap between two positions; the section is renumbered before
+    positions get too close to be told apart."""
+    store, config = collected.store, collected.config
+    a, b, c = (
+        collected.find(t)["id"]
+        for t in ("Calais : le Beau-Marais", "Dunkerque : la CUD lance", "Douai : les locataires")
+    )
+    curate.select_items(store, [a, b, c], section="renouvellement", actor="alice")
+    query = curate.ItemQuery(status=["selected"], section=["renouvellement"], sort="position")
+    for n in range(70):
+        moved, other = (c, b) if n % 2 == 0 else (b, c)
+        curate.move_item(store, moved, after=a, actor="alice")
+        assert [r["id"] for r in curate.list_items(config, store, query).items] == [a, moved, other]

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
+import os
+import pty
+import re
 import shlex
+import struct
+import subprocess
 import sys
+import termios
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fixtures_curate import Collected, collected_fixture  # noqa: F401
-from sqlalchemy import insert, update
 
 from pressreview import curate
-from pressreview.store.schema import issues, items, now
+from pressreview.errors import UsageError
 
 
 def test_list_table_fits_100_columns(collected: Collected, cli: Any) -> None:
@@ -167,31 +173,12 @@ def test_refusals_are_one_line_with_exit_codes(collected: Collected, cli: Any) -
 
 def test_published_items_are_refused(collected: Collected, cli: Any) -> None:
     item = collected.find("Valenciennes Métropole : premier comité")["id"]
-    stamp = now()
-    with collected.store.begin() as conn:
-        issue_id = conn.execute(
-            insert(issues)
-            .values(
-                number=7,
-                title="n° 7",
-                intro_md="",
-                status="published",
-                created_at=stamp,
-                updated_at=stamp,
-                published_at=stamp,
-                snapshot={},
-                version=1,
-            )
-            .returning(issues.c.id)
-        ).scalar_one()
-        conn.execute(
-            update(items).where(items.c.id == item).values(status="published", issue_id=issue_id)
-        )
+    number = collected.publish([item])
     for args in (["edit", str(item), "--title", "x"], ["reject", str(item)], ["reset", str(item)]):
         result = cli(collected.config, "items", *args)
         assert result.exit_code == 1
         assert result.output.strip().startswith(
-            f"Error: item {item} belongs to published issue n° 7"
+            f"Error: item {item} belongs to published issue n° {number}"
         )
 
 
@@ -427,3 +414,113 @@ def test_every_command_has_help_and_docs(cli: Any, command: list[str]) -> None:
     assert "Usage:" in result.output
     docs = (Path(__file__).resolve().parent.parent / "docs" / "curation.md").read_text("utf-8")
     assert f"pressreview {' '.join(command)}" in docs
+
+
+def test_version_checks_and_log_of_an_unknown_item(
+    collected: Collected, cli: Any, tmp_path: Path
+) -> None:
+    config = collected.config
+    item = collected.find("Saint-Quentin-en-Yvelines")
+    item_id, version = str(item["id"]), item["version"]
+    # A version the item never had is not reported as someone else's change.
+    ahead = cli(config, "items", "edit", item_id, "--title", "T", "--version", "99")
+    assert ahead.exit_code == 1
+    assert ahead.output.strip() == (
+        f"Error: item {item_id} is at version {version}, not 99; nothing was saved "
+        f"(see `pressreview items show {item_id}`)"
+    )
+    # With $EDITOR, a stale --version is refused before the editor opens, naming the change.
+    cli(config, "--as", "bob", "items", "edit", item_id, "--title", "Titre de Bob")
+    opened = tmp_path / "editor-was-opened"
+    editor = _editor(tmp_path, f"pathlib.Path({str(opened)!r}).touch()\n")
+    stale = cli(
+        config, "--as", "alice", "items", "edit", item_id, "--version", str(version),
+        env={"EDITOR": editor},
+    )  # fmt: skip
+    assert stale.exit_code == 1 and not opened.exists()
+    assert f"item {item_id} changed since you read it" in stale.output
+    assert "title set to 'Titre de Bob' by bob" in stale.output
+    # The audit log of an item that does not exist is refused like any unknown id.
+    missing = cli(config, "log", "--item", "99999")
+    assert missing.exit_code == 1
+    assert missing.output.strip().startswith("Error: no item 99999")
+    assert "Titre de Bob" in cli(config, "log", "--item", item_id).output
+
+
+def test_unknown_territory_message_stays_short(collected: Collected, make_config: Any) -> None:
+    many = [{"name": f"Territoire {i}", "aliases": [f"T{i}"]} for i in range(60)]
+    config = make_config(database_url=collected.store.url, territories=many)
+    with pytest.raises(UsageError) as info:
+        curate.count_items(config, collected.store, curate.ItemQuery(territory=["Tombouctou"]))
+    message = str(info.value)
+    assert "unknown territory 'Tombouctou'" in message and "and 52 more" in message
+    assert len(message) < 250
+    assert curate.count_items(config, collected.store, curate.ItemQuery(territory=["T7"])) == 0
+
+
+def test_add_stores_where_a_redirect_leads(collected: Collected, cli: Any, httpserver: Any) -> None:
+    """A short or old address is stored as the page it leads to: what a feed will carry later."""
+    article = httpserver.url_for("/2026/11/beauvais-contrat")
+    httpserver.expect_request("/2026/11/beauvais-contrat").respond_with_data(
+        PAGE, content_type="text/html; charset=utf-8"
+    )
+    httpserver.expect_request("/s/x7").respond_with_data(
+        "", status=301, headers={"Location": article + "?utm_campaign=short"}
+    )
+    result = cli(collected.config, "items", "add", httpserver.url_for("/s/x7"), "--json")
+    assert result.exit_code == 0, result.output
+    item = json.loads(result.output)
+    assert item["url"] == article
+    again = cli(collected.config, "items", "add", article)
+    assert again.exit_code == 1 and f"already stored as item {item['id']}" in again.output
+
+
+def test_bulk_reset_acts_on_decided_items(collected: Collected, cli: Any) -> None:
+    config = collected.config
+    a = collected.find("Calais : le Beau-Marais")["id"]
+    b = collected.find("Dunkerque : la CUD lance")["id"]
+    assert cli(config, "items", "select", str(a)).exit_code == 0
+    assert cli(config, "items", "reject", str(b)).exit_code == 0
+    result = cli(config, "items", "reset", "--since", "2000-01-01", "--yes")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Reset 2 items to new: ")
+    assert {collected.rows(id=i)[0]["status"] for i in (a, b)} == {"new"}
+    assert collected.rows(status="selected") == collected.rows(status="rejected") == []
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_list_fits_a_real_terminal(collected: Collected, columns: int) -> None:
+    """In a pseudo-terminal of that width (no COLUMNS variable), no line is longer."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    command = [sys.executable, "-m", "pressreview", "--config", str(collected.config.path)]
+    child = subprocess.Popen(
+        [*command, "items", "list", "--status", "all", "--limit", "0"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env={**env, "TERM": "xterm"},
+    )
+    os.close(slave)
+    output = bytearray()
+    try:
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the program ended and closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+        assert child.wait(timeout=30) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        os.close(master)
+    text = re.sub(r"\x1b\[[0-9;]*m", "", output.decode("utf-8"))
+    lines = text.replace("\r\n", "\n").splitlines()
+    assert lines[0].split() == ["id", "date", "st", "outlet", "section", "title"]
+    assert len(lines) > 20 and max(len(line) for line in lines) <= columns
+    assert max(len(line) for line in lines) > columns - 10  # the width is used

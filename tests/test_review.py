@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import pty
+import select
+import subprocess
 import sys
+import termios
+import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fixtures_curate import Collected, collected_fixture  # noqa: F401
 
 from pressreview import curate
@@ -93,12 +100,8 @@ def test_review_passes_over_items_decided_elsewhere(collected: Collected, cli: A
         curate.reject_items(other, [queue[1]["id"]], actor="eve")
     finally:
         other.close()
-    try:
+    with pytest.raises(Conflict, match="title set to 'Changé par Eve' by eve"):
         session.select()
-    except Conflict as exc:
-        assert "title set to 'Changé par Eve' by eve" in str(exc)
-    else:  # pragma: no cover - the test must fail here
-        raise AssertionError("a stale decision was accepted")
     assert curate.get_item(collected.store, queue[0]["id"])["status"] == "new"
     session.skip()
     current = session.current()
@@ -126,3 +129,108 @@ def test_review_filtered_items_to_rescue_them(collected: Collected, cli: Any) ->
     assert f"[1 / {len(filtered)}]" in result.output
     rescued = curate.get_item(collected.store, filtered[0])
     assert (rescued["status"], rescued["section"]) == ("selected", None)
+
+
+def test_review_section_choice_can_be_cancelled(collected: Collected, cli: Any) -> None:
+    first = _queue(collected)[0]
+    result = cli(collected.config, "review", input="s\x1b" + "s9" + "q")
+    assert result.exit_code == 0, result.output
+    assert "cancelled: not selected" in result.output
+    assert "no section '9'; not selected" in result.output
+    assert "0 selected" in result.output
+    assert curate.get_item(collected.store, first["id"])["status"] == "new"
+
+
+class _Terminal:
+    """The master side of a pseudo-terminal: what the program shows, keys to send."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.seen = bytearray()
+        self._start = 0
+
+    def expect(self, marker: bytes) -> None:
+        """Read until ``marker`` appears after the previous one (20 s at most)."""
+        deadline = time.monotonic() + 20
+        while marker not in self.seen[self._start :]:
+            ready, _, _ = select.select([self.fd], [], [], max(deadline - time.monotonic(), 0))
+            try:
+                chunk = os.read(self.fd, 4096) if ready else b""
+            except OSError:  # the program closed the terminal
+                chunk = b""
+            if not chunk:
+                raise AssertionError(f"no {marker!r} after: {bytes(self.seen)!r}")
+            self.seen += chunk
+        self._start = self.seen.index(marker, self._start) + len(marker)
+
+    def key(self, key: bytes) -> None:
+        """Type one key once the program reads single keys (raw mode: no line editing).
+
+        Keys typed before that would be flushed when the terminal switches mode.
+        """
+        deadline = time.monotonic() + 20
+        while termios.tcgetattr(self.fd)[3] & termios.ICANON:
+            assert time.monotonic() < deadline, "the program never read a single key"
+            time.sleep(0.01)
+        os.write(self.fd, key)
+
+
+def test_review_in_a_real_terminal(collected: Collected) -> None:
+    """Single keys in raw mode (Enter is \\r there), through a pseudo-terminal."""
+    queue = _queue(collected)
+    master, slave = pty.openpty()
+    command = [sys.executable, "-m", "pressreview", "--config", str(collected.config.path)]
+    child = subprocess.Popen(
+        [*command, "--as", "tty", "review"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env={**os.environ, "COLUMNS": "100", "TERM": "dumb"},
+    )
+    os.close(slave)
+    term = _Terminal(master)
+    try:
+        term.expect(b"[1 / ")
+        term.expect(b"\n> ")
+        term.key(b"s")
+        term.expect(b"section> ")
+        term.key(b"\r")  # Enter: the detected section
+        term.expect(b"[2 / ")
+        term.expect(b"\n> ")
+        term.key(b"r")
+        term.expect(b"[3 / ")
+        term.expect(b"\n> ")
+        term.key(b"q")
+        term.expect(b"skipped.")
+        assert child.wait(timeout=20) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        os.close(master)
+    assert "1 selected, 1 rejected, 0 edited, 0 skipped." in term.seen.decode("utf-8")
+    first, second = (curate.get_item(collected.store, i["id"]) for i in queue[:2])
+    assert (first["status"], first["section"]) == ("selected", queue[0]["section"])
+    assert second["status"] == "rejected"
+    assert {e["actor"] for e in curate.read_log(collected.store)} == {"tty"}
+
+
+def test_undo_of_a_decision_changed_elsewhere_moves_on(collected: Collected) -> None:
+    queue = [i["id"] for i in _queue(collected)]
+    session = curate.ReviewSession(collected.config, collected.store, queue, actor="dan")
+    session.current()
+    session.select()
+    session.current()
+    session.reject()
+    other = Store(collected.store.url)
+    try:
+        curate.edit_item(other, queue[1], title="Changé par Eve", actor="eve")
+    finally:
+        other.close()
+    with pytest.raises(Conflict, match=rf"cannot undo rejected #{queue[1]}: .*by eve"):
+        session.undo()
+    assert curate.get_item(collected.store, queue[1])["status"] == "rejected"
+    step = session.undo()  # the step before it
+    assert step is not None and step.item_id == queue[0]
+    assert curate.get_item(collected.store, queue[0])["status"] == "new"
+    assert session.undo() is None

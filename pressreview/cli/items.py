@@ -9,14 +9,17 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from pressreview import curate
 from pressreview.cli import display
 from pressreview.cli.display import print_json, table, when
-from pressreview.errors import Conflict, PressreviewError, UsageError
+from pressreview.errors import PressreviewError, UsageError
+
+if TYPE_CHECKING:
+    from pressreview.cli import AppContext
 
 STATUS_SHORT = {
     "new": "new",
@@ -92,10 +95,16 @@ def _filter_options(*, section: bool = True, status_default: str = "new") -> Cal
     return decorate
 
 
-def _query(app: Any, kw: Mapping[str, Any], **extra: Any) -> curate.ItemQuery:
+def _query(
+    app: AppContext,
+    kw: Mapping[str, Any],
+    *,
+    default_status: tuple[str, ...] = ("new",),
+    **extra: Any,
+) -> curate.ItemQuery:
     tz = app.config.tz
     return curate.ItemQuery(
-        status=kw.get("status") or ("new",),
+        status=kw.get("status") or default_status,
         since=curate.parse_when(kw["since"], tz) if kw.get("since") else None,
         until=curate.parse_when(kw["until"], tz, end=True) if kw.get("until") else None,
         source=kw.get("sources") or (),
@@ -126,7 +135,12 @@ def _has_filter(kw: Mapping[str, Any]) -> bool:
 
 
 def _ids_or_filter(
-    app: Any, ids: Sequence[str], kw: Mapping[str, Any], verb: str, yes: bool
+    app: AppContext,
+    ids: Sequence[str],
+    kw: Mapping[str, Any],
+    verb: str,
+    yes: bool,
+    default_status: tuple[str, ...] = ("new",),
 ) -> tuple[list[int], dict[int, int] | None]:
     """The ids given, or (bulk) every match of the filters after confirmation."""
     if ids and _has_filter(kw):
@@ -137,7 +151,8 @@ def _ids_or_filter(
         raise UsageError(
             f"which items? give ids (42 43 50-57) or filters (--search, --since) to {verb}"
         )
-    found = curate.list_items(app.config, app.store, _query(app, kw)).items
+    query = _query(app, kw, default_status=default_status)
+    found = curate.list_items(app.config, app.store, query).items
     if not found:
         click.echo("No item matches.")
         raise SystemExit(0)
@@ -158,19 +173,6 @@ def _cut(text: str | None, width: int) -> str:
     if width <= 0:
         return ""
     return text if len(text) <= width else text[: max(width - 1, 0)].rstrip() + "…"
-
-
-def _serializable(item: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in item.items():
-        if isinstance(value, datetime):
-            value = value.isoformat()
-        elif isinstance(value, list):
-            value = [_serializable(v) if isinstance(v, dict) else v for v in value]
-        elif isinstance(value, dict):
-            value = _serializable(value)
-        out[key] = value
-    return out
 
 
 def _ids_text(items: Sequence[Mapping[str, Any]]) -> str:
@@ -205,7 +207,7 @@ def items_group() -> None:
 @click.option("--csv", "as_csv", is_flag=True, help="Every field of every item, as CSV.")
 @click.pass_obj
 def list_command(
-    app: Any, limit: int | None, sort: str, as_json: bool, as_csv: bool, **kw: Any
+    app: AppContext, limit: int | None, sort: str, as_json: bool, as_csv: bool, **kw: Any
 ) -> None:
     """List items: new ones (not other outlets), newest first, by default.
 
@@ -224,7 +226,7 @@ def list_command(
         limit = 50
     result = curate.list_items(app.config, app.store, _query(app, kw, limit=limit, sort=sort))
     if as_json:
-        print_json([_serializable(i) for i in result.items])
+        print_json(result.items)
         return
     if as_csv:
         _write_csv(result.items)
@@ -240,7 +242,9 @@ def list_command(
         click.echo(f"{shown} item{'s' if shown > 1 else ''}.")
 
 
-def _items_table(app: Any, rows: Sequence[Mapping[str, Any]], *, several_statuses: bool) -> None:
+def _items_table(
+    app: AppContext, rows: Sequence[Mapping[str, Any]], *, several_statuses: bool
+) -> None:
     """id, date, (status), outlet, section, title: cut so that a line fits the terminal."""
     width = display.console().width
     outlet_w = min(18, max([len(r["outlet"] or "") for r in rows] + [6]))
@@ -303,11 +307,11 @@ def _write_csv(rows: Sequence[Mapping[str, Any]]) -> None:
     "--json", "as_json", is_flag=True, help="Every field, other outlets and events as JSON."
 )
 @click.pass_obj
-def show_command(app: Any, item_id: int, as_json: bool) -> None:
+def show_command(app: AppContext, item_id: int, as_json: bool) -> None:
     """Everything about one item: original and edited text, other outlets, history."""
     item = curate.show_item(app.store, item_id)
     if as_json:
-        print_json(_serializable(item))
+        print_json(item)
         return
     tz = app.config.tz
     status = item["status"]
@@ -384,9 +388,12 @@ def _describe_event(event: Mapping[str, Any]) -> str:
 # -- select / reject / reset ---------------------------------------------------------
 
 
-def _bulk_options(f: Any) -> Any:
-    f = click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (bulk).")(f)
-    return _filter_options(section=False)(f)
+def _bulk_options(status_default: str = "new") -> Callable[[Any], Any]:
+    def decorate(f: Any) -> Any:
+        f = click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (bulk).")(f)
+        return _filter_options(section=False, status_default=status_default)(f)
+
+    return decorate
 
 
 @items_group.command("select")
@@ -394,10 +401,10 @@ def _bulk_options(f: Any) -> Any:
 @click.option(
     "--section", metavar="KEY", help="Put the items in this section [default: the detected one]."
 )
-@_bulk_options
+@_bulk_options()
 @click.pass_obj
 def select_command(
-    app: Any, ids: tuple[str, ...], section: str | None, yes: bool, **kw: Any
+    app: AppContext, ids: tuple[str, ...], section: str | None, yes: bool, **kw: Any
 ) -> None:
     """Select items for the next issue: ids (42 43 50-57) or every match of the filters.
 
@@ -421,10 +428,10 @@ def select_command(
 @items_group.command("reject")
 @click.argument("ids", nargs=-1)
 @click.option("--reason", metavar="TEXT", help="Why (kept with the item, shown in the log).")
-@_bulk_options
+@_bulk_options()
 @click.pass_obj
 def reject_command(
-    app: Any, ids: tuple[str, ...], reason: str | None, yes: bool, **kw: Any
+    app: AppContext, ids: tuple[str, ...], reason: str | None, yes: bool, **kw: Any
 ) -> None:
     """Reject items (they stay stored, so a re-fetch does not bring them back)."""
     chosen, versions = _ids_or_filter(app, ids, kw, "reject", yes)
@@ -436,11 +443,14 @@ def reject_command(
 
 @items_group.command("reset")
 @click.argument("ids", nargs=-1)
-@_bulk_options
+@_bulk_options(status_default="selected, rejected")
 @click.pass_obj
-def reset_command(app: Any, ids: tuple[str, ...], yes: bool, **kw: Any) -> None:
+def reset_command(app: AppContext, ids: tuple[str, ...], yes: bool, **kw: Any) -> None:
     """Put items back to new (undecided); section and edits are kept."""
-    chosen, versions = _ids_or_filter(app, ids, kw, "reset", yes)
+    # In bulk, reset acts on decided items: new ones are already undecided.
+    chosen, versions = _ids_or_filter(
+        app, ids, kw, "reset", yes, default_status=("selected", "rejected")
+    )
     result = curate.reset_items(app.store, chosen, actor=app.actor, expected_versions=versions)
     _report("Reset", result, extra=" to new")
 
@@ -536,7 +546,7 @@ def _edit_in_editor(item: Mapping[str, Any], save: Callable[[str | None, str | N
 )
 @click.pass_obj
 def edit_command(
-    app: Any,
+    app: AppContext,
     item_id: int,
     title: str | None,
     summary: str | None,
@@ -545,11 +555,7 @@ def edit_command(
 ) -> None:
     """Edit an item's title and summary; without options, opens $EDITOR on a small form."""
     if title is None and summary is None and not revert:
-        item = curate.get_item(app.store, item_id)
-        if expected_version is not None and expected_version != item["version"]:
-            raise Conflict(
-                f"item {item_id} is at version {item['version']}, not {expected_version}"
-            )
+        item = curate.get_item(app.store, item_id, expected_version=expected_version)
 
         def save(new_title: str | None, new_summary: str | None) -> Any:
             return curate.edit_item(
@@ -591,7 +597,7 @@ def edit_command(
 @click.option("--before", type=int, metavar="ID", help="Just before this item of the same section.")
 @click.option("--after", type=int, metavar="ID", help="Just after this item of the same section.")
 @click.pass_obj
-def move_command(app: Any, item_id: int, before: int | None, after: int | None) -> None:
+def move_command(app: AppContext, item_id: int, before: int | None, after: int | None) -> None:
     """Order a selected item inside its section (the order of the newsletter)."""
     item = curate.move_item(app.store, item_id, before=before, after=after, actor=app.actor)
     ordered = curate.list_items(
@@ -625,7 +631,7 @@ def move_command(app: Any, item_id: int, before: int | None, after: int | None) 
 @click.option("--json", "as_json", is_flag=True, help="Print the stored item as JSON.")
 @click.pass_obj
 def add_command(
-    app: Any,
+    app: AppContext,
     url: str,
     title: str | None,
     summary: str | None,
@@ -664,7 +670,7 @@ def add_command(
     if result.fetch_error and not no_fetch:
         display.warn(f"could not read {url}: {result.fetch_error}; stored with the fields given")
     if as_json:
-        print_json(_serializable(item))
+        print_json(item)
         return
     where = f" in section {item['section']}" if item["section"] else ""
     click.echo(f"Added item {item['id']} ({item['status']}{where}): {item['title']}")
@@ -687,7 +693,7 @@ REVIEW_HELP = """\
 @click.command("review")
 @_filter_options(status_default="new")
 @click.pass_obj
-def review_command(app: Any, **kw: Any) -> None:
+def review_command(app: AppContext, **kw: Any) -> None:
     """Triage new items one by one with single keys (s, r, e, k, u, q, ?)."""
     kw["status"] = kw.get("status") or ("new",)
     ids = curate.review_queue(app.config, app.store, _query(app, kw))
@@ -776,6 +782,7 @@ def _choose_section(sections: Sequence[Any], detected: str | None) -> object:
     if key in ("\r", "\n", "", "s"):
         return detected
     if key == "\x1b":
+        click.echo("cancelled: not selected")
         return _CANCEL
     if key.isdigit():
         n = int(key)
@@ -787,7 +794,9 @@ def _choose_section(sections: Sequence[Any], detected: str | None) -> object:
     return _CANCEL
 
 
-def _show_for_review(app: Any, session: curate.ReviewSession, item: Mapping[str, Any]) -> None:
+def _show_for_review(
+    app: AppContext, session: curate.ReviewSession, item: Mapping[str, Any]
+) -> None:
     tz = app.config.tz
     click.echo("")
     click.echo(
@@ -821,7 +830,7 @@ def _show_for_review(app: Any, session: curate.ReviewSession, item: Mapping[str,
 @click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON.")
 @click.pass_obj
 def log_command(
-    app: Any,
+    app: AppContext,
     item_id: int | None,
     since: str | None,
     actor: str | None,
@@ -839,7 +848,7 @@ def log_command(
         since=curate.parse_when(since, app.config.tz) if since else None,
     )
     if as_json:
-        print_json([_serializable(e) for e in entries])
+        print_json(entries)
         return
     if not entries:
         click.echo("No change recorded.")
