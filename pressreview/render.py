@@ -483,18 +483,20 @@ def write_email_files(
 
 
 def write_preview(config: Config, snapshot: Mapping[str, Any], out_dir: Path) -> EmailFiles:
-    """The email files of a (draft) snapshot, plus its web page when the archive can make it."""
+    """Write email.html, email.txt and page.html (the issue's archive page) of a snapshot.
+
+    The snapshot is a draft's (``issues.draft_snapshot``) or a published
+    issue's. Both renders happen before anything is written: a broken template
+    leaves no half-made preview.
+    """
+    # Imported here: the archive builds its templates with this module's template_env.
+    from pressreview.archive import render_issue_page
+
+    page_html = render_issue_page(config, snapshot)
     files = write_email_files(config, snapshot, out_dir, eml=False)
-    try:
-        from pressreview import archive
-    except ImportError:  # pragma: no cover - the archive stage is optional here
-        return files
-    page_html = getattr(archive, "render_issue_page", None)
-    if page_html is None:
-        return files
     page = out_dir / "page.html"
     try:
-        page.write_text(page_html(config, dict(snapshot)), encoding="utf-8")
+        page.write_text(page_html, encoding="utf-8")
     except OSError as exc:
         raise RenderError(f"cannot write into {out_dir}: {exc.strerror or exc}") from None
     files.paths.append(page)

@@ -16,15 +16,18 @@ build is linked, not rendered again) and atomic (see ``output.py``).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import functools
 import gc
 import hashlib
 import json
+import mimetypes
 import os
+import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -34,7 +37,7 @@ from urllib.parse import urlsplit
 
 from pressreview import __version__
 from pressreview.archive import feeds, search
-from pressreview.archive.model import PageSpec, SiteModel, build_model, issue_path
+from pressreview.archive.model import PageSpec, SiteModel, build_model, issue_page, issue_path
 from pressreview.archive.output import SiteSwap
 from pressreview.config import Config
 from pressreview.errors import RenderError, UsageError
@@ -45,7 +48,14 @@ from pressreview.text import clean_text, excerpt
 if TYPE_CHECKING:
     from jinja2 import Environment
 
-__all__ = ["BuildReport", "build_archive", "issue_path", "issue_url", "resolve_out_dir"]
+__all__ = [
+    "BuildReport",
+    "build_archive",
+    "issue_path",
+    "issue_url",
+    "render_issue_page",
+    "resolve_out_dir",
+]
 
 #: Bumped when the builder's output changes for the same inputs (forces a full build).
 BUILD_FORMAT = "1"
@@ -188,13 +198,31 @@ def _page_meta(spec: PageSpec, site: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _render_page(theme: _Theme, spec: PageSpec, site: dict[str, Any]) -> bytes:
+def _site_context(config: Config, theme: _Theme, base: str, *, search: bool) -> dict[str, Any]:
+    """What every page knows of the site (``site`` in the templates)."""
+    return {
+        "title": config.archive.title,
+        "base_url": base,
+        "base_path": urlsplit(base).path or "/",
+        "lang": _language(config.locale),
+        "locale": config.locale,
+        "og_locale": config.locale.replace("-", "_"),
+        "organisation": dataclasses.asdict(config.organisation),
+        "assets": theme.assets,
+        "search": search,
+        "feed_path": "atom.xml",
+    }
+
+
+def _render_page(
+    theme: _Theme, spec: PageSpec, site: dict[str, Any], page: dict[str, Any] | None = None
+) -> bytes:
     from jinja2 import TemplateError
 
     assert spec.template is not None
     try:
         html = theme.env.get_template(spec.template).render(
-            site=site, page=_page_meta(spec, site), **spec.make_context()
+            site=site, page=page or _page_meta(spec, site), **spec.make_context()
         )
     except TemplateError as exc:
         raise RenderError(f"archive template {spec.template}: {exc}") from None
@@ -345,19 +373,7 @@ def _write_site(
     indexer_version = indexer.get("version", "")
     volumes = model.volumes() if binary else {}
 
-    organisation = dataclasses.asdict(config.organisation)
-    site: dict[str, Any] = {
-        "title": config.archive.title,
-        "base_url": base,
-        "base_path": urlsplit(base).path or "/",
-        "lang": _language(config.locale),
-        "locale": config.locale,
-        "og_locale": config.locale.replace("-", "_"),
-        "organisation": organisation,
-        "assets": theme.assets,
-        "search": binary is not None,
-        "feed_path": "atom.xml",
-    }
+    site = _site_context(config, theme, base, search=binary is not None)
     # Section titles appear on many pages (the latest title of a section wins).
     global_hash = _sha(
         BUILD_FORMAT,
@@ -471,6 +487,67 @@ def _write_site(
     report.reused = swap.reused
     report.kept = swap.kept
     return report
+
+
+def render_issue_page(config: Config, snapshot: Mapping[str, Any]) -> str:
+    """One issue's archive page as a standalone HTML document (``issue preview``'s page.html).
+
+    ``snapshot`` is a published snapshot or a draft's (``issues.draft_snapshot``:
+    ``"draft": true``, provisional number). The page is made by the build's own
+    model, theme and template (``issue.html.j2``); only the links differ, so
+    that it can be opened from any folder, as a file:
+
+    - links to other pages of the archive are absolute (``archive.base_url``);
+    - the theme's assets are inlined: stylesheets as ``<style>``, the others
+      (icon, scripts) as ``data:`` URIs. ``url()`` references inside a
+      stylesheet are left as they are;
+    - there is no search (the menu has no search entry) and no link to the
+      previous issue (the preview reads no other issue);
+    - a draft has no canonical link and is ``noindex``.
+    """
+    number = snapshot.get("number")
+    if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+        raise RenderError(f"the issue snapshot has no valid number ({number!r})")
+    base = _check_base_url(config.archive.base_url)
+    model = build_model(config, [(number, _canonical_json(dict(snapshot)))])
+    spec = next(s for s in model.pages if s.path == issue_page(number))
+    theme = _load_theme(config)
+    site = _site_context(config, theme, base, search=False)
+    page = {**_page_meta(spec, site), "root": base, "home": base}
+    if snapshot.get("draft"):  # its address does not exist yet
+        page.update(canonical=None, url=base)
+    html = _render_page(theme, spec, site, page).decode("utf-8")
+    return _inline_assets(html, theme, base)
+
+
+_LINK_TAG = re.compile(r"<link\b[^>]*>", re.IGNORECASE)
+_STYLESHEET = re.compile(r"""\brel\s*=\s*["']?stylesheet\b""", re.IGNORECASE)
+
+
+def _inline_assets(html: str, theme: _Theme, base: str) -> str:
+    """Replace the references to the theme's assets (absolute, under ``base``) by their content."""
+    from markupsafe import escape
+
+    for name, path in theme.assets.items():
+        data = theme.asset_data[path]
+        url = str(escape(base + path))
+        attribute = re.compile(r"""(\b(?:href|src)\s*=\s*)(["'])""" + re.escape(url) + r"\2")
+        if name.endswith(".css"):
+            css = data.decode("utf-8").replace("</style", "<\\/style")
+
+            def to_style(
+                match: re.Match[str], css: str = css, attribute: re.Pattern[str] = attribute
+            ) -> str:
+                tag = match.group(0)
+                if _STYLESHEET.search(tag) and attribute.search(tag):
+                    return f"<style>\n{css.rstrip()}\n</style>"
+                return tag
+
+            html = _LINK_TAG.sub(to_style, html)
+        mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        uri = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+        html = attribute.sub(r"\g<1>\g<2>" + uri + r"\g<2>", html)  # no backslash in uri
+    return html
 
 
 def model_for(config: Config, store: Store) -> SiteModel:

@@ -174,7 +174,7 @@ def _report(files: render.EmailFiles) -> None:
 @click.option("--open", "open_browser", is_flag=True, help="Open the email in a web browser.")
 @click.pass_obj
 def issue_preview(app: Any, number: int | None, out_dir: Path, open_browser: bool) -> None:
-    """Write the email (HTML and text) of the draft, or of issue NUMBER, to a folder."""
+    """Write the email (HTML and text) and the web page of the draft, or of issue NUMBER."""
     if number is None:
         snapshot = issues.draft_snapshot(app.config, app.store)
     else:
