@@ -7,8 +7,10 @@ mean the same thing everywhere.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
+import itertools
 import re
 import unicodedata
 import zlib
@@ -23,16 +25,41 @@ _LIGATURES = str.maketrans({"œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE", "ß"
 _WORD_RE = re.compile(r"\w+", re.UNICODE)
 
 
+class _FoldTable(dict[int, str]):
+    """Per-character folding, computed on first sight of each character.
+
+    Removing combining marks after NFKD is a per-character operation (the
+    canonical reordering only moves the marks that are removed), so a cached
+    translation table gives the same result as folding the whole string, at
+    the speed of ``str.translate``.
+    """
+
+    def __missing__(self, code: int) -> str:
+        char = chr(code).translate(_LIGATURES)
+        nfkd = unicodedata.normalize("NFKD", char)
+        folded = "".join(c for c in nfkd if not unicodedata.combining(c))
+        self[code] = folded
+        return folded
+
+
+_FOLD = _FoldTable()
+
+
 def fold(text: str) -> str:
     """Lower-case, accent-free form: ``"Cœur d'Ostrevent"`` → ``"coeur d'ostrevent"``."""
-    text = text.translate(_LIGATURES)
-    nfkd = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in nfkd if not unicodedata.combining(c)).casefold()
+    if text.isascii():
+        return text.casefold()
+    return text.translate(_FOLD).casefold()
 
 
 def words(text: str) -> list[str]:
     """The folded words of a text (letters and digits; apostrophes and dashes split)."""
     return _WORD_RE.findall(fold(text))
+
+
+def folded_words(folded: str) -> set[str]:
+    """The set of words of an already folded text (for ``TermMatcher.matches``)."""
+    return set(_WORD_RE.findall(folded))
 
 
 def search_text(*parts: str | None) -> str:
@@ -54,9 +81,22 @@ def valid_text(text: str) -> str:
 
 
 def clean_text(text: str | None) -> str:
-    """Entities decoded, tags removed, whitespace folded, invalid characters dropped."""
+    """Entities decoded, tags removed, whitespace folded, invalid characters dropped.
+
+    Idempotent: decoding ``&lt;b&gt;`` gives a tag, which is removed in turn,
+    until nothing changes.
+    """
     if not text:
         return ""
+    for _ in range(8):
+        cleaned = _clean_once(text)
+        if cleaned == text:
+            break
+        text = cleaned
+    return text
+
+
+def _clean_once(text: str) -> str:
     if "<" in text:
         text = nh3.clean(text, tags=set(), attributes={})
     text = html.unescape(html.unescape(text)) if "&" in text else text
@@ -90,10 +130,7 @@ def excerpt(text: str, limit: int = 300) -> str:
         return text
     cut = text[: limit + 1]
     space = cut.rfind(" ")
-    if space > limit // 2:
-        cut = cut[:space]
-    else:
-        cut = cut[:limit]
+    cut = cut[:space] if space > limit // 2 else cut[:limit]
     return cut.rstrip(" ,;:.-–—") + "…"
 
 
@@ -118,7 +155,8 @@ def sanitize_html(fragment: str | None) -> str:
         link_rel="noopener noreferrer nofollow",
         strip_comments=True,
     )
-    return cleaned.strip()
+    # No <pre> is allowed, so runs of whitespace mean one space.
+    return _WS_RE.sub(" ", cleaned).strip()
 
 
 # -- URLs -------------------------------------------------------------------
@@ -157,10 +195,8 @@ def canonical_url(url: str) -> str:
     if scheme not in ("http", "https") or not parts.hostname:
         return url
     host = parts.hostname.lower().rstrip(".")
-    try:
+    with contextlib.suppress(UnicodeError):
         host = host.encode("idna").decode("ascii") if not host.isascii() else host
-    except UnicodeError:
-        pass
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
     if port is not None and not (
@@ -188,9 +224,12 @@ def host_of(url: str) -> str:
 # -- titles and near-duplicates ------------------------------------------------
 
 _STOP_WORDS = frozenset(
-    "le la les l un une des de du d et a au aux en sur pour par dans avec ce cette "
-    "ces son sa ses qui que quoi est sont ou the of and to in on for".split()
-)
+    {
+        "le", "la", "les", "l", "un", "une", "des", "de", "du", "d", "et", "a", "au", "aux",
+        "en", "sur", "pour", "par", "dans", "avec", "ce", "cette", "ces", "son", "sa", "ses",
+        "qui", "que", "quoi", "est", "sont", "ou", "the", "of", "and", "to", "in", "on", "for",
+    }
+)  # fmt: skip
 
 
 def title_tokens(title: str) -> list[str]:
@@ -203,15 +242,27 @@ def shingles(title: str) -> set[str]:
     tokens = title_tokens(title)
     if len(tokens) < 3:
         return set(tokens)
-    return {f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)}
+    return {f"{a} {b}" for a, b in itertools.pairwise(tokens)}
 
 
 def similarity(a: str, b: str) -> float:
     """Jaccard similarity of the two titles' shingles (0..1)."""
-    sa, sb = shingles(a), shingles(b)
+    return jaccard(shingles(a), shingles(b))
+
+
+def jaccard(sa: set[str], sb: set[str]) -> float:
+    """Jaccard similarity of two shingle sets (0..1)."""
     if not sa or not sb:
         return 0.0
     return len(sa & sb) / len(sa | sb)
+
+
+def keys_of_shingles(sh: set[str], k: int = 4) -> list[str]:
+    """``title_keys`` from already computed shingles."""
+    if len(sh) < 2:
+        return []
+    hashed = sorted(zlib.crc32(s.encode()) for s in sh)
+    return [f"{h:08x}" for h in hashed[:k]]
 
 
 def title_keys(title: str, k: int = 4) -> list[str]:
@@ -244,14 +295,26 @@ class TermMatcher:
                 patterns.append(r"\b" + r"\W+".join(re.escape(t) for t in tokens) + r"\b")
         self._regexes = [re.compile(p) for p in patterns]
         self._folded_terms = [t for t in self.terms if words(t)]
+        # Every word of a term must appear in the text for its pattern to match:
+        # a set lookup rules most terms out before any regex runs.
+        self._tokens = [frozenset(words(t)) for t in self._folded_terms]
 
-    def matches(self, text: str, *, folded: bool = False) -> list[str]:
-        """The terms found in text (each once, in configuration order)."""
+    def matches(
+        self, text: str, *, folded: bool = False, present: set[str] | None = None
+    ) -> list[str]:
+        """The terms found in text (each once, in configuration order).
+
+        ``present`` may give ``set(words(text))`` when the caller already has it.
+        """
         haystack = text if folded else fold(text)
+        if present is None:
+            present = set(_WORD_RE.findall(haystack))
         return [
             term
-            for term, regex in zip(self._folded_terms, self._regexes, strict=True)
-            if regex.search(haystack)
+            for term, tokens, regex in zip(
+                self._folded_terms, self._tokens, self._regexes, strict=True
+            )
+            if tokens <= present and regex.search(haystack)
         ]
 
 

@@ -1,5 +1,7 @@
 """Collection end to end: a real HTTP server, a real store."""
 
+# ruff: noqa: E501 - feed documents are clearer on one line per element
+
 from __future__ import annotations
 
 import json
@@ -31,9 +33,13 @@ OTHER = """<?xml version="1.0" encoding="UTF-8"?>
 
 
 @pytest.fixture
-def two_feeds(httpserver: HTTPServer, make_config, store_url):  # type: ignore[no-untyped-def]
-    httpserver.expect_request("/courrier.xml").respond_with_data(RSS, content_type="application/rss+xml")
-    httpserver.expect_request("/autre.xml").respond_with_data(OTHER, content_type="application/rss+xml")
+def two_feeds(httpserver: HTTPServer, make_config, store_url):
+    httpserver.expect_request("/courrier.xml").respond_with_data(
+        RSS, content_type="application/rss+xml"
+    )
+    httpserver.expect_request("/autre.xml").respond_with_data(
+        OTHER, content_type="application/rss+xml"
+    )
     return make_config(
         database_url=store_url,
         feeds=[
@@ -43,7 +49,7 @@ def two_feeds(httpserver: HTTPServer, make_config, store_url):  # type: ignore[n
     )
 
 
-def test_collect_stores_classifies_and_groups(two_feeds, store_for) -> None:  # type: ignore[no-untyped-def]
+def test_collect_stores_classifies_and_groups(two_feeds, store_for) -> None:
     store = store_for(two_feeds)
     report = collect(two_feeds, store, only=["Courrier"])
     assert [s.status for s in report.sources] == ["ok"]
@@ -63,7 +69,7 @@ def test_collect_stores_classifies_and_groups(two_feeds, store_for) -> None:  # 
     assert len(rows) == 3  # the same canonical URL from the other feed is the same item
 
 
-def test_second_run_is_unchanged_and_cli_json(two_feeds, cli) -> None:  # type: ignore[no-untyped-def]
+def test_second_run_is_unchanged_and_cli_json(two_feeds, cli) -> None:
     first = cli(two_feeds, "collect", "--json")
     assert first.exit_code == 0, first.output
     assert json.loads(first.output)["totals"]["new"] == 3

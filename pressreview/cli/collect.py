@@ -11,12 +11,17 @@ from pressreview.collect import SourceReport, collect, select_feeds
 
 
 @click.command("collect")
-@click.option("--source", "sources", multiple=True, metavar="NAME",
-              help="Collect only this source (repeatable); backed-off sources are tried anyway.")
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    metavar="NAME",
+    help="Collect only this source (repeatable); backed-off sources are tried anyway.",
+)
 @click.option("--force", is_flag=True, help="Also fetch sources that are backing off or disabled.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (no progress bar).")
 @click.pass_obj
-def collect_command(app, sources: tuple[str, ...], force: bool, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+def collect_command(app, sources: tuple[str, ...], force: bool, as_json: bool) -> None:
     """Fetch every enabled source and store new items.
 
     Ends with a table per source: new / updated / unchanged / failed with the
@@ -25,7 +30,10 @@ def collect_command(app, sources: tuple[str, ...], force: bool, as_json: bool) -
     """
     config = app.config
     total = len(select_feeds(config, sources or None))
-    show_bar = display.is_tty() and not as_json and total > 0
+    # The bar is drawn on stderr: only when both streams are a terminal (not in cron, not piped).
+    show_bar = (
+        display.is_tty() and click.get_text_stream("stderr").isatty() and not as_json and total > 0
+    )
     if show_bar:
         with Progress(
             TextColumn("collect"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -46,12 +54,16 @@ def collect_command(app, sources: tuple[str, ...], force: bool, as_json: bool) -
         rows = []
         for s in report.sources:
             status = s.status.replace("_", " ")
-            reason = s.error or ""
+            reason = s.error or s.warning or ""
             if s.moved_to:
-                reason = (reason + "; " if reason else "") + f"moved permanently to {s.moved_to} (URL updated)"
+                reason = (
+                    reason + "; " if reason else ""
+                ) + f"moved permanently to {s.moved_to} (URL updated)"
             if s.status == "skipped" and s.next_attempt_at:
                 reason = f"backing off until {display.when(s.next_attempt_at, config.tz)}: {reason}"
-            rows.append((s.name, status, s.new, s.updated, s.unchanged, s.duplicates, s.filtered, reason))
+            rows.append(
+                (s.name, status, s.new, s.updated, s.unchanged, s.duplicates, s.filtered, reason)
+            )
         table(
             ["source", "status", ("new", {"justify": "right"}), ("upd", {"justify": "right"}),
              ("same", {"justify": "right"}), ("dup", {"justify": "right"}),
@@ -74,7 +86,7 @@ def db_group() -> None:
 
 @db_group.command("upgrade")
 @click.pass_obj
-def db_upgrade(app) -> None:  # type: ignore[no-untyped-def]
+def db_upgrade(app) -> None:
     """Create the database or apply pending migrations (no row is lost)."""
     from pressreview.store import open_store
 
@@ -91,7 +103,7 @@ def db_upgrade(app) -> None:  # type: ignore[no-untyped-def]
 
 @db_group.command("status")
 @click.pass_obj
-def db_status(app) -> None:  # type: ignore[no-untyped-def]
+def db_status(app) -> None:
     """Show the database URL and its schema revision."""
     from pressreview.store import open_store
 

@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import multiprocessing
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
+from sqlalchemy import Connection
+from sqlalchemy.exc import SQLAlchemyError
 
 from pressreview.collect.classify import Classifier
 from pressreview.collect.fetch import Fetcher, FetchResult
@@ -40,6 +47,8 @@ class SourceReport:
     filtered: int = 0
     entries: int = 0
     error: str | None = None
+    #: Entries were read, but something is worth fixing at the source (malformed XML).
+    warning: str | None = None
     moved_to: str | None = None
     next_attempt_at: datetime | None = None
     parser: str | None = None
@@ -104,6 +113,25 @@ def _backoff(config: Config, failures: int, now: datetime) -> datetime:
     return now + timedelta(minutes=minutes)
 
 
+#: Below this many sources to parse, parsing stays in threads of this process.
+POOL_MIN_SOURCES = 20
+#: Title shingles kept in memory between lots (near-duplicate checks), at most.
+TITLE_CACHE_MAX = 60_000
+
+
+@dataclass
+class _Outcome:
+    """A fetched (and maybe parsed and classified) source, waiting to be stored."""
+
+    feed: Feed
+    source_id: int
+    result: FetchResult
+    digest: str | None
+    parsed: ParsedFeed | None = None
+    batch: list[q.NewItem] | None = None
+    parse_error: str | None = None
+
+
 def collect(
     config: Config,
     store: Store,
@@ -113,8 +141,17 @@ def collect(
     progress: Progress | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     now: datetime | None = None,
+    workers: int | None = None,
 ) -> CollectReport:
-    """Fetch the enabled (or named) sources and store what they hold."""
+    """Fetch the enabled (or named) sources and store what they hold.
+
+    Fetches run concurrently (bounded overall and per host); parsing and
+    classification run in a pool of ``workers`` processes (default: one per
+    CPU, when there are enough sources to make it worth it; 0 keeps them in
+    threads) while the fetches go on; the results are written by one writer
+    thread, in one transaction for whatever has arrived since its last write.
+    A source whose items cannot be stored fails alone.
+    """
     now = now or datetime.now(UTC)
     report = CollectReport(started_at=now)
     feeds = select_feeds(config, only)
@@ -124,9 +161,7 @@ def collect(
     for feed in feeds:
         row = rows[feed.name]
         if row.status == "disabled" and not only and not force:
-            report.sources.append(
-                SourceReport(feed.name, "disabled", error=row.last_error)
-            )
+            report.sources.append(SourceReport(feed.name, "disabled", error=row.last_error))
             continue
         if row.next_attempt_at and row.next_attempt_at > now and not force and not only:
             report.sources.append(
@@ -140,45 +175,165 @@ def collect(
         if progress:
             progress(skipped)
     classifier = Classifier(config)
-
-    async def run() -> None:
-        async with Fetcher(config.collect, transport=transport) as fetcher:
-
-            async def one(feed: Feed) -> tuple[Feed, FetchResult]:
-                row = rows[feed.name]
-                return feed, await fetcher.fetch(
-                    row.url, etag=row.etag, last_modified=row.last_modified
-                )
-
-            tasks = [asyncio.ensure_future(one(feed)) for feed in due]
-            loop = asyncio.get_running_loop()
-            for next_done in asyncio.as_completed(tasks):
-                feed, result = await next_done
-                parsed: ParsedFeed | None = None
-                parse_error: str | None = None
-                row = rows[feed.name]
-                digest = sha256(result.body) if result.body is not None else None
-                if result.ok and not result.not_modified and digest != row.body_hash:
-                    try:
-                        parsed = await loop.run_in_executor(
-                            None, _parse, result, config.collect.excerpt_chars
-                        )
-                    except NotAFeed as exc:
-                        parse_error = str(exc)
-                source_report = _record(
-                    config, store, classifier, feed, row.id, result, parsed, parse_error,
-                    digest, datetime.now(UTC),
-                )  # fmt: skip
-                report.sources.append(source_report)
-                if progress:
-                    progress(source_report)
-
-    if due:
-        asyncio.run(run())
+    pool = _parse_pool(classifier, len(due), workers)
+    writer = _Writer(config, store)
+    try:
+        if due:
+            asyncio.run(_run(config, rows, due, classifier, pool, writer, report, progress,
+                             transport))  # fmt: skip
+    finally:
+        writer.close()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     order = {f.name: i for i, f in enumerate(config.feeds)}
     report.sources.sort(key=lambda s: order.get(s.name, 0))
     report.finished_at = datetime.now(UTC)
     return report
+
+
+async def _run(
+    config: Config,
+    rows: dict[str, Any],
+    due: list[Feed],
+    classifier: Classifier,
+    pool: ProcessPoolExecutor | None,
+    writer: _Writer,
+    report: CollectReport,
+    progress: Progress | None,
+    transport: httpx.AsyncBaseTransport | None,
+) -> None:
+    loop = asyncio.get_running_loop()
+    excerpt_chars = config.collect.excerpt_chars
+
+    # Back-pressure: at most this many sources fetched and not yet stored, so that
+    # memory stays bounded when the store is slower than the network.
+    room = asyncio.Semaphore(max(4 * config.collect.concurrency, 16))
+
+    broken: list[bool] = []  # set once the process pool is unusable
+
+    async def one(feed: Feed, fetcher: Fetcher) -> _Outcome:
+        await room.acquire()
+        row = rows[feed.name]
+        result = await fetcher.fetch(row.url, etag=row.etag, last_modified=row.last_modified)
+        digest = sha256(result.body) if result.body is not None else None
+        outcome = _Outcome(feed, row.id, result, digest)
+        if result.ok and not result.not_modified and digest != row.body_hash:
+            assert result.body is not None
+            args = (result.body, result.headers, result.final_url or result.url, excerpt_chars,
+                    feed)  # fmt: skip
+            try:
+                try:
+                    if pool is None or broken:
+                        raise BrokenProcessPool
+                    outcome.parsed, outcome.batch = await loop.run_in_executor(
+                        pool, _parse_and_classify, *args
+                    )
+                except BrokenProcessPool:
+                    # No pool, or a worker died (killed, out of memory): parse here.
+                    broken.append(True)
+                    outcome.parsed, outcome.batch = await loop.run_in_executor(
+                        None, _parse_and_classify, *args, classifier
+                    )
+            except NotAFeed as exc:
+                outcome.parse_error = str(exc)
+            except Exception as exc:
+                outcome.parse_error = f"cannot parse: {type(exc).__name__}: {_first_line(exc)}"
+        return outcome
+
+    def done(reports: list[SourceReport]) -> None:
+        for _ in reports:
+            room.release()
+        report.sources.extend(reports)
+        if progress:
+            for rep in reports:
+                progress(rep)
+
+    # One writer thread: while it stores one lot, the next lot gathers.
+    store_thread = ThreadPoolExecutor(1, thread_name_prefix="pressreview-store")
+    queue: asyncio.Queue[_Outcome | None] = asyncio.Queue()
+
+    async def write_lots() -> None:
+        finished = False
+        while not finished:
+            first = await queue.get()
+            if first is None:
+                break
+            lot = [first]
+            while not queue.empty():
+                more = queue.get_nowait()
+                if more is None:
+                    finished = True
+                    break
+                lot.append(more)
+            done(await loop.run_in_executor(store_thread, writer.write, lot))
+
+    async def fetch_one(feed: Feed, fetcher: Fetcher) -> None:
+        await queue.put(await one(feed, fetcher))
+
+    writing = asyncio.ensure_future(write_lots())
+    try:
+        async with Fetcher(config.collect, transport=transport) as fetcher:
+            fetching: asyncio.Future[list[None]] = asyncio.gather(
+                *(fetch_one(feed, fetcher) for feed in due)
+            )
+            # If the writer dies, stop waiting for fetches it would never store.
+            watched: list[asyncio.Future[Any]] = [fetching, writing]
+            await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+            if writing.done() and not fetching.done():
+                fetching.cancel()
+                writing.result()  # raises the writer's error
+            await fetching
+        await queue.put(None)
+        await writing
+    finally:
+        if not writing.done():
+            writing.cancel()
+        await loop.run_in_executor(store_thread, writer.close)
+        store_thread.shutdown(wait=True)
+
+
+def _parse_pool(
+    classifier: Classifier, sources: int, workers: int | None
+) -> ProcessPoolExecutor | None:
+    """A pool of forked parse workers, started before any thread of this run exists."""
+    cpus = os.cpu_count() or 1
+    if workers is None:
+        workers = cpus if cpus > 1 and sources >= POOL_MIN_SOURCES else 0
+    if workers <= 0 or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_init_worker,
+        initargs=(classifier,),
+    )
+    # Fork the workers now, from this thread, rather than from inside the event loop.
+    pool.submit(int).result()
+    return pool
+
+
+_worker_classifier: Classifier | None = None
+
+
+def _init_worker(classifier: Classifier) -> None:
+    global _worker_classifier
+    _worker_classifier = classifier
+
+
+def _parse_and_classify(
+    body: bytes,
+    headers: dict[str, str],
+    base_url: str,
+    excerpt_chars: int,
+    feed: Feed,
+    classifier: Classifier | None = None,
+) -> tuple[ParsedFeed, list[q.NewItem]]:
+    """Parse a body and turn its entries into items (runs in a worker)."""
+    classifier = classifier or _worker_classifier
+    assert classifier is not None
+    parsed = parse_body(body, headers, base_url=base_url, excerpt_chars=excerpt_chars)
+    batch = [_to_new_item(classifier, feed, e).prepare(feed.name) for e in parsed.entries]
+    return parsed, batch
 
 
 def _parse(result: FetchResult, excerpt_chars: int) -> ParsedFeed:
@@ -189,63 +344,128 @@ def _parse(result: FetchResult, excerpt_chars: int) -> ParsedFeed:
     )  # fmt: skip
 
 
+class _Writer:
+    """Stores outcomes from one thread, on one connection, a lot per transaction."""
+
+    def __init__(self, config: Config, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self._conn: Connection | None = None
+        self._context: Any = None
+        #: Title shingles of items seen in this run, by id (near-duplicate checks).
+        self.titles: dict[int, tuple[set[str], int | None, int | None]] = {}
+
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            self._context = self.store.connect()
+            self._conn = self._context.__enter__()
+        return self._conn
+
+    def write(self, lot: list[_Outcome]) -> list[SourceReport]:
+        conn = self._connection()
+        stamp = datetime.now(UTC)
+        if len(self.titles) > TITLE_CACHE_MAX:
+            self.titles.clear()
+        try:
+            with conn.begin():
+                return [_record(self.config, conn, o, stamp, self.titles) for o in lot]
+        except SQLAlchemyError:
+            self.titles.clear()  # ids of a rolled-back lot may be given again
+            if len(lot) == 1:
+                return [self._store_failure(conn, lot[0], stamp)]
+        # One source's items could not be stored: store the others one by one.
+        reports = []
+        for outcome in lot:
+            try:
+                with conn.begin():
+                    reports.append(_record(self.config, conn, outcome, stamp, self.titles))
+            except SQLAlchemyError:
+                self.titles.clear()
+                reports.append(self._store_failure(conn, outcome, stamp))
+        return reports
+
+    def _store_failure(self, conn: Connection, outcome: _Outcome, stamp: datetime) -> SourceReport:
+        """Record a source whose items the store refused; its stored items stay as they were."""
+        try:
+            with conn.begin():
+                failed = dataclasses.replace(
+                    outcome, parsed=None, batch=None,
+                    parse_error="cannot store its items (database error; see the logs)",
+                )  # fmt: skip
+                return _record(self.config, conn, failed, stamp)
+        except SQLAlchemyError as exc:
+            return SourceReport(outcome.feed.name, "failed", error=f"store: {_first_line(exc)}")
+
+    def close(self) -> None:
+        if self._context is not None:
+            self._context.__exit__(None, None, None)
+            self._conn = self._context = None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _record(
     config: Config,
-    store: Store,
-    classifier: Classifier,
-    feed: Feed,
-    source_id: int,
-    result: FetchResult,
-    parsed: ParsedFeed | None,
-    parse_error: str | None,
-    digest: str | None,
+    conn: Connection,
+    outcome: _Outcome,
     now: datetime,
+    titles: dict[int, tuple[set[str], int | None, int | None]] | None = None,
 ) -> SourceReport:
-    """Store one source's outcome and items in one transaction."""
+    """Store one source's outcome and items (inside the caller's transaction)."""
+    feed, source_id, result = outcome.feed, outcome.source_id, outcome.result
+    parsed, parse_error, digest = outcome.parsed, outcome.parse_error, outcome.digest
     rep = SourceReport(feed.name, "ok", moved_to=result.moved_to, elapsed=result.elapsed)
-    with store.begin() as conn:
-        row = q.get_source(conn, source_id)
-        state: dict[str, object] = {"last_fetched_at": now}
-        if result.moved_to:
-            state["url"] = result.moved_to
-        error = result.error or parse_error
-        if result.gone:
-            state.update(status="disabled", last_error=error, failures=row.failures + 1,
-                         next_attempt_at=None)  # fmt: skip
-            rep.status, rep.error = "failed", f"{error}; source disabled (remove it or fix its URL)"
-        elif error:
-            failures = row.failures + 1
-            retry = result.retry_after or _backoff(config, failures, now)
-            state.update(status="failing", last_error=error, failures=failures,
-                         next_attempt_at=retry)  # fmt: skip
-            rep.status, rep.error, rep.next_attempt_at = "failed", error, retry
+    row = q.get_source(conn, source_id)
+    state: dict[str, object] = {"last_fetched_at": now}
+    if result.moved_to:
+        state["url"] = result.moved_to
+    error = result.error or parse_error
+    if result.gone:
+        state.update(status="disabled", last_error=error, failures=row.failures + 1,
+                     next_attempt_at=None)  # fmt: skip
+        rep.status, rep.error = "failed", f"{error}; source disabled (remove it or fix its URL)"
+    elif error:
+        failures = row.failures + 1
+        retry = result.retry_after or _backoff(config, failures, now)
+        state.update(status="failing", last_error=error, failures=failures,
+                     next_attempt_at=retry)  # fmt: skip
+        rep.status, rep.error, rep.next_attempt_at = "failed", error, retry
+    else:
+        state.update(status="ok", last_error=None, failures=0, next_attempt_at=None,
+                     last_success_at=now)  # fmt: skip
+        if result.not_modified:
+            rep.status = "not_modified"
+        elif parsed is None:
+            rep.status = "unchanged"
+            # Same body as last time; keep validators the server may have started sending.
+            state.update(
+                etag=result.headers.get("etag"),
+                last_modified=result.headers.get("last-modified"),
+            )
         else:
-            state.update(status="ok", last_error=None, failures=0, next_attempt_at=None,
-                         last_success_at=now)  # fmt: skip
-            if result.not_modified:
-                rep.status = "not_modified"
-            elif parsed is None:
-                rep.status = "unchanged"
-            else:
-                state.update(
-                    etag=result.headers.get("etag"),
-                    last_modified=result.headers.get("last-modified"),
-                    body_hash=digest,
-                    entries_seen=len(parsed.entries),
-                )
-                rep.entries, rep.parser = len(parsed.entries), parsed.parser
-                batch = [_to_new_item(classifier, feed, e) for e in parsed.entries]
-                counts = q.store_items(
-                    conn, source_id, batch,
-                    default_outlet=feed.name,
-                    dedupe_window=timedelta(days=config.collect.dedupe_window_days),
-                    threshold=config.collect.near_duplicate_threshold,
-                    stamp=now,
-                )  # fmt: skip
-                rep.new, rep.updated = counts.new, counts.updated
-                rep.unchanged, rep.duplicates = counts.unchanged, counts.duplicates
-                rep.filtered = sum(1 for b in batch if not b.relevant)
-        q.update_source(conn, source_id, **state)
+            rep.warning = parsed.warning
+            state.update(
+                etag=result.headers.get("etag"),
+                last_modified=result.headers.get("last-modified"),
+                body_hash=digest,
+                entries_seen=len(parsed.entries),
+            )
+            batch = outcome.batch or []
+            rep.entries, rep.parser = len(parsed.entries), parsed.parser
+            counts = q.store_items(
+                conn, source_id, batch,
+                default_outlet=feed.name,
+                dedupe_window=timedelta(days=config.collect.dedupe_window_days),
+                threshold=config.collect.near_duplicate_threshold,
+                stamp=now, title_cache=titles,
+            )  # fmt: skip
+            rep.new, rep.updated = counts.new, counts.updated
+            rep.unchanged, rep.duplicates = counts.unchanged, counts.duplicates
+            rep.filtered = sum(1 for b in batch if not b.relevant)
+    q.update_source(conn, source_id, **state)
     return rep
 
 

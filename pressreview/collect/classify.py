@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from pressreview.config import Config
-from pressreview.text import TermMatcher, fold, words
+from pressreview.text import TermMatcher, fold, folded_words, words
 
 
 @dataclass(frozen=True)
@@ -56,15 +56,16 @@ class Classifier:
         self, title: str, text: str, source_territory: str | None = None
     ) -> Classification:
         folded = fold(f"{title}\n{text}")
-        included = self.include.matches(folded, folded=True)
-        excluded = self.exclude.matches(folded, folded=True)
+        present = folded_words(folded)
+        included = self.include.matches(folded, folded=True, present=present)
+        excluded = self.exclude.matches(folded, folded=True, present=present)
         # Title matches count double: a headline about the subject beats a passing mention.
-        in_title = self.include.matches(fold(title), folded=False) if included else []
+        in_title = self.include.matches(fold(title), folded=True) if included else []
         score = len(included) + len(in_title) - 2 * len(excluded)
         relevant = (not self.has_include or score >= self.min_score) and not excluded
         section = None
         for key, matcher in self.sections:
-            if matcher.matches(folded, folded=True):
+            if matcher.matches(folded, folded=True, present=present):
                 section = key
                 break
         return Classification(

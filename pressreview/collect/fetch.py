@@ -12,10 +12,14 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
+import zlib
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
@@ -128,16 +132,7 @@ class Fetcher:
         if url.startswith("file:"):
             result = await asyncio.to_thread(self._read_file, url)
         else:
-            try:
-                result = await asyncio.wait_for(
-                    self._fetch_http(url, etag, last_modified, accept),
-                    timeout=self.settings.total_timeout,
-                )
-            except TimeoutError:
-                result = FetchResult(
-                    url=url,
-                    error=f"no complete answer within {self.settings.total_timeout:g} s",
-                )
+            result = await self._fetch_http(url, etag, last_modified, accept)
         result.elapsed = time.perf_counter() - started
         return result
 
@@ -147,7 +142,9 @@ class Fetcher:
         try:
             size = path.stat().st_size
             if size > self.settings.max_bytes:
-                return FetchResult(url=url, error=f"file larger than {self.settings.max_bytes} bytes")
+                return FetchResult(
+                    url=url, error=f"file larger than {self.settings.max_bytes} bytes"
+                )
             return FetchResult(url=url, status=200, body=path.read_bytes(), final_url=url)
         except FileNotFoundError:
             return FetchResult(url=url, error=f"file not found: {path}")
@@ -169,11 +166,25 @@ class Fetcher:
         moved_to: str | None = None
         seen = {url}
         permanent_chain = True
+        # The total deadline counts time spent talking to servers, not time spent
+        # waiting for a free slot behind other sources.
+        budget = self.settings.total_timeout
         for _hop in range(self.settings.max_redirects + 1):
             host = host_of(current)
             try:
-                async with self._global, self._hosts[host]:
-                    response, body = await self._get(current, headers)
+                # Host slot first: a source waiting for its busy host holds no global slot.
+                async with self._hosts[host], self._global:
+                    started = time.perf_counter()
+                    try:
+                        response, body = await asyncio.wait_for(
+                            self._get(current, headers), timeout=max(budget, 0.001)
+                        )
+                    finally:
+                        budget -= time.perf_counter() - started
+            except TimeoutError:
+                return FetchResult(
+                    url=url, error=f"no complete answer within {self.settings.total_timeout:g} s"
+                )
             except BodyTooLarge:
                 return FetchResult(
                     url=url, error=f"body larger than {self.settings.max_bytes:,} bytes (cut off)"
@@ -186,7 +197,10 @@ class Fetcher:
             except httpx.DecodingError as exc:
                 return FetchResult(url=url, error=f"cannot decode the body: {_reason(exc)}")
             except httpx.HTTPError as exc:
-                return FetchResult(url=url, error=f"{type(exc).__name__}: {_reason(exc)}")
+                reason = _reason(exc)
+                if reason == type(exc).__name__ or type(exc).__name__ in _PLAIN_REASONS:
+                    return FetchResult(url=url, error=reason)
+                return FetchResult(url=url, error=f"{type(exc).__name__}: {reason}")
             except ValueError as exc:  # malformed URL or headers
                 return FetchResult(url=url, error=f"invalid request: {exc}")
             status = response.status_code
@@ -208,16 +222,18 @@ class Fetcher:
                     moved_to=moved_to, final_url=current,
                 )  # fmt: skip
             if status == 410:
-                return FetchResult(url=url, status=410, gone=True, error="410 Gone: the source was removed")
+                return FetchResult(
+                    url=url, status=410, gone=True, error="410 Gone: the source was removed"
+                )
             if status in (429, 503):
                 return FetchResult(
                     url=url,
                     status=status,
-                    error=f"HTTP {status} {response.reason_phrase}".strip(),
+                    error=_status_text(status),
                     retry_after=parse_retry_after(resp_headers.get("retry-after"), now),
                 )
             if status >= 400:
-                return FetchResult(url=url, status=status, error=f"HTTP {status} {response.reason_phrase}".strip())
+                return FetchResult(url=url, status=status, error=_status_text(status))
             if not body:
                 return FetchResult(url=url, status=status, error="empty body", moved_to=moved_to)
             return FetchResult(
@@ -233,21 +249,113 @@ class Fetcher:
             if response.status_code >= 300:
                 return response, b""
             declared = response.headers.get("content-length")
+            encoding = response.headers.get("content-encoding", "").strip().lower()
             if declared and declared.isdigit() and int(declared) > cap:
                 raise BodyTooLarge
+            # Raw bytes, inflated here with a bound on the output of every step: httpx
+            # would inflate a whole network chunk at once, and a few kilobytes of a
+            # gzip bomb are gigabytes once inflated.
+            inflate = _Inflater(encoding, cap)
             chunks: list[bytes] = []
             size = 0
-            # iter_bytes decodes gzip/deflate: the cap applies to what it inflates to.
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > cap:
-                    raise BodyTooLarge
-                chunks.append(chunk)
+            async for raw in response.aiter_raw():
+                for chunk in inflate.feed(raw):
+                    size += len(chunk)
+                    if size > cap:
+                        raise BodyTooLarge
+                    chunks.append(chunk)
+            tail = inflate.flush()
+            size += len(tail)
+            if size > cap:
+                raise BodyTooLarge
+            chunks.append(tail)
             return response, b"".join(chunks)
+
+
+class _Inflater:
+    """Content-Encoding (gzip, deflate, identity) undone with bounded output."""
+
+    STEP = 256 * 1024
+
+    def __init__(self, encoding: str, cap: int) -> None:
+        codings = [c.strip() for c in encoding.split(",") if c.strip() not in ("", "identity")]
+        if len(codings) > 1 or (codings and codings[0] not in ("gzip", "x-gzip", "deflate")):
+            raise httpx.DecodingError(f"unsupported Content-Encoding {encoding!r}")
+        self.coding = codings[0] if codings else None
+        self.cap = cap
+        self._obj: Any = self._new() if self.coding else None
+        self._first = True
+        self._produced = False
+
+    def _new(self, raw_deflate: bool = False) -> Any:
+        if self.coding == "deflate":
+            return zlib.decompressobj(-zlib.MAX_WBITS if raw_deflate else zlib.MAX_WBITS)
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        if self.coding is None:
+            yield data
+            return
+        try:
+            while data:
+                if self._first and self.coding == "deflate":
+                    self._first = False
+                    # Some servers send raw deflate without the zlib header.
+                    try:
+                        out = self._obj.decompress(data, self.STEP)
+                    except zlib.error:
+                        self._obj = self._new(raw_deflate=True)
+                        out = self._obj.decompress(data, self.STEP)
+                else:
+                    self._first = False
+                    out = self._obj.decompress(data, self.STEP)
+                if out:
+                    self._produced = True
+                    yield out
+                data = self._obj.unconsumed_tail
+                if self._obj.eof:
+                    # Concatenated gzip members: start a new one on what is left.
+                    rest = self._obj.unused_data
+                    if not rest.strip(b"\x00"):
+                        return
+                    self._obj = self._new()
+                    data = rest
+        except zlib.error as exc:
+            raise httpx.DecodingError(f"corrupt {self.coding} body ({exc})") from None
+
+    def flush(self) -> bytes:
+        if self.coding is None:
+            return b""
+        try:
+            tail = bytes(self._obj.flush(self.cap + 1))
+        except zlib.error as exc:  # pragma: no cover - flush rarely raises
+            raise httpx.DecodingError(f"corrupt {self.coding} body ({exc})") from None
+        if not self._produced and not tail and not self._obj.eof:
+            raise httpx.DecodingError(f"truncated or corrupt {self.coding} body")
+        return tail
+
+
+def _status_text(status: int) -> str:
+    """``HTTP 404 Not Found``: the standard phrase, whatever the server wrote."""
+    try:
+        return f"HTTP {status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"HTTP {status}"
+
+
+_PLAIN_REASONS = {
+    "ReadError": "connection lost while reading the answer",
+    "WriteError": "connection lost while sending the request",
+    "RemoteProtocolError": "the server broke the HTTP protocol",
+    "LocalProtocolError": "invalid request",
+}
 
 
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip()
-    if not text and exc.__cause__ is not None:
-        text = str(exc.__cause__).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    cause = exc.__cause__ or exc.__context__
+    if not text and cause is not None:
+        text = str(cause).strip()
+    if text:
+        return text.splitlines()[0]
+    return _PLAIN_REASONS.get(type(exc).__name__, type(exc).__name__)

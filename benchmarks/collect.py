@@ -1,0 +1,386 @@
+"""Benchmark of `collect`: 1,000 feeds x 50 entries over a slow local HTTP server.
+
+    python benchmarks/collect.py              # the full run (a few minutes)
+    python benchmarks/collect.py --feeds 100  # a quick run
+
+What it does:
+
+* generates N feeds of 50 entries each (seeded: realistic French titles and
+  summaries about urban policy in Hauts-de-France, some stories repeated
+  across outlets), served by an asyncio HTTP server in its own process that
+  waits 20 ms before every response; the feeds are spread over 100 host
+  names (127.0.0.2 ... 127.0.0.101: the server listens on all addresses, so
+  per-host limits apply as they do on the internet); each feed has an ETag
+  and the server answers 304 when it is sent back;
+* cold: `collect` into an empty store; warm: `collect` again (every source
+  answers 304); sequential: a plain `feedparser.parse(url)` loop over the
+  same URLs, the baseline;
+* each phase runs in a fresh subprocess, so its CPU time and peak RSS are its
+  own (CPU time includes the parse worker processes).
+
+The filters, sections and territories are those of the project's feeds.yaml.
+Targets: cold at least 10x faster than the sequential loop, warm under 2 s,
+peak RSS under 300 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import multiprocessing
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# -- generated feeds -------------------------------------------------------------
+
+PLACES = [
+    "Amiens", "Abbeville", "Lille", "Roubaix", "Tourcoing", "Valenciennes", "Maubeuge",
+    "Denain", "Dunkerque", "Calais", "Boulogne-sur-Mer", "Lens", "Liévin", "Arras",
+    "Béthune", "Hénin-Beaumont", "Douai", "Cambrai", "Saint-Quentin", "Laon", "Soissons",
+    "Château-Thierry", "Beauvais", "Creil", "Compiègne", "Noyon", "Méru", "Saint-Omer",
+]  # fmt: skip
+SUBJECTS = [
+    "le contrat de ville Quartiers 2030", "le quartier prioritaire", "la politique de la ville",
+    "le renouvellement urbain", "la cité éducative", "le conseil citoyen", "le NPNRU",
+    "la maison France services", "l'abattement de TFPB", "la gestion urbaine de proximité",
+    "le programme de réussite éducative", "le centre social", "la résidence Jean-Jaurès",
+    "l'atelier santé ville", "le bailleur social", "la médiation de nuit",
+]  # fmt: skip
+VERBS = [
+    "signe", "présente", "lance", "inaugure", "relance", "prolonge", "finance", "réunit",
+    "dévoile", "adopte", "évalue", "repense", "accompagne", "mobilise",
+]  # fmt: skip
+TAILS = [
+    "avec l'État et les bailleurs", "pour 2024-2030", "après deux ans de concertation",
+    "malgré les retards", "avec les habitants", "en conseil communautaire",
+    "à la préfecture", "sous l'œil des élus", "pour les 16-25 ans", "à la rentrée",
+    "avant l'été", "avec la CAF et le Département",
+]  # fmt: skip
+ACTORS = [
+    "La métropole", "La communauté d'agglomération", "La préfète", "Le maire",
+    "L'ANRU", "Le Département", "La Région", "Le bailleur", "L'association",
+]  # fmt: skip
+SENTENCES = [
+    "{actor} {verb} {subject} {tail}.",
+    "Plus de {n} habitants sont concernés dans les quartiers de {place}.",
+    "Le budget atteint {m} millions d'euros sur la durée du contrat.",
+    "Les associations saluent une démarche « attendue depuis longtemps ».",
+    "Une réunion publique est prévue le {d} novembre à la mairie de {place}.",
+    "Les élus d'opposition dénoncent un calendrier trop serré.",
+]
+
+
+FIRST = [
+    "Marie", "Nadia", "Karim", "Sophie", "Jean-Luc", "Fatima", "Olivier", "Claire", "Mehdi",
+    "Isabelle", "Thierry", "Leïla", "Patrick", "Aurélie", "Yacine", "Martine", "Hervé", "Inès",
+]  # fmt: skip
+LAST = [
+    "Lefebvre", "Dupont", "Benali", "Leroy", "Martin", "Caron", "Haddad", "Delattre", "Vasseur",
+    "Dumont", "Lemaire", "Boulanger", "Cordier", "Morel", "Fontaine", "Dufour", "Carpentier",
+]  # fmt: skip
+ROLES = [
+    "adjointe au maire", "président de l'agglomération", "directrice du centre social",
+    "délégué du préfet", "habitante du quartier", "bailleur social", "éducatrice",
+    "chef de projet politique de la ville", "présidente de l'association", "élu d'opposition",
+]  # fmt: skip
+QUARTIERS = [
+    "Étouvie", "Fafet-Brossolette", "Le Pigeonnier", "Les Provinces", "Lille-Sud", "Moulins",
+    "L'Alma", "Le Pile", "La Bourgogne", "Le Virolois", "Chanteclair", "Dutemple",
+    "Les Hauts de Saint-Pol", "Le Beau-Marais", "Fort-Nieulay", "Transition", "Saint-Liévin",
+    "Les Blancs-Monts", "L'Europe", "Saint-Jean", "Les Champs-Dolent", "Le Plateau Rouher",
+    "Argentine", "Saint-Lucien", "La Victoire", "Champ de Mars", "Les Rougemonts",
+]  # fmt: skip
+THINGS = [
+    "logements sociaux", "places en crèche", "jardins partagés", "emplois aidés",
+    "médiateurs", "classes dédoublées", "conseillers numériques", "terrains de sport",
+    "arbres plantés", "permanences d'accès aux droits", "chantiers d'insertion",
+]  # fmt: skip
+QUOTES = [
+    "on ne lâchera rien", "le quartier change enfin", "il faut plus de moyens",
+    "les habitants doivent être écoutés", "c'est un premier pas", "la sécurité d'abord",
+    "nos enfants méritent mieux", "un contrat ambitieux", "trop de promesses",
+]  # fmt: skip
+
+
+def _title(rng: random.Random) -> str:
+    place, quartier = rng.choice(PLACES), rng.choice(QUARTIERS)
+    person = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
+    shape = rng.randrange(6)
+    if shape == 0:
+        return (
+            f"{place} : {rng.choice(ACTORS).lower()} {rng.choice(VERBS)} "
+            f"{rng.choice(SUBJECTS)} {rng.choice(TAILS)}"
+        )
+    if shape == 1:
+        return f"« {rng.choice(QUOTES).capitalize()} » : {person}, {rng.choice(ROLES)} à {place}"
+    if shape == 2:
+        return (
+            f"{rng.randint(3, 480)} {rng.choice(THINGS)} pour le quartier {quartier} "
+            f"à {place} d'ici {rng.randint(2025, 2031)}"
+        )
+    if shape == 3:
+        return (
+            f"Quartier {quartier} : {rng.choice(SUBJECTS)} {rng.choice(TAILS)}, "
+            f"{person} {rng.choice(VERBS)} le projet"
+        )
+    if shape == 4:
+        month = rng.choice(["janvier", "mars", "mai", "juin", "septembre", "octobre", "décembre"])
+        return (
+            f"{place} : {rng.choice(SUBJECTS)} {rng.choice(VERBS)} "
+            f"{rng.randint(1, 40)} millions d'euros le {rng.randint(1, 28)} {month}"
+        )
+    return f"Portrait : {person}, {rng.choice(ROLES)} dans le quartier {quartier} ({place})"
+
+
+def _summary(rng: random.Random) -> str:
+    parts = []
+    for template in rng.sample(SENTENCES, 3):
+        parts.append(
+            template.format(
+                actor=rng.choice(ACTORS),
+                verb=rng.choice(VERBS),
+                subject=rng.choice(SUBJECTS),
+                tail=rng.choice(TAILS),
+                place=rng.choice(PLACES),
+                n=rng.randint(500, 20000),
+                m=rng.randint(2, 90),
+                d=rng.randint(1, 30),
+            )
+        )
+    link = f'<a href="https://www.example.fr/dossier/{rng.randint(1, 999)}">le dossier</a>'
+    return f"<p>{parts[0]} <strong>{parts[1]}</strong></p><p>{parts[2]} Lire {link}.</p>"
+
+
+def host_of(i: int, hosts: int) -> str:
+    return f"127.0.0.{2 + i % hosts}"
+
+
+def feed_urls(port: int, feeds: int, hosts: int) -> list[str]:
+    return [f"http://{host_of(i, hosts)}:{port}/feeds/{i}.xml" for i in range(feeds)]
+
+
+def generate(feeds: int, entries: int, seed: int = 2026) -> dict[str, bytes]:
+    """Feed bodies by path. About 5% of entries repeat a story of another outlet."""
+    rng = random.Random(seed)
+    start = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
+    shared = [_title(rng) for _ in range(200)]
+    bodies = {}
+    for i in range(feeds):
+        outlet = f"Journal {i} des Hauts-de-France"
+        site = f"https://journal-{i}.example.fr"
+        items = []
+        for j in range(entries):
+            title = rng.choice(shared) if rng.random() < 0.05 else _title(rng)
+            when = start + timedelta(minutes=rng.randint(0, 30 * 24 * 60))
+            link = f"{site}/articles/{j}-{rng.getrandbits(32):08x}?utm_source=rss&xtor=RSS-{i}"
+            items.append(
+                f"<item><title>{escape(title)}</title><link>{escape(link)}</link>"
+                f'<guid isPermaLink="false">{site}/{j}</guid>'
+                f"<pubDate>{format_datetime(when)}</pubDate>"
+                f"<category>{escape(rng.choice(SUBJECTS))}</category>"
+                f"<description>{escape(_summary(rng))}</description></item>"
+            )
+        bodies[f"/feeds/{i}.xml"] = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0"><channel>'
+            f"<title>{escape(outlet)}</title><link>{site}/</link><language>fr-fr</language>"
+            f"<description>Actualités</description>{''.join(items)}</channel></rss>"
+        ).encode()
+    return bodies
+
+
+# -- the server -------------------------------------------------------------------
+
+
+def serve(port_out: multiprocessing.connection.Connection, feeds: int, entries: int,
+          latency: float) -> None:  # fmt: skip
+    """Run the slow feed server until killed (in its own process)."""
+    bodies = generate(feeds, entries)
+    etags = {path: '"' + hashlib.sha1(body).hexdigest()[:16] + '"' for path, body in bodies.items()}
+    stamp = "Sun, 01 Nov 2026 08:00:00 GMT"
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                path = lines[0].split(" ")[1]
+                headers = {}
+                for line in lines[1:]:
+                    if ":" in line:
+                        k, v = line.split(":", 1)
+                        headers[k.strip().lower()] = v.strip()
+                await asyncio.sleep(latency)
+                body = bodies.get(path)
+                if body is None:
+                    writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                elif headers.get("if-none-match") == etags[path]:
+                    writer.write(
+                        f"HTTP/1.1 304 Not Modified\r\nETag: {etags[path]}\r\n\r\n".encode()
+                    )
+                else:
+                    writer.write(
+                        (
+                            "HTTP/1.1 200 OK\r\n"
+                            "Content-Type: application/rss+xml; charset=utf-8\r\n"
+                            f"Content-Length: {len(body)}\r\nETag: {etags[path]}\r\n"
+                            f"Last-Modified: {stamp}\r\n\r\n"
+                        ).encode()
+                        + body
+                    )
+                await writer.drain()
+                if headers.get("connection", "").lower() == "close":
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError, IndexError):
+            pass
+        finally:
+            writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(handle, "0.0.0.0", 0, backlog=1024)
+        port_out.send(server.sockets[0].getsockname()[1])
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(main())
+
+
+# -- phases (each in a fresh subprocess) -----------------------------------------
+
+
+def _usage() -> tuple[float, float]:
+    """CPU seconds (this process and its finished children), peak RSS in MB."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    return cpu, max(me.ru_maxrss, kids.ru_maxrss) / 1024
+
+
+def phase(name: str, workdir: Path) -> dict[str, object]:
+    sys.path.insert(0, str(ROOT))
+    started = time.perf_counter()
+    if name == "sequential":
+        import feedparser
+
+        urls = json.loads((workdir / "urls.json").read_text())
+        entries = 0
+        for url in urls:
+            entries += len(feedparser.parse(url).entries)
+        wall = time.perf_counter() - started
+        cpu, rss = _usage()
+        return {"wall": wall, "cpu": cpu, "rss": rss, "entries": entries}
+    from pressreview.collect import collect
+    from pressreview.config import load_config
+    from pressreview.store import open_store
+
+    config = load_config(workdir / "feeds.yaml")
+    store = open_store(config)
+    store.ensure_schema()
+    started = time.perf_counter()
+    report = collect(config, store)
+    wall = time.perf_counter() - started
+    store.close()
+    cpu, rss = _usage()
+    statuses: dict[str, int] = {}
+    for s in report.sources:
+        statuses[s.status] = statuses.get(s.status, 0) + 1
+    return {
+        "wall": wall, "cpu": cpu, "rss": rss, "new": report.total("new"),
+        "duplicates": report.total("duplicates"), "statuses": statuses,
+        "errors": sorted({s.error or "" for s in report.failed})[:3],
+    }  # fmt: skip
+
+
+def write_config(workdir: Path, urls: list[str]) -> None:
+    project = yaml.safe_load((ROOT / "feeds.yaml").read_text("utf-8"))
+    config = {
+        key: project[key]
+        for key in ("organisation", "locale", "timezone", "territories", "filters", "sections")
+        if key in project
+    }
+    config["database_url"] = "sqlite:///store.db"
+    config["feeds"] = [{"name": f"Journal {i}", "url": url} for i, url in enumerate(urls)]
+    (workdir / "feeds.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), "utf-8")
+    (workdir / "urls.json").write_text(json.dumps(urls))
+
+
+def run_phase(name: str, workdir: Path) -> dict[str, object]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--phase", name, "--workdir", str(workdir)],
+        check=True, capture_output=True, text=True, cwd=workdir,
+    )  # fmt: skip
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--feeds", type=int, default=1000)
+    parser.add_argument("--entries", type=int, default=50)
+    parser.add_argument("--hosts", type=int, default=100)
+    parser.add_argument("--latency", type=float, default=0.020, help="seconds per response")
+    parser.add_argument("--no-sequential", action="store_true", help="skip the baseline loop")
+    parser.add_argument("--phase", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phase:
+        print(json.dumps(phase(args.phase, args.workdir)))
+        return
+
+    receive, send = multiprocessing.Pipe(duplex=False)
+    server = multiprocessing.get_context("fork").Process(
+        target=serve, args=(send, args.feeds, args.entries, args.latency), daemon=True
+    )
+    server.start()
+    port = receive.recv()
+    workdir = Path(tempfile.mkdtemp(prefix="pressreview-bench-"))
+    try:
+        urls = feed_urls(port, args.feeds, args.hosts)
+        write_config(workdir, urls)
+        print(
+            f"{args.feeds} feeds x {args.entries} entries, {args.hosts} hosts, "
+            f"{args.latency * 1000:g} ms per response, {os.cpu_count()} CPUs"
+        )
+        results = {"cold": run_phase("cold", workdir), "warm": run_phase("warm", workdir)}
+        if not args.no_sequential:
+            results["sequential"] = run_phase("sequential", workdir)
+        print(f"{'phase':<11}{'wall s':>9}{'CPU s':>9}{'peak RSS MB':>13}  notes")
+        for name, r in results.items():
+            notes = (
+                f"{r['entries']} entries" if name == "sequential"
+                else f"{r['new']} new items, {r['duplicates']} other outlets, {r['statuses']}"
+            )  # fmt: skip
+            if r.get("errors"):
+                notes += f" errors: {r['errors']}"
+            print(f"{name:<11}{r['wall']:>9.2f}{r['cpu']:>9.2f}{r['rss']:>13.0f}  {notes}")
+        if "sequential" in results:
+            ratio = float(results["sequential"]["wall"]) / float(results["cold"]["wall"])  # type: ignore[arg-type]
+            print(
+                f"cold is {ratio:.1f}x faster than the sequential feedparser loop (target >= 10x)"
+            )
+        print(
+            f"targets: warm < 2 s ({'met' if float(results['warm']['wall']) < 2 else 'MISSED'}), "  # type: ignore[arg-type]
+            f"peak RSS < 300 MB ("
+            f"{'met' if max(float(r['rss']) for r in results.values()) < 300 else 'MISSED'})"  # type: ignore[arg-type]
+        )
+    finally:
+        server.kill()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
