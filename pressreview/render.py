@@ -36,8 +36,19 @@ from markupsafe import Markup
 from pressreview.config import Config
 from pressreview.errors import RenderError
 
-#: Where the default theme lives: templates/<subdir>/ at the project's root.
-TEMPLATES_ROOT = Path(__file__).resolve().parent.parent / "templates"
+
+def _default_templates() -> Path:
+    """The default theme: templates/ at the repository's root (a checkout or an
+    editable install), or its copy installed as pressreview/templates (a wheel)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "templates", here / "templates"):
+        if (candidate / "email").is_dir():
+            return candidate
+    return here / "templates"  # pragma: no cover - a broken installation
+
+
+#: Where the default theme lives: templates/<subdir>/.
+TEMPLATES_ROOT = _default_templates()
 
 #: Stands for a subscriber's own unsubscribe link in a rendered email (HTML and
 #: text). An absolute URL that survives HTML escaping unchanged.
