@@ -36,7 +36,10 @@ def test_demo_config_is_valid() -> None:
             {"feeds": [{"name": "A", "url": "https://a.fr/"}, {"name": "a", "url": "https://b.fr/"}]},
             "feeds[1].name: duplicate source name",
         ),
-        ({"feeds": [{"name": "A", "url": "https://a.fr/", "colour": 1}]}, "feeds[0].colour: unknown key"),
+        (
+            {"feeds": [{"name": "A", "url": "https://a.fr/", "colour": 1}]},
+            "feeds[0].colour: unknown key",
+        ),
         ({"feed": []}, "feed: unknown key"),
         ({"feeds": {"name": "A"}}, "feeds: must be a list"),
         ({"collect": {"concurrency": "many"}}, "collect.concurrency: must be an integer"),
@@ -76,7 +79,9 @@ def test_database_url_precedence(tmp_path: Path) -> None:
     path = tmp_path / "feeds.yaml"
     path.write_text("database_url: sqlite:///file.db\n", "utf-8")
     assert load_config(path).database_url == "sqlite:///file.db"
-    assert load_config(path, {"database_url": "sqlite:///cli.db"}).database_url == "sqlite:///cli.db"
+    assert (
+        load_config(path, {"database_url": "sqlite:///cli.db"}).database_url == "sqlite:///cli.db"
+    )
     env = {"PRESSREVIEW_DATABASE_URL": "sqlite:///env.db"}
     assert parse_config({}, environ=env, overrides={"database_url": "x"}).database_url == (
         "sqlite:///env.db"
@@ -104,7 +109,9 @@ def test_config_is_frozen(make_config) -> None:  # type: ignore[no-untyped-def]
         ("feeds:\n  - {name: A, url: nope}\n", "feeds[0].url: not a URL"),
     ],
 )
-def test_cli_reports_config_errors_in_one_line(cli, tmp_path: Path, text: str, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_cli_reports_config_errors_in_one_line(
+    cli, tmp_path: Path, text: str, message: str
+) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "feeds.yaml"
     path.write_text(text, "utf-8")
     result = cli(path, "collect")

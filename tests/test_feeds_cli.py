@@ -93,7 +93,11 @@ def test_opml_import_keeps_comments_and_skips_known(cli, make_config, tmp_path: 
 def test_opml_export_round_trips(cli, make_config) -> None:  # type: ignore[no-untyped-def]
     config = make_config(
         feeds=[
-            {"name": "Journal « A »", "url": "https://a.example.fr/rss?x=1&y=2", "tags": ["presse"]},
+            {
+                "name": "Journal « A »",
+                "url": "https://a.example.fr/rss?x=1&y=2",
+                "tags": ["presse"],
+            },
             {"name": "B", "url": "https://b.example.fr/rss"},
         ]
     )

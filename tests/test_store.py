@@ -36,9 +36,15 @@ def test_upgrade_is_idempotent_and_keeps_rows(store_url: str) -> None:
         with store.begin() as conn:
             conn.execute(
                 insert(sources).values(
-                    name="A", config_url="https://a.fr/", url="https://a.fr/", status="ok",
-                    failures=0, entries_seen=0, created_at=stamp, updated_at=stamp,
-                )  # fmt: skip
+                    name="A",
+                    config_url="https://a.fr/",
+                    url="https://a.fr/",
+                    status="ok",
+                    failures=0,
+                    entries_seen=0,
+                    created_at=stamp,
+                    updated_at=stamp,
+                )
             )
         assert store.upgrade()[0] == store.upgrade()[1]
         with store.connect() as conn:
@@ -88,9 +94,15 @@ def test_naive_datetimes_are_refused(sqlite_url: str) -> None:
         with pytest.raises(Exception, match="naive datetime"), store.begin() as conn:
             conn.execute(
                 insert(sources).values(
-                    name="A", config_url="x", url="x", status="ok", failures=0,
-                    entries_seen=0, created_at=datetime(2024, 1, 1), updated_at=now(),
-                )  # fmt: skip
+                    name="A",
+                    config_url="x",
+                    url="x",
+                    status="ok",
+                    failures=0,
+                    entries_seen=0,
+                    created_at=datetime(2024, 1, 1),
+                    updated_at=now(),
+                )
             )
     finally:
         store.close()
