@@ -117,6 +117,8 @@ def _backoff(config: Config, failures: int, now: datetime) -> datetime:
 POOL_MIN_SOURCES = 20
 #: Title shingles kept in memory between lots (near-duplicate checks), at most.
 TITLE_CACHE_MAX = 60_000
+#: Title keys whose newest postings are kept in memory between lots, at most.
+POSTINGS_CACHE_MAX = 400_000
 
 
 @dataclass
@@ -352,8 +354,8 @@ class _Writer:
         self.store = store
         self._conn: Connection | None = None
         self._context: Any = None
-        #: Title shingles of items seen in this run, by id (near-duplicate checks).
-        self.titles: dict[int, tuple[set[str], int | None, int | None]] = {}
+        #: Title shingles and title-key postings seen in this run (near-duplicate checks).
+        self.cache = q.DedupeCache()
 
     def _connection(self) -> Connection:
         if self._conn is None:
@@ -364,13 +366,19 @@ class _Writer:
     def write(self, lot: list[_Outcome]) -> list[SourceReport]:
         conn = self._connection()
         stamp = datetime.now(UTC)
-        if len(self.titles) > TITLE_CACHE_MAX:
-            self.titles.clear()
+        if len(self.cache.titles) > TITLE_CACHE_MAX:
+            self.cache.titles.clear()
+        if len(self.cache.postings) > POSTINGS_CACHE_MAX:
+            self.cache.forget_postings()
         try:
             with conn.begin():
-                return [_record(self.config, conn, o, stamp, self.titles) for o in lot]
+                rows = q.get_sources(conn, (o.source_id for o in lot))
+                return [
+                    _record(self.config, conn, o, stamp, self.cache, rows.get(o.source_id))
+                    for o in lot
+                ]
         except SQLAlchemyError:
-            self.titles.clear()  # ids of a rolled-back lot may be given again
+            self.cache.reset()  # ids of a rolled-back lot may be given again
             if len(lot) == 1:
                 return [self._store_failure(conn, lot[0], stamp)]
         # One source's items could not be stored: store the others one by one.
@@ -378,9 +386,9 @@ class _Writer:
         for outcome in lot:
             try:
                 with conn.begin():
-                    reports.append(_record(self.config, conn, outcome, stamp, self.titles))
+                    reports.append(_record(self.config, conn, outcome, stamp, self.cache))
             except SQLAlchemyError:
-                self.titles.clear()
+                self.cache.reset()
                 reports.append(self._store_failure(conn, outcome, stamp))
         return reports
 
@@ -412,13 +420,15 @@ def _record(
     conn: Connection,
     outcome: _Outcome,
     now: datetime,
-    titles: dict[int, tuple[set[str], int | None, int | None]] | None = None,
+    cache: q.DedupeCache | None = None,
+    row: Any = None,
 ) -> SourceReport:
     """Store one source's outcome and items (inside the caller's transaction)."""
     feed, source_id, result = outcome.feed, outcome.source_id, outcome.result
     parsed, parse_error, digest = outcome.parsed, outcome.parse_error, outcome.digest
     rep = SourceReport(feed.name, "ok", moved_to=result.moved_to, elapsed=result.elapsed)
-    row = q.get_source(conn, source_id)
+    if row is None:
+        row = q.get_source(conn, source_id)
     state: dict[str, object] = {"last_fetched_at": now}
     if result.moved_to:
         state["url"] = result.moved_to
@@ -460,7 +470,7 @@ def _record(
                 default_outlet=feed.name,
                 dedupe_window=timedelta(days=config.collect.dedupe_window_days),
                 threshold=config.collect.near_duplicate_threshold,
-                stamp=now, title_cache=titles,
+                stamp=now, cache=cache,
             )  # fmt: skip
             rep.new, rep.updated = counts.new, counts.updated
             rep.unchanged, rep.duplicates = counts.unchanged, counts.duplicates
