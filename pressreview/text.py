@@ -96,8 +96,18 @@ def clean_text(text: str | None) -> str:
     return text
 
 
+# Tags that separate words when a browser shows them (blocks, line breaks, cells).
+_BREAKING_TAG_RE = re.compile(
+    r"<(?:br|hr|/?(?:p|div|li|ul|ol|dl|dt|dd|h[1-6]|tr|td|th|table|blockquote|pre|"
+    r"section|article|header|footer|figure|figcaption))\b[^>]*>",
+    re.IGNORECASE,
+)
+
+
 def _clean_once(text: str) -> str:
     if "<" in text:
+        # "<li>204 QPV</li><li>700 000 habitants</li>" reads as two phrases, not one word.
+        text = _BREAKING_TAG_RE.sub(lambda m: " " + m.group(0), text)
         text = nh3.clean(text, tags=set(), attributes={})
     text = html.unescape(html.unescape(text)) if "&" in text else text
     return _WS_RE.sub(" ", valid_text(text)).strip()
@@ -316,6 +326,11 @@ class TermMatcher:
             )
             if tokens <= present and regex.search(haystack)
         ]
+
+    def first_match(self, folded_text: str) -> int | None:
+        """Where the earliest of the terms starts in an already folded text (None: nowhere)."""
+        starts = [m.start() for regex in self._regexes if (m := regex.search(folded_text))]
+        return min(starts) if starts else None
 
 
 def sha256(data: bytes | str) -> str:

@@ -77,3 +77,67 @@ def test_second_run_is_unchanged_and_cli_json(two_feeds, cli) -> None:
     data = json.loads(second.output)
     assert [s["status"] for s in data["sources"]] == ["unchanged", "unchanged"]
     assert data["totals"]["new"] == 0
+
+
+def test_section_is_the_best_match_not_the_first(make_config) -> None:  # type: ignore[no-untyped-def]
+    from pressreview.collect.classify import Classifier
+
+    config = make_config(
+        sections=[
+            {"key": "signatures", "title": "Signatures", "match": ["Quartiers 2030", "signé"]},
+            {"key": "discriminations", "title": "Discriminations", "match": ["discriminations"]},
+            {"key": "emploi", "title": "Emploi", "match": ["emploi", "entrepreneuriat"]},
+        ]
+    )
+    classify = Classifier(config).classify
+    # A tie on weight goes to the subject the title names first.
+    assert classify("Lutte contre les discriminations : appel Quartiers 2030", "").section == (
+        "discriminations"
+    )
+    assert classify("Entrepreneuriat Quartiers 2030 : appel à projets", "").section == "emploi"
+    # More matching terms win, whatever the order of the sections.
+    assert classify("Quartiers 2030 : contrat signé, emploi cité", "").section == "signatures"
+    assert classify("Bilan annuel", "").section is None
+
+
+FUTURE = """<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0"><channel><title>Horloge</title>
+<item><title>Contrat de ville : une date dans le futur</title><link>https://h.example.fr/1</link>
+<guid>h-1</guid><pubDate>Fri, 01 Jan 2100 10:00:00 +0100</pubDate>
+<description>Texte.</description></item></channel></rss>"""
+
+
+def test_future_dates_fall_back_to_first_seen(
+    httpserver: HTTPServer, make_config, store_for
+) -> None:  # type: ignore[no-untyped-def]
+    httpserver.expect_request("/h.xml").respond_with_data(
+        FUTURE, content_type="application/rss+xml"
+    )
+    config = make_config(feeds=[{"name": "Horloge", "url": httpserver.url_for("/h.xml")}])
+    store = store_for(config)
+    report = collect(config, store)
+    assert report.sources[0].new == 1
+    with store.connect() as conn:
+        row = conn.execute(q.select(q.items)).mappings().one()
+    assert row.date_is_fallback is True
+    assert row.published_at == row.first_seen_at
+
+
+def test_edits_stay_searchable_after_a_feed_update(
+    httpserver: HTTPServer, make_config, store_for
+) -> None:  # type: ignore[no-untyped-def]
+    from pressreview.curate import edit_item, search_items
+
+    httpserver.expect_request("/c.xml").respond_with_data(RSS, content_type="application/rss+xml")
+    config = make_config(feeds=[{"name": "Courrier", "url": httpserver.url_for("/c.xml")}])
+    store = store_for(config)
+    collect(config, store)
+    item = next(i for i in search_items(config, store, "Amiens") if "Amiens" in i["title"])
+    edit_item(store, item["id"], title="Signature à Amiens : le contrat Zanzibar", actor="test")
+    httpserver.clear()
+    httpserver.expect_request("/c.xml").respond_with_data(
+        RSS.replace("La signature a eu lieu", "La signature a enfin eu lieu"),
+        content_type="application/rss+xml",
+    )
+    assert collect(config, store).sources[0].updated == 1
+    assert [i["id"] for i in search_items(config, store, "zanzibar")] == [item["id"]]

@@ -227,3 +227,12 @@ def test_term_matcher_is_case_and_accent_insensitive_whole_words(
     matcher = TermMatcher(["Creil"])
     assert matcher.matches(f"{before}{word}{after}") == ["Creil"]
     assert matcher.matches(f"{before}{word}x{after}") == []
+
+
+def test_block_tags_separate_words() -> None:
+    from pressreview.text import clean_text, excerpt
+
+    html = "<p>Bilan publié.</p><ul><li>204 quartiers</li><li>près de 700 000 habitants</li></ul>"
+    assert clean_text(html) == "Bilan publié. 204 quartiers près de 700 000 habitants"
+    assert clean_text("a<br/>b<strong>c</strong>d") == "a bcd"
+    assert excerpt("<p>Un.</p><p>Deux.</p>", 300) == "Un. Deux."

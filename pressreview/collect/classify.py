@@ -63,11 +63,23 @@ class Classifier:
         in_title = self.include.matches(fold(title), folded=True) if included else []
         score = len(included) + len(in_title) - 2 * len(excluded)
         relevant = (not self.has_include or score >= self.min_score) and not excluded
+        # The section whose terms weigh most (title matches double); on a tie, the
+        # one the title names first ("Lutte contre les discriminations : ... Quartiers
+        # 2030" is about discrimination), then the section placed first.
         section = None
+        best: tuple[int, int] = (0, 0)
+        folded_title: str | None = None
         for key, matcher in self.sections:
-            if matcher.matches(folded, folded=True, present=present):
-                section = key
-                break
+            found = matcher.matches(folded, folded=True, present=present)
+            if not found:
+                continue
+            if folded_title is None:
+                folded_title = fold(title)
+            weight = len(found) + len(matcher.matches(folded_title, folded=True))
+            where = matcher.first_match(folded_title)
+            rank = (weight, -(where if where is not None else len(folded_title) + 1))
+            if section is None or rank > best:
+                section, best = key, rank
         return Classification(
             score=score,
             relevant=relevant,

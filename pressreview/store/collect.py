@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 
 from pressreview.config import Feed
+from pressreview.store.items import item_search_text
 from pressreview.store.schema import UTCDateTime, item_keys, items, now, sources
 from pressreview.text import keys_of_shingles, search_text, sha256, shingles
 
@@ -373,10 +374,18 @@ def store_items(
     for item in by_key.values():
         seen_urls[item.url] = item
     unique = list(seen_urls.values())
+    horizon = stamp + timedelta(hours=1)
+    for item in unique:
+        # A date in the future is the feed's mistake: the item dates from when it was seen.
+        if item.published_at is not None and item.published_at > horizon:
+            item.published_at = None
 
     guids = [i.guid for i in unique if i.guid]
     urls = [i.url for i in unique]
-    cols = (items.c.id, items.c.guid, items.c.url, items.c.content_hash, items.c.source_id)
+    cols = (
+        items.c.id, items.c.guid, items.c.url, items.c.content_hash, items.c.source_id,
+        items.c.title_edited, items.c.summary_edited,
+    )  # fmt: skip
     existing_by_guid: dict[str, RowMapping] = {}
     existing_by_url: dict[str, RowMapping] = {}
     if source_id is not None and guids and len(guids) <= CHUNK and len(urls) <= CHUNK:
@@ -430,6 +439,12 @@ def store_items(
             "search_text": item.search_text
             or search_text(item.title, item.excerpt, item.outlet or default_outlet),
         }
+        if row.title_edited is not None or row.summary_edited is not None:
+            # Staff edits stay searchable when the feed's text changes under them.
+            values["search_text"] = item_search_text(
+                {**values, "outlet": item.outlet or default_outlet,
+                 "title_edited": row.title_edited, "summary_edited": row.summary_edited}
+            )  # fmt: skip
         if item.published_at is not None:
             values["published_at"] = item.published_at
             values["date_is_fallback"] = False
