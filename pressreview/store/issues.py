@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, RowMapping, func, insert, or_, select, update
 
+from pressreview.store.items import add_event as add_event  # the one audit-trail writer
 from pressreview.store.schema import events, issues, items, now, sources
 
 # Chunk size for IN (...) lists: well under SQLite's variable limit.
@@ -225,31 +226,6 @@ def item_counts(conn: Connection, issue_ids: Sequence[int]) -> dict[int, int]:
         )
         counts.update({int(k): int(v) for k, v in conn.execute(query)})
     return counts
-
-
-# -- audit trail -----------------------------------------------------------------
-
-
-def add_event(
-    conn: Connection,
-    *,
-    actor: str,
-    action: str,
-    issue_id: int | None = None,
-    item_id: int | None = None,
-    details: dict[str, Any] | None = None,
-    at: datetime | None = None,
-) -> None:
-    conn.execute(
-        insert(events).values(
-            at=at or now(),
-            actor=actor,
-            action=action,
-            issue_id=issue_id,
-            item_id=item_id,
-            details=details or {},
-        )
-    )
 
 
 def issue_events(conn: Connection, issue_id: int) -> list[RowMapping]:
