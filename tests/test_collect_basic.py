@@ -141,3 +141,23 @@ def test_edits_stay_searchable_after_a_feed_update(
     )
     assert collect(config, store).sources[0].updated == 1
     assert [i["id"] for i in search_items(config, store, "zanzibar")] == [item["id"]]
+
+
+def test_parse_workers_are_forked_only_from_a_single_threaded_process(make_config) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    from pressreview.collect import _parse_pool
+    from pressreview.collect.classify import Classifier
+
+    classifier = Classifier(make_config())
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert _parse_pool(classifier, 1000, None) is None
+    finally:
+        stop.set()
+        other.join()
+    pool = _parse_pool(classifier, 1000, 2)  # an explicit number is obeyed
+    assert pool is not None
+    pool.shutdown()

@@ -38,12 +38,12 @@ def collect_command(app, sources: tuple[str, ...], force: bool, as_json: bool) -
         with Progress(
             TextColumn("collect"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             TextColumn("{task.description}"), console=display.console(stderr=True),
-            transient=True,
+            transient=True, auto_refresh=False,  # no refresh thread: collect may fork
         ) as bar:  # fmt: skip
             task = bar.add_task("", total=total)
 
             def step(rep: SourceReport) -> None:
-                bar.update(task, advance=1, description=rep.name)
+                bar.update(task, advance=1, description=rep.name, refresh=True)
 
             report = collect(config, app.store, only=sources or None, force=force, progress=step)
     else:

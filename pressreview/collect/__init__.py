@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -297,10 +298,16 @@ async def _run(
 def _parse_pool(
     classifier: Classifier, sources: int, workers: int | None
 ) -> ProcessPoolExecutor | None:
-    """A pool of forked parse workers, started before any thread of this run exists."""
+    """A pool of forked parse workers, started before any thread of this run exists.
+
+    By default only from a single-threaded process: forking while other threads
+    (a scheduler's, a web server's) may hold locks can hang a child; there the
+    parsing runs in threads instead.
+    """
     cpus = os.cpu_count() or 1
     if workers is None:
-        workers = cpus if cpus > 1 and sources >= POOL_MIN_SOURCES else 0
+        alone = threading.active_count() == 1
+        workers = cpus if cpus > 1 and sources >= POOL_MIN_SOURCES and alone else 0
     if workers <= 0 or "fork" not in multiprocessing.get_all_start_methods():
         return None
     pool = ProcessPoolExecutor(
