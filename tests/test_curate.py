@@ -109,7 +109,12 @@ def test_filters_territory_section_outlet_source_since(collected: Collected) -> 
     )
     assert habitat.items and {r["source"] for r in habitat.items} == {"habitat-hdf"}
     outlet = curate.list_items(config, store, curate.ItemQuery(status=["all"], outlet="PICARDIE"))
-    assert outlet.items and {r["source"] for r in outlet.items} == {"courrier-picardie"}
+    # "Le Courrier de Picardie", and "Picardie Matin" when its copy of a shared story
+    # was collected first and so leads it: which feed answers first is not fixed.
+    sources = {r["source"] for r in outlet.items}
+    assert "courrier-picardie" in sources
+    assert sources <= {"courrier-picardie", "google-actualites"}
+    assert all("picardie" in r["outlet"].casefold() for r in outlet.items)
     # Outlet names match accent- and case-insensitively on every backend.
     echo = [
         {r["id"] for r in curate.list_items(config, store, query).items}
