@@ -40,12 +40,37 @@ class Organisation:
     """Who publishes the newsletter (shown in headers and footers)."""
 
     name: str = "Centre de ressources politique de la ville"
+    #: The name used inside sentences, with its article: "l'IREV", "le Centre de
+    #: ressources" ("de" + "le" gives "du"). Empty: the full name, without article.
+    short_name: str = ""
     url: str = "https://www.example.org/"
     logo_url: str | None = None
     postal_address: str = ""
     contact_email: str = "contact@example.org"
-    #: Why subscribers receive the email (footer text).
-    reason: str = "Vous recevez cette lettre parce que vous êtes abonné·e à la revue de presse."
+    #: Why subscribers receive the email (footer text); empty: a sentence made
+    #: from short_name.
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class LegalSettings:
+    """What the "Mentions légales" and "Données personnelles" pages say.
+
+    Empty values fall back on the organisation (publisher, contact); the
+    placeholder check of ``issue publish``, ``send`` and ``archive build``
+    looks at the organisation's postal address and contact.
+    """
+
+    #: The publisher: legal name and status (default: organisation.name).
+    publisher: str = ""
+    #: The director of publication (name and role).
+    publication_director: str = ""
+    #: The host of the web archive: name, address, telephone.
+    host: str = ""
+    #: How to reach the data protection officer (e-mail or postal address).
+    dpo_contact: str = ""
+    #: Months a former subscriber's address is kept after unsubscribing (proof of consent).
+    retention_months: int = 36
 
 
 @dataclass(frozen=True)
@@ -118,7 +143,7 @@ class EmailSettings:
     from_address: str = "veille@example.org"
     from_name: str = "Revue de presse"
     reply_to: str | None = None
-    subject: str = "{title} (revue de presse n° {number})"
+    subject: str = "Revue de presse n° {number} – {date}"
     #: Gmail clips messages whose HTML passes about 102 KB.
     max_html_bytes: int = 102_000
 
@@ -131,6 +156,8 @@ class ArchiveSettings:
     base_url: str = "https://veille.example.org/"
     title: str = "Revue de presse politique de la ville"
     per_page: int = 20
+    #: Longest extract of an article the public archive shows (cut at a word, with "…").
+    excerpt_chars: int = 300
 
 
 @dataclass(frozen=True)
@@ -194,6 +221,7 @@ class Config:
 
     feeds: tuple[Feed, ...] = ()
     organisation: Organisation = field(default_factory=Organisation)
+    legal: LegalSettings = field(default_factory=LegalSettings)
     locale: str = "fr_FR"
     timezone: str = "Europe/Paris"
     database_url: str = "sqlite:///pressreview.db"

@@ -360,6 +360,8 @@ def item_entry(config: Config, row: RowMapping, also: Sequence[RowMapping]) -> d
         "date": date.isoformat() if date else None,
         "territories": list(row.territories or []),
         "excerpt": text,
+        # The public archive shows a staff summary whole, a feed's extract capped.
+        "summary_by_staff": bool(row.summary_edited and row.summary_edited.strip()),
         "summary_html": summary_html,
         "tags": list(row.tags or []),
         "also": others,
@@ -427,6 +429,7 @@ def build_snapshot(
         "locale": config.locale,
         "organisation": {
             "name": org.name,
+            "short_name": org.short_name,
             "url": org.url,
             "logo_url": org.logo_url,
             "postal_address": org.postal_address,

@@ -236,11 +236,11 @@ def run_digest(
 
 
 def default_title(config: Config, now: datetime) -> str:
-    """The title of an issue the digest builds: « Revue de presse du 23 novembre 2026 »."""
-    from babel.dates import format_date
+    """The title of an issue the digest builds: « Revue de presse du 1er décembre 2026 »."""
+    from pressreview.typography import format_date
 
     local = now.astimezone(config.tz).date()
-    return f"Revue de presse du {format_date(local, 'd MMMM y', locale=config.locale)}"
+    return f"Revue de presse du {format_date(local, 'long', config.locale)}"
 
 
 def pick_items(config: Config, store: Store, *, since: datetime | None) -> list[int]:

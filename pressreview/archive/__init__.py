@@ -58,7 +58,7 @@ __all__ = [
 ]
 
 #: Bumped when the builder's output changes for the same inputs (forces a full build).
-BUILD_FORMAT = "1"
+BUILD_FORMAT = "2"
 STATIC_PREFIX = "static/"
 
 
@@ -198,6 +198,14 @@ def _page_meta(spec: PageSpec, site: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _organisation(config: Config) -> dict[str, Any]:
+    """The organisation for the templates, with its name in sentences (``of``: "de l’IREV",
+    ``by``: "par l’IREV")."""
+    from pressreview.render import organisation_context
+
+    return organisation_context(config, dataclasses.asdict(config.organisation))
+
+
 def _site_context(config: Config, theme: _Theme, base: str, *, search: bool) -> dict[str, Any]:
     """What every page knows of the site (``site`` in the templates)."""
     return {
@@ -207,7 +215,8 @@ def _site_context(config: Config, theme: _Theme, base: str, *, search: bool) -> 
         "lang": _language(config.locale),
         "locale": config.locale,
         "og_locale": config.locale.replace("-", "_"),
-        "organisation": dataclasses.asdict(config.organisation),
+        "organisation": _organisation(config),
+        "legal": dataclasses.asdict(config.legal),
         "assets": theme.assets,
         "search": search,
         "feed_path": "atom.xml",
