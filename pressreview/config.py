@@ -28,9 +28,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from pressreview.errors import ConfigError
+from pressreview.errors import ConfigError, Refused
 
 CONFIG_ENV = "PRESSREVIEW_CONFIG"
+#: Where the archive publishes organisation.logo_file.
+LOGO_PATH = "logo.png"
 DATABASE_ENV = "PRESSREVIEW_DATABASE_URL"
 DEFAULT_CONFIG = "feeds.yaml"
 
@@ -45,6 +47,9 @@ class Organisation:
     short_name: str = ""
     url: str = "https://www.example.org/"
     logo_url: str | None = None
+    #: A small PNG (about 180 px wide) published with the archive as ``logo.png``;
+    #: without logo_url, the email shows it from ``<archive.base_url>logo.png``.
+    logo_file: str | None = None
     postal_address: str = ""
     contact_email: str = "contact@example.org"
     #: Why subscribers receive the email (footer text); empty: a sentence made
@@ -429,6 +434,55 @@ def _check(config: Config) -> None:
         raise ConfigError("collect.concurrency and collect.per_host: must be at least 1")
     if not 0 < config.collect.near_duplicate_threshold <= 1:
         raise ConfigError("collect.near_duplicate_threshold: must be between 0 and 1")
+
+
+#: What an unfilled value looks like: "[À MODIFIER]", "TODO", "à compléter"...
+_PLACEHOLDER_RE = re.compile(
+    r"\[[^\]]*\]|\b(?:TODO|TBD|XXX|FIXME)\b|\b[àa]\s+(?:modifier|compl[ée]ter|remplir|d[ée]finir)\b",
+    re.I,
+)
+
+
+def logo_url(config: Config) -> str | None:
+    """The address of the email's logo: organisation.logo_url, else the copy of
+    organisation.logo_file that the archive publishes at its root."""
+    org = config.organisation
+    if org.logo_url:
+        return org.logo_url
+    if org.logo_file:
+        base = config.archive.base_url
+        return (base if base.endswith("/") else base + "/") + LOGO_PATH
+    return None
+
+
+def placeholder_problems(config: Config) -> list[str]:
+    """The legal values of the footer still empty or placeholders (postal address, contact)."""
+    org = config.organisation
+    problems: list[str] = []
+    for key, value, default in (
+        ("organisation.postal_address", org.postal_address, ""),
+        ("organisation.contact_email", org.contact_email, Organisation.contact_email),
+    ):
+        if not value.strip():
+            problems.append(f"{key} is empty")
+        elif _PLACEHOLDER_RE.search(value) or (default and value == default):
+            problems.append(f"{key} is still a placeholder ({value!r})")
+    return problems
+
+
+def check_placeholders(config: Config, *, allow: bool = False) -> None:
+    """Refuse (exit 1) while the footer's legal values are empty or placeholders.
+
+    ``issue publish``, ``send`` and ``archive build`` call it; ``allow`` is
+    their ``--allow-placeholders``.
+    """
+    problems = placeholder_problems(config)
+    if problems and not allow:
+        where = config.path.name if config.path else "the configuration"
+        raise Refused(
+            f"{where}: {'; '.join(problems)}: fill it in before anything goes out "
+            "(or give --allow-placeholders)"
+        )
 
 
 def parse_config(

@@ -31,7 +31,7 @@ from sqlalchemy import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from pressreview import render
-from pressreview.config import Config
+from pressreview.config import Config, logo_url
 from pressreview.errors import Conflict, NotFound, Refused, UsageError
 from pressreview.store import Store
 from pressreview.store import issues as q
@@ -431,7 +431,7 @@ def build_snapshot(
             "name": org.name,
             "short_name": org.short_name,
             "url": org.url,
-            "logo_url": org.logo_url,
+            "logo_url": logo_url(config),
             "postal_address": org.postal_address,
             "contact_email": org.contact_email,
             "reason": org.reason,

@@ -308,10 +308,12 @@ def _auto_digest(
 ) -> None:
     from pressreview import issues
     from pressreview.archive import build_archive
+    from pressreview.config import check_placeholders
     from pressreview.deliver.campaign import send_issue
     from pressreview.tokens import secret_key
 
     secret_key(environ)  # a missing signing key fails here, before anything is published
+    check_placeholders(config)  # so does a placeholder in the footer's legal values
     existing = _issue_of_week(config, store, week)
     if existing is not None:
         number = existing.number

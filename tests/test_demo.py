@@ -67,6 +67,10 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path, monkeypatch: pytest.Monkey
         assert (folder / "issue" / name).stat().st_size > 0
     assert (folder / "site" / "index.html").is_file()
     assert (folder / "site" / "numeros" / "1" / "index.html").is_file()
+    # The demo's logo is published with the archive and shown, with alt text, in the email.
+    assert (folder / "site" / "logo.png").read_bytes().startswith(b"\x89PNG")
+    email_html = (folder / "issue" / "email.html").read_text("utf-8")
+    assert '<img src="https://veille.irev.fr/logo.png" alt="IREV' in email_html
     messages = sorted((folder / "outbox").glob("*.eml"))
     assert len(messages) == len(_sample_addresses())
     recipients = set()

@@ -39,7 +39,7 @@ from pressreview import __version__
 from pressreview.archive import feeds, search
 from pressreview.archive.model import PageSpec, SiteModel, build_model, issue_page, issue_path
 from pressreview.archive.output import SiteSwap
-from pressreview.config import Config
+from pressreview.config import LOGO_PATH, Config
 from pressreview.errors import RenderError, UsageError
 from pressreview.store import Store
 from pressreview.store.archive import published_snapshot_texts
@@ -204,6 +204,22 @@ def _organisation(config: Config) -> dict[str, Any]:
     from pressreview.render import organisation_context
 
     return organisation_context(config, dataclasses.asdict(config.organisation))
+
+
+def _logo_bytes(config: Config) -> bytes | None:
+    """organisation.logo_file, published at the site's root for the email's logo."""
+    if not config.organisation.logo_file:
+        return None
+    path = config.resolve(config.organisation.logo_file)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RenderError(
+            f"organisation.logo_file: cannot read {path}: {exc.strerror or exc}"
+        ) from None
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        raise RenderError(f"organisation.logo_file: {path} is not a PNG image")
+    return data
 
 
 def _site_context(config: Config, theme: _Theme, base: str, *, search: bool) -> dict[str, Any]:
@@ -422,6 +438,9 @@ def _write_site(
     outputs.append(("robots.txt", _sha(global_hash, "robots"), lambda: feeds.robots(base)))
     for path, data in theme.asset_data.items():
         outputs.append((path, _sha(data), lambda d=data: d))  # type: ignore[misc]
+    logo = _logo_bytes(config)
+    if logo is not None:
+        outputs.append((LOGO_PATH, _sha(logo), lambda: logo))
 
     report = BuildReport(
         out_dir=swap.out,

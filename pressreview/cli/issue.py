@@ -13,6 +13,7 @@ import click
 from pressreview import issues, render
 from pressreview.cli import display
 from pressreview.cli.display import print_json, table, warn
+from pressreview.config import check_placeholders
 from pressreview.errors import UsageError
 
 
@@ -221,9 +222,19 @@ def issue_render(app: Any, number: int, out_dir: Path) -> None:
 
 
 @issue_group.command("publish")
+@click.option(
+    "--allow-placeholders",
+    is_flag=True,
+    help="Go on even if the postal address or contact of the footer is empty or a placeholder.",
+)
 @click.pass_obj
-def issue_publish(app: Any) -> None:
-    """Freeze the draft into the next numbered issue; its items become published."""
+def issue_publish(app: Any, allow_placeholders: bool) -> None:
+    """Freeze the draft into the next numbered issue; its items become published.
+
+    Refused while organisation.postal_address or organisation.contact_email is
+    empty or a placeholder such as "[À MODIFIER]" (see --allow-placeholders).
+    """
+    check_placeholders(app.config, allow=allow_placeholders)
     snapshot = issues.publish(app.config, app.store, actor=app.actor)
     click.echo(
         f"Published n° {snapshot['number']} {snapshot['title']!r}: "

@@ -35,6 +35,8 @@ DEMO_DIR = Path(__file__).resolve().parent
 FEEDS_DIR = DEMO_DIR / "feeds"
 CONFIG_TEMPLATE = DEMO_DIR / "demo.yaml"
 SUBSCRIBERS_CSV = DEMO_DIR / "subscribers.csv"
+#: The demo organisation's logo (organisation.logo_file), published with the archive.
+LOGO_PNG = DEMO_DIR / "logo.png"
 DEFAULT_FOLDER = "pressreview-demo"
 #: A file marking a folder made by the demo (only such a folder is replaced by --force).
 MARKER = ".pressreview-demo"
@@ -194,6 +196,7 @@ def run_demo(
         report.feeds_served = len(config.feeds)
         say(f"Sample feeds served at http://127.0.0.1:{port}/ ({len(config.feeds)} feeds)")
         try:
+            shutil.copyfile(LOGO_PNG, target / "logo.png")
             shutil.copyfile(SUBSCRIBERS_CSV, target / "subscribers.csv")
             imported = import_subscribers(store, target / "subscribers.csv", actor=DEMO_ACTOR)
             report.subscribers = imported.added
