@@ -74,8 +74,9 @@ class LegalSettings:
     host: str = ""
     #: How to reach the data protection officer (e-mail or postal address).
     dpo_contact: str = ""
-    #: Months a former subscriber's address is kept after unsubscribing (proof of consent).
-    retention_months: int = 36
+    #: How long a former subscriber's address is kept, as the privacy page says it
+    #: (the staff erase it with ``pressreview subscribers remove --forget``).
+    retention: str = "trois ans après le désabonnement, comme preuve du consentement"
 
 
 @dataclass(frozen=True)

@@ -543,6 +543,21 @@ class SiteModel:
                 "a-propos/",
             )
         )
+        for path, template in (
+            ("mentions-legales/", "legal.html.j2"),
+            ("donnees-personnelles/", "privacy.html.j2"),
+        ):
+            # Made of the configuration only (in every page's site context).
+            pages.append(
+                PageSpec(
+                    f"{path}index.html",
+                    "html",
+                    template,
+                    "",
+                    dict,
+                    path,
+                )
+            )
         volumes = sorted(self.volumes(), reverse=True)
         pages.append(
             PageSpec(
