@@ -60,7 +60,7 @@ def create_app(
     app = Flask("pressreview.web")
     app.config["MAX_CONTENT_LENGTH"] = MAX_FORM_BYTES
     org = config.organisation
-    base = {
+    base: dict[str, Any] = {
         "lang": config.locale.split("_")[0],
         "site_title": config.archive.title,
         "archive_url": config.archive.base_url,
