@@ -689,6 +689,45 @@ def wait_for_stop(
     scheduler.shutdown(wait=True)
 
 
+def configure_logging(verbose: bool = False) -> None:
+    """Log lines with a time stamp; APScheduler's and Alembic's details only when ``verbose``."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not verbose:
+        for noisy in ("apscheduler", "alembic"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def stop_on_signals() -> threading.Event:
+    """An event that SIGTERM and SIGINT (Ctrl-C) set (call it from the main thread)."""
+    import signal
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
+def run_forever(
+    config: Config, store: Store, stop: threading.Event, say: Callable[[str], None]
+) -> None:
+    """Run the scheduler until ``stop`` is set: what ``pressreview scheduler`` and
+    ``python schedule.py`` do. ``say`` prints the jobs' next runs and the progress
+    of the stop; the running job finishes before it returns."""
+    scheduler = start_scheduler(config, store)
+    for job in scheduler.get_jobs():
+        when = job.next_run_time
+        at = f"{when.astimezone(config.tz):%Y-%m-%d %H:%M %Z}" if when else "paused"
+        say(f"{job.name} ({describe_trigger(job.trigger)}): next run {at}")
+    say("scheduler running; stop with Ctrl-C or SIGTERM")
+    wait_for_stop(
+        scheduler, stop, on_stop=lambda: say("stopping: waiting for the running job to finish...")
+    )
+    say("scheduler stopped")
+
+
 # ---------------------------------------------------------------------------
 # Status
 

@@ -52,6 +52,11 @@ def build_command(
     Only pages whose inputs changed are rendered again; a build that fails or
     is killed leaves the previous site as it was. Refused while the footer's
     postal address or contact is empty or a placeholder (see --allow-placeholders).
+
+    \b
+    Examples:
+      pressreview archive build
+      pressreview archive build --out /srv/www/veille --base-url https://veille.example.org/
     """
     check_placeholders(app.config, allow=allow_placeholders)
     report = build_archive(
@@ -85,7 +90,12 @@ def build_command(
     help="Site folder to serve [default: archive.out_dir of the config].",
 )
 def serve_command(port: int, host: str, directory: str | None) -> None:
-    """Serve the built site over HTTP for local viewing (Ctrl-C to stop)."""
+    """Serve the built site over HTTP for local viewing (Ctrl-C to stop).
+
+    \b
+    Example:
+      pressreview archive serve --port 8000
+    """
     app = click.get_current_context().obj
     # With --dir no configuration is needed.
     folder = Path(os.path.abspath(directory)) if directory else resolve_out_dir(app.config)

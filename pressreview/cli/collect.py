@@ -27,6 +27,11 @@ def collect_command(app, sources: tuple[str, ...], force: bool, as_json: bool) -
     Ends with a table per source: new / updated / unchanged / failed with the
     reason. Exit code 0 when every source succeeded, 1 when some failed,
     2 for usage or configuration errors.
+
+    \b
+    Examples:
+      pressreview collect
+      pressreview collect "Le Courrier de Picardie" --force
     """
     config = app.config
     total = len(select_feeds(config, sources or None))
@@ -87,7 +92,12 @@ def db_group() -> None:
 @db_group.command("upgrade")
 @click.pass_obj
 def db_upgrade(app) -> None:
-    """Create the database or apply pending migrations (no row is lost)."""
+    """Create the database or apply pending migrations (no row is lost).
+
+    \b
+    Example:
+      pressreview db upgrade
+    """
     from pressreview.store import open_store
 
     store = open_store(app.config, auto_upgrade=False)
@@ -104,7 +114,12 @@ def db_upgrade(app) -> None:
 @db_group.command("status")
 @click.pass_obj
 def db_status(app) -> None:
-    """Show the database URL and its schema revision."""
+    """Show the database URL and its schema revision.
+
+    \b
+    Example:
+      pressreview db status
+    """
     from pressreview.store import open_store
 
     store = open_store(app.config, auto_upgrade=False)

@@ -24,7 +24,12 @@ def feeds_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Every field, as JSON.")
 @click.pass_obj
 def feeds_list(app: AppContext, as_json: bool) -> None:
-    """Sources from feeds.yaml with their health (status, last error, failures, next attempt)."""
+    """Sources from feeds.yaml with their health (status, last error, failures, next attempt).
+
+    \b
+    Example:
+      pressreview feeds list --json
+    """
     config = app.config
     with app.store.begin() as conn:
         rows = q.sync_sources(conn, config.feeds)
@@ -74,6 +79,10 @@ def feeds_check(app: AppContext, sources: tuple[str, ...], as_json: bool) -> Non
     """Fetch each source once and report what it holds; change nothing.
 
     Exit code 1 when a source cannot be fetched or read.
+
+    \b
+    Example:
+      pressreview feeds check
     """
     results = check_feeds(app.config, sources or None)
     if as_json:
@@ -98,7 +107,12 @@ def feeds_check(app: AppContext, sources: tuple[str, ...], as_json: bool) -> Non
 @click.option("--dry-run", is_flag=True, help="Show what would be added; change nothing.")
 @click.pass_obj
 def feeds_import(app: AppContext, opml_file: Path, dry_run: bool) -> None:
-    """Add the sources of an OPML file to feeds.yaml (existing URLs are skipped)."""
+    """Add the sources of an OPML file to feeds.yaml (existing URLs are skipped).
+
+    \b
+    Example:
+      pressreview feeds import sources.opml
+    """
     config = app.config
     candidates = parse_opml(opml_file.read_bytes())
     if not candidates:
@@ -117,7 +131,12 @@ def feeds_import(app: AppContext, opml_file: Path, dry_run: bool) -> None:
 @feeds_group.command("export")
 @click.pass_obj
 def feeds_export(app: AppContext) -> None:
-    """Write the sources as OPML to standard output."""
+    """Write the sources as OPML to standard output.
+
+    \b
+    Example:
+      pressreview feeds export > sources.opml
+    """
     click.echo(export_opml(app.config), nl=False)
 
 

@@ -17,6 +17,7 @@ from pressreview import curate
 from pressreview.cli import display
 from pressreview.cli.display import print_json, table, when
 from pressreview.errors import PressreviewError, UsageError
+from pressreview.typography import wrap
 
 if TYPE_CHECKING:
     from pressreview.cli import AppContext
@@ -308,7 +309,12 @@ def _write_csv(rows: Sequence[Mapping[str, Any]]) -> None:
 )
 @click.pass_obj
 def show_command(app: AppContext, item_id: int, as_json: bool) -> None:
-    """Everything about one item: original and edited text, other outlets, history."""
+    """Everything about one item: original and edited text, other outlets, history.
+
+    \b
+    Example:
+      pressreview items show 42 --json
+    """
     item = curate.show_item(app.store, item_id)
     if as_json:
         print_json(item)
@@ -402,9 +408,17 @@ def _bulk_options(status_default: str = "new") -> Callable[[Any], Any]:
     "--section", metavar="KEY", help="Put the items in this section [default: the detected one]."
 )
 @_bulk_options()
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the changed items as `items show --json` does."
+)
 @click.pass_obj
 def select_command(
-    app: AppContext, ids: tuple[str, ...], section: str | None, yes: bool, **kw: Any
+    app: AppContext,
+    ids: tuple[str, ...],
+    section: str | None,
+    yes: bool,
+    as_json: bool,
+    **kw: Any,
 ) -> None:
     """Select items for the next issue: ids (42 43 50-57) or every match of the filters.
 
@@ -422,6 +436,9 @@ def select_command(
         config=app.config,
         expected_versions=versions,
     )
+    if as_json:
+        _print_items(app, result)
+        return
     _report("Selected", result, extra=f" into section {section}" if section else "")
 
 
@@ -429,15 +446,32 @@ def select_command(
 @click.argument("ids", nargs=-1)
 @click.option("--reason", metavar="TEXT", help="Why (kept with the item, shown in the log).")
 @_bulk_options()
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the changed items as `items show --json` does."
+)
 @click.pass_obj
 def reject_command(
-    app: AppContext, ids: tuple[str, ...], reason: str | None, yes: bool, **kw: Any
+    app: AppContext,
+    ids: tuple[str, ...],
+    reason: str | None,
+    yes: bool,
+    as_json: bool,
+    **kw: Any,
 ) -> None:
-    """Reject items (they stay stored, so a re-fetch does not bring them back)."""
+    """Reject items (they stay stored, so a re-fetch does not bring them back).
+
+    \b
+    Examples:
+      pressreview items reject 44 45 --reason "hors sujet"
+      pressreview items reject --outlet "Oise Hebdo" --since 7d --yes --json
+    """
     chosen, versions = _ids_or_filter(app, ids, kw, "reject", yes)
     result = curate.reject_items(
         app.store, chosen, reason=reason, actor=app.actor, expected_versions=versions
     )
+    if as_json:
+        _print_items(app, result)
+        return
     _report("Rejected", result)
 
 
@@ -446,13 +480,24 @@ def reject_command(
 @_bulk_options(status_default="selected, rejected")
 @click.pass_obj
 def reset_command(app: AppContext, ids: tuple[str, ...], yes: bool, **kw: Any) -> None:
-    """Put items back to new (undecided); section and edits are kept."""
+    """Put items back to new (undecided); section and edits are kept.
+
+    \b
+    Examples:
+      pressreview items reset 42 43
+      pressreview items reset --since 7d --yes
+    """
     # In bulk, reset acts on decided items: new ones are already undecided.
     chosen, versions = _ids_or_filter(
         app, ids, kw, "reset", yes, default_status=("selected", "rejected")
     )
     result = curate.reset_items(app.store, chosen, actor=app.actor, expected_versions=versions)
     _report("Reset", result, extra=" to new")
+
+
+def _print_items(app: AppContext, result: Sequence[Mapping[str, Any]]) -> None:
+    """The changed items, each as `items show --json` prints it (a JSON list)."""
+    print_json([curate.show_item(app.store, int(item["id"])) for item in result])
 
 
 def _report(verb: str, result: Sequence[Mapping[str, Any]], extra: str = "") -> None:
@@ -544,6 +589,7 @@ def _edit_in_editor(item: Mapping[str, Any], save: Callable[[str | None, str | N
     metavar="N",
     help="Refuse the edit if the item is no longer at version N (for scripts).",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the item as `items show --json` does.")
 @click.pass_obj
 def edit_command(
     app: AppContext,
@@ -552,10 +598,20 @@ def edit_command(
     summary: str | None,
     revert: bool,
     expected_version: int | None,
+    as_json: bool,
 ) -> None:
-    """Edit an item's title and summary; without options, opens $EDITOR on a small form."""
+    """Edit an item's title and summary; without options, opens $EDITOR on a small form.
+
+    An item of a published issue is refused before the editor opens.
+
+    \b
+    Examples:
+      pressreview items edit 42
+      pressreview items edit 42 --title "Amiens : l’avenant du contrat de ville signé" --json
+      pressreview items edit 42 --revert
+    """
     if title is None and summary is None and not revert:
-        item = curate.get_item(app.store, item_id, expected_version=expected_version)
+        item = curate.item_to_edit(app.store, item_id, expected_version=expected_version)
 
         def save(new_title: str | None, new_summary: str | None) -> Any:
             return curate.edit_item(
@@ -580,6 +636,9 @@ def edit_command(
             expected_version=expected_version,
             actor=app.actor,
         )
+    if as_json:
+        print_json(curate.show_item(app.store, item_id))
+        return
     state = (
         "edited" if result["title_edited"] or result["summary_edited"] is not None else "original"
     )
@@ -596,10 +655,22 @@ def edit_command(
 @click.argument("item_id", type=int)
 @click.option("--before", type=int, metavar="ID", help="Just before this item of the same section.")
 @click.option("--after", type=int, metavar="ID", help="Just after this item of the same section.")
+@click.option("--json", "as_json", is_flag=True, help="Print the item as `items show --json` does.")
 @click.pass_obj
-def move_command(app: AppContext, item_id: int, before: int | None, after: int | None) -> None:
-    """Order a selected item inside its section (the order of the newsletter)."""
+def move_command(
+    app: AppContext, item_id: int, before: int | None, after: int | None, as_json: bool
+) -> None:
+    """Order a selected item inside its section (the order of the newsletter).
+
+    \b
+    Examples:
+      pressreview items move 42 --before 17
+      pressreview items move 42 --after 50 --json
+    """
     item = curate.move_item(app.store, item_id, before=before, after=after, actor=app.actor)
+    if as_json:
+        print_json(curate.show_item(app.store, item_id))
+        return
     ordered = curate.list_items(
         app.config,
         app.store,
@@ -694,7 +765,15 @@ REVIEW_HELP = """\
 @_filter_options(status_default="new")
 @click.pass_obj
 def review_command(app: AppContext, **kw: Any) -> None:
-    """Triage new items one by one with single keys (s, r, e, k, u, q, ?)."""
+    """Triage new items one by one with single keys (s, r, e, k, u, q, ?).
+
+    Each item is shown wrapped at word boundaries to the terminal's width.
+
+    \b
+    Examples:
+      pressreview review
+      pressreview review --section signatures
+    """
     kw["status"] = kw.get("status") or ("new",)
     ids = curate.review_queue(app.config, app.store, _query(app, kw))
     if not ids:
@@ -798,22 +877,28 @@ def _show_for_review(
     app: AppContext, session: curate.ReviewSession, item: Mapping[str, Any]
 ) -> None:
     tz = app.config.tz
+    # Lines are wrapped at word boundaries to the terminal's width (never inside a word
+    # nor at the hyphen of a place name; an address stays whole on its line).
+    width = max(display.console().width - 1, 40)
     click.echo("")
     click.echo(
         f"[{session.index + 1} / {session.total}]  #{item['id']}  "
         f"{when(item['published_at'], tz, with_time=False)}  {item['outlet'] or ''}"
     )
-    click.secho(curate.display_title(item), bold=True)
+    click.secho(wrap(" ".join(curate.display_title(item).split()), width), bold=True)
     summary = item["summary_edited"] if item["summary_edited"] is not None else item["excerpt"]
     if summary:
-        click.echo(_cut(summary, 400))
+        click.echo(wrap(_cut(summary, 400), width))
     click.echo(
-        f"section: {item['section'] or '(none)'} · territories: "
-        f"{', '.join(item['territories']) or '(none)'} · {item['url']}"
+        wrap(
+            f"section: {item['section'] or '(none)'} · territories: "
+            f"{', '.join(item['territories']) or '(none)'} · {item['url']}",
+            width,
+        )
     )
     if item.get("also"):
         others = ", ".join(f"{o['outlet']} (#{o['id']})" for o in item["also"])
-        click.echo(f"also in: {others}")
+        click.echo(wrap(f"also in: {others}", width))
 
 
 # -- log ------------------------------------------------------------------------------
@@ -838,7 +923,13 @@ def log_command(
     limit: int,
     as_json: bool,
 ) -> None:
-    """Who changed what, when (newest first)."""
+    """Who changed what, when (newest first).
+
+    \b
+    Examples:
+      pressreview log --item 42
+      pressreview log --since 7d --actor marie
+    """
     entries = curate.read_log(
         app.store,
         item_id=item_id,
