@@ -449,6 +449,11 @@ def render_email(config: Config, snapshot: Mapping[str, Any]) -> RenderedEmail:
     context = email_context(config, snapshot)
     source = render_template(env, EMAIL_HTML_TEMPLATE, context)
     html = minify_html(compile_mjml(source))
+    # <title> keeps the subject's no-break spaces (mj-title got plain ones, see email_context).
+    plain_title = f"<title>{html_lib.escape(context['subject_plain'], quote=False)}</title>"
+    html = html.replace(
+        plain_title, f"<title>{html_lib.escape(context['subject'], quote=False)}</title>", 1
+    )
     text = render_template(env, EMAIL_TEXT_TEMPLATE, context)
     text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
     return RenderedEmail(
