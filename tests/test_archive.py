@@ -183,11 +183,11 @@ def test_issue_page_content_in_french(sqlite_archive_config: Config, sqlite_stor
     site = site_dir(sqlite_archive_config)
     text = (site / "numeros/12/index.html").read_text("utf-8")
     assert "lundi 23\u00a0novembre 2026" in text
-    assert "Revue de presse n° 12" in text
+    assert "Revue de presse n°&nbsp;12" in text
     first = snap["sections"][0]["items"][0]
     assert f'id="article-{first["id"]}"' in text
     assert "Aussi dans" in text and "https://autre.example.net/articles/12000" in text
-    assert "7 articles" in (site / "index.html").read_text("utf-8")
+    assert "7&nbsp;articles" in (site / "index.html").read_text("utf-8")
     doc = lxml.html.document_fromstring(text)
     assert doc.xpath("//meta[@property='og:type']/@content") == ["article"]
     assert doc.xpath("//meta[@property='og:url']/@content") == [

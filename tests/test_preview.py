@@ -111,7 +111,7 @@ def test_preview_writes_the_email_and_the_page_of_the_draft(
     assert main.xpath("string(.//h1)") == typeset(snapshot["title"])
     assert [h.text_content() for h in main.xpath(".//*[@class='item-title']")] == titles(snapshot)
     assert "voici la revue de la semaine" in " ".join(main.text_content().split())
-    assert f"n° {snapshot['number']}" in main.xpath("string(.//p[@class='kicker'])")
+    assert f"n°\u00a0{snapshot['number']}" in main.xpath("string(.//p[@class='kicker'])")
     # The theme's stylesheet is in the page; nothing is loaded from elsewhere.
     assert not doc.xpath(
         "//link[@rel='stylesheet'] | //script[@src and not(starts-with(@src, 'data:'))]"
