@@ -199,3 +199,23 @@ def test_publish_send_and_archive_build_refuse_placeholders(
     assert built.exit_code == 0, built.output
     publish = cli(config, "issue", "publish", "--allow-placeholders")
     assert "organisation.postal_address" not in publish.output
+
+
+def test_confirmation_email_names_the_organisation_in_sentences() -> None:
+    from pressreview.subscribers import confirmation_message
+
+    config = fixed_config(
+        organisation={
+            "name": "IREV – Centre de ressources",
+            "short_name": "l'IREV",
+            "url": "https://irev.example.org/",
+            "postal_address": "1 rue de l'Exemple, 59000 Lille",
+            "contact_email": "contact@irev.example.org",
+        }
+    )
+    link = "https://veille.example.org/abonnement/confirmer/abc?x=1:2"
+    message = confirmation_message(config, to="marie@example.fr", confirm_url=link)
+    assert str(message["Subject"]) == "Confirmez votre abonnement à la revue de presse de l’IREV"
+    body = message.get_content()
+    assert "la revue de presse de l’IREV à cette adresse" in body
+    assert f"ouvrez ce lien{N}:\n{link}\n" in body and "Quelqu’un" in body
