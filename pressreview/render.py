@@ -21,7 +21,7 @@ import re
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from babel.dates import format_datetime as babel_format_datetime
 from babel.numbers import format_decimal
 from markupsafe import Markup
 
+from pressreview.agenda import upcoming_in_snapshot
 from pressreview.config import Config
 from pressreview.errors import RenderError
 
@@ -363,10 +364,23 @@ def format_subject(pattern: str, snapshot: Mapping[str, Any]) -> str:
         ) from None
 
 
-def email_context(config: Config, snapshot: Mapping[str, Any]) -> dict[str, Any]:
-    """What the email templates see (everything from the snapshot)."""
+def email_context(
+    config: Config, snapshot: Mapping[str, Any], *, now: datetime | None = None
+) -> dict[str, Any]:
+    """What the email templates see (everything from the snapshot).
+
+    The agenda leaves out the events already over at ``now`` (the time of
+    sending): an issue never announces a past event.
+    """
     intro_html = snapshot.get("intro_html") or ""
+    upcoming = (
+        upcoming_in_snapshot(snapshot.get("agenda") or [], now or datetime.now(UTC))
+        if config.agenda.in_email
+        else []
+    )
     return {
+        "agenda": upcoming,
+        "agenda_position": config.agenda.position,
         "issue": snapshot,
         "org": snapshot["organisation"],
         "sections": snapshot["sections"],
@@ -381,7 +395,9 @@ def email_context(config: Config, snapshot: Mapping[str, Any]) -> dict[str, Any]
     }
 
 
-def render_email(config: Config, snapshot: Mapping[str, Any]) -> RenderedEmail:
+def render_email(
+    config: Config, snapshot: Mapping[str, Any], *, now: datetime | None = None
+) -> RenderedEmail:
     """The email of an issue snapshot: subject, HTML (MJML compiled, minified), text, preheader.
 
     Raises RenderError naming the template and line on a missing variable, a
@@ -390,7 +406,7 @@ def render_email(config: Config, snapshot: Mapping[str, Any]) -> RenderedEmail:
     if snapshot.get("schema") != 1:
         raise RenderError(f"unsupported issue snapshot schema {snapshot.get('schema')!r}")
     env = email_env(config)
-    context = email_context(config, snapshot)
+    context = email_context(config, snapshot, now=now)
     source = render_template(env, EMAIL_HTML_TEMPLATE, context)
     html = minify_html(compile_mjml(source))
     text = render_template(env, EMAIL_TEXT_TEMPLATE, context)

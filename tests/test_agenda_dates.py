@@ -14,25 +14,52 @@ REF = date(2027, 2, 10)  # a Wednesday
 CASES: list[tuple[str, date, list[tuple[str, str | None, str | None, str | None]]]] = [
     ("le 1er mars à 17h", REF, [("2027-03-01", None, "17:00", None)]),
     ("Le 1er mars à 17 h", REF, [("2027-03-01", None, "17:00", None)]),
-    ("mercredi 5 avril de 17h00 à 19h00", date(2023, 2, 1), [("2023-04-05", None, "17:00", "19:00")]),
+    (
+        "mercredi 5 avril de 17h00 à 19h00",
+        date(2023, 2, 1),
+        [("2023-04-05", None, "17:00", "19:00")],
+    ),
     ("mercredi 5 avril de 17h00 à 19h00", REF, [("2027-04-05", None, "17:00", "19:00")]),
     ("du 3 au 5 juin 2027", REF, [("2027-06-03", "2027-06-05", None, None)]),
     ("du 3 au 5 juin", REF, [("2027-06-03", "2027-06-05", None, None)]),
     ("du 30 mars au 2 avril", REF, [("2027-03-30", "2027-04-02", None, None)]),
-    ("du lundi 29 novembre au mercredi 1er décembre 2027", REF,
-     [("2027-11-29", "2027-12-01", None, None)]),
-    ("du 28 décembre 2026 au 3 janvier 2027", date(2026, 12, 1),
-     [("2026-12-28", "2027-01-03", None, None)]),
-    ("Dates: Mardi 1 octobre 2024 - 09:30", date(2024, 9, 1), [("2024-10-01", None, "09:30", None)]),
+    (
+        "du lundi 29 novembre au mercredi 1er décembre 2027",
+        REF,
+        [("2027-11-29", "2027-12-01", None, None)],
+    ),
+    (
+        "du 28 décembre 2026 au 3 janvier 2027",
+        date(2026, 12, 1),
+        [("2026-12-28", "2027-01-03", None, None)],
+    ),
+    (
+        "Dates: Mardi 1 octobre 2024 - 09:30",
+        date(2024, 9, 1),
+        [("2024-10-01", None, "09:30", None)],
+    ),
     ("Mardi 1er octobre 2024 – 9h30", date(2024, 9, 1), [("2024-10-01", None, "09:30", None)]),
-    ("Un rendez-vous par mois, en visio, le mercredi, de 17h00 à 19h00. "
-     "Premier semestre : 1er mars, 5 avril, 3 mai, 7 juin, 5 juillet", date(2023, 2, 1),
-     [("2023-03-01", None, "17:00", "19:00"), ("2023-04-05", None, "17:00", "19:00"),
-      ("2023-05-03", None, "17:00", "19:00"), ("2023-06-07", None, "17:00", "19:00"),
-      ("2023-07-05", None, "17:00", "19:00")]),
-    ("les 1er mars, 5 avril et 3 mai de 17h à 19h", REF,
-     [("2027-03-01", None, "17:00", "19:00"), ("2027-04-05", None, "17:00", "19:00"),
-      ("2027-05-03", None, "17:00", "19:00")]),
+    (
+        "Un rendez-vous par mois, en visio, le mercredi, de 17h00 à 19h00. "
+        "Premier semestre : 1er mars, 5 avril, 3 mai, 7 juin, 5 juillet",
+        date(2023, 2, 1),
+        [
+            ("2023-03-01", None, "17:00", "19:00"),
+            ("2023-04-05", None, "17:00", "19:00"),
+            ("2023-05-03", None, "17:00", "19:00"),
+            ("2023-06-07", None, "17:00", "19:00"),
+            ("2023-07-05", None, "17:00", "19:00"),
+        ],
+    ),
+    (
+        "les 1er mars, 5 avril et 3 mai de 17h à 19h",
+        REF,
+        [
+            ("2027-03-01", None, "17:00", "19:00"),
+            ("2027-04-05", None, "17:00", "19:00"),
+            ("2027-05-03", None, "17:00", "19:00"),
+        ],
+    ),
     ("03/06/2024 à 08h00", date(2024, 5, 1), [("2024-06-03", None, "08:00", None)]),
     ("le 3/6/2024", date(2024, 5, 1), [("2024-06-03", None, None, None)]),
     ("rendez-vous le 2027-03-15 à 14:00", REF, [("2027-03-15", None, "14:00", None)]),
@@ -61,13 +88,22 @@ CASES: list[tuple[str, date, list[tuple[str, str | None, str | None, str | None]
     ("le 32 mars", REF, []),
     ("Aucune date ici, juste 17 personnes.", REF, []),
     ("Il y avait 2 000 participants en 2024.", REF, []),
-    ("Webinaire le 8 avril 2027 de 11h à 12h30, inscription obligatoire", REF,
-     [("2027-04-08", None, "11:00", "12:30")]),
-    ("Séminaire régional : mardi 6 avril 2027, de 9h30 à 16h30, à Lille", REF,
-     [("2027-04-06", None, "09:30", "16:30")]),
+    (
+        "Webinaire le 8 avril 2027 de 11h à 12h30, inscription obligatoire",
+        REF,
+        [("2027-04-08", None, "11:00", "12:30")],
+    ),
+    (
+        "Séminaire régional : mardi 6 avril 2027, de 9h30 à 16h30, à Lille",
+        REF,
+        [("2027-04-06", None, "09:30", "16:30")],
+    ),
     ("Journée d'étude le 25 mai, 9h30 – 17h", REF, [("2027-05-25", None, "09:30", "17:00")]),
-    ("Réunion publique lundi 22 février à 18h30 en mairie", REF,
-     [("2027-02-22", None, "18:30", None)]),
+    (
+        "Réunion publique lundi 22 février à 18h30 en mairie",
+        REF,
+        [("2027-02-22", None, "18:30", None)],
+    ),
 ]
 
 

@@ -17,6 +17,7 @@ agrees wins.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from datetime import date, time, timedelta
@@ -24,22 +25,39 @@ from datetime import date, time, timedelta
 from pressreview.text import fold
 
 MONTHS: dict[str, int] = {
-    "janvier": 1, "janv": 1, "jan": 1,
-    "fevrier": 2, "fevr": 2, "fev": 2,
+    "janvier": 1,
+    "janv": 1,
+    "jan": 1,
+    "fevrier": 2,
+    "fevr": 2,
+    "fev": 2,
     "mars": 3,
-    "avril": 4, "avr": 4,
+    "avril": 4,
+    "avr": 4,
     "mai": 5,
     "juin": 6,
-    "juillet": 7, "juil": 7,
+    "juillet": 7,
+    "juil": 7,
     "aout": 8,
-    "septembre": 9, "sept": 9, "sep": 9,
-    "octobre": 10, "oct": 10,
-    "novembre": 11, "nov": 11,
-    "decembre": 12, "dec": 12,
-}  # fmt: skip
+    "septembre": 9,
+    "sept": 9,
+    "sep": 9,
+    "octobre": 10,
+    "oct": 10,
+    "novembre": 11,
+    "nov": 11,
+    "decembre": 12,
+    "dec": 12,
+}
 WEEKDAYS: dict[str, int] = {
-    "lundi": 0, "mardi": 1, "mercredi": 2, "jeudi": 3, "vendredi": 4, "samedi": 5, "dimanche": 6,
-}  # fmt: skip
+    "lundi": 0,
+    "mardi": 1,
+    "mercredi": 2,
+    "jeudi": 3,
+    "vendredi": 4,
+    "samedi": 5,
+    "dimanche": 6,
+}
 
 _MONTH = r"(?P<{name}>" + "|".join(sorted(MONTHS, key=len, reverse=True)) + r")\.?"
 _WEEKDAY = r"(?:(?P<{name}>" + "|".join(WEEKDAYS) + r")\s+)"
@@ -59,17 +77,40 @@ def _time_re(name: str) -> str:
 
 
 _ONE_DATE = (
-    r"(?:" + _p(_WEEKDAY, name="wd") + r")?"
-    + _p(_DAY, name="d") + r"\s+" + _p(_MONTH, name="m") + r"(?:" + _p(_YEAR, name="y") + r")?"
-)  # fmt: skip
+    r"(?:"
+    + _p(_WEEKDAY, name="wd")
+    + r")?"
+    + _p(_DAY, name="d")
+    + r"\s+"
+    + _p(_MONTH, name="m")
+    + r"(?:"
+    + _p(_YEAR, name="y")
+    + r")?"
+)
 
 # "du [lundi] 3 [juin] au [mercredi] 5 juin [2027]" / "du 3 au 5 juin"
 _RANGE_RE = re.compile(
-    r"\bdu\s+" + r"(?:" + _p(_WEEKDAY, name="wd1") + r")?" + _p(_DAY, name="d1")
-    + r"(?:\s+" + _p(_MONTH, name="m1") + r"(?:" + _p(_YEAR, name="y1") + r")?)?"
-    + r"\s+(?:au|jusqu'au)\s+" + r"(?:" + _p(_WEEKDAY, name="wd2") + r")?" + _p(_DAY, name="d2")
-    + r"\s+" + _p(_MONTH, name="m2") + r"(?:" + _p(_YEAR, name="y2") + r")?"
-)  # fmt: skip
+    r"\bdu\s+"
+    + r"(?:"
+    + _p(_WEEKDAY, name="wd1")
+    + r")?"
+    + _p(_DAY, name="d1")
+    + r"(?:\s+"
+    + _p(_MONTH, name="m1")
+    + r"(?:"
+    + _p(_YEAR, name="y1")
+    + r")?)?"
+    + r"\s+(?:au|jusqu'au)\s+"
+    + r"(?:"
+    + _p(_WEEKDAY, name="wd2")
+    + r")?"
+    + _p(_DAY, name="d2")
+    + r"\s+"
+    + _p(_MONTH, name="m2")
+    + r"(?:"
+    + _p(_YEAR, name="y2")
+    + r")?"
+)
 
 _DATE_RE = re.compile(r"\b" + _ONE_DATE + r"\b")
 _NUMERIC_RE = re.compile(
@@ -135,7 +176,9 @@ def _resolve_year(
         except ValueError:
             continue
     # Announcements speak of the coming year at most (and of a recent past).
-    candidates = [c for c in candidates if ref - timedelta(days=60) <= c <= ref + timedelta(days=400)]
+    candidates = [
+        c for c in candidates if ref - timedelta(days=60) <= c <= ref + timedelta(days=400)
+    ]
     if weekday:
         agreeing = [c for c in candidates if c.weekday() == WEEKDAYS[weekday]]
         if len(agreeing) == 1:
@@ -271,10 +314,17 @@ def _bare_days(folded: str, spans: list[DateSpan], ref: date) -> list[DateSpan]:
             cursor = start
         if extra and span.end is None:
             days = [e.start for e in extra] + [span.start]
-            if all((b - a).days == 1 for a, b in zip(days, days[1:], strict=False)):
+            if all((b - a).days == 1 for a, b in itertools.pairwise(days)):
                 # Consecutive days: one event over several days.
-                out.append(DateSpan(days[0], days[-1], span.start_time, span.end_time,
-                                    (extra[0].position[0], span.position[1])))  # fmt: skip
+                out.append(
+                    DateSpan(
+                        days[0],
+                        days[-1],
+                        span.start_time,
+                        span.end_time,
+                        (extra[0].position[0], span.position[1]),
+                    )
+                )
                 continue
         out.extend(extra)
         out.append(span)

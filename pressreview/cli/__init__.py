@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "collect",
     "items",
     "issue",
+    "events",
     "archive",
     "subscribers",
     "schedule",
