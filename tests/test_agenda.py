@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import icalendar
 import pytest
 from click.testing import Result
 from sqlalchemy import select
@@ -509,3 +510,57 @@ def test_published_issue_freezes_its_agenda(
     assert [e["title"] for e in issues.get_snapshot(store, snapshot["number"])["agenda"]] == [
         "Cycle de webinaires Quartiers 2030"
     ]
+
+
+# -- in the archive -----------------------------------------------------------------------
+
+
+def test_archive_agenda_page_and_ics(
+    make_config: Callable[..., Config], store_for: Callable[[Config], Store], tmp_path: Any
+) -> None:
+    from pressreview.archive import build_archive
+
+    config = make_config(archive={"base_url": "https://veille.example.org/", "out_dir": "site"})
+    store = store_for(config)
+    future = agenda.add_event(
+        config, store, title="Réunion publique NPNRU", start="2099-03-01 18:00",
+        end="2099-03-01 20:00", place="Amiens, salle Dewailly", territory="Amiens",
+        url="https://amiens.example.fr/npnru", actor="alice",
+    )  # fmt: skip
+    agenda.add_event(config, store, title="Forum des quartiers", start="2099-06-01",
+                     end="2099-06-03", territory="Creil", actor="alice")  # fmt: skip
+    agenda.add_event(config, store, title="Rencontre passée", start="2026-01-15 10:00",
+                     online=True, actor="alice")  # fmt: skip
+    build_archive(config, store, search_index=False)
+    site = config.resolve("site")
+    page = (site / "agenda" / "index.html").read_text("utf-8")
+    assert f'id="evenement-{future.id}"' in page
+    assert "dimanche 1er mars 2099, 18\u00a0h – 20\u00a0h" in page
+    assert page.index("Réunion publique NPNRU") < page.index("Rendez-vous passés")
+    assert page.index("Rendez-vous passés") < page.index("Rencontre passée")
+    assert "Janvier 2026" in page
+    assert '<option value="Amiens Métropole">' in page and 'data-territory="Creil Sud Oise"' in page
+
+    first = (site / "agenda.ics").read_bytes()
+    cal = icalendar.Calendar.from_ical(first)
+    [zone] = cal.walk("VTIMEZONE")
+    assert str(zone["TZID"]) == "Europe/Paris"
+    vevents = {str(e["SUMMARY"]): e for e in cal.walk("VEVENT")}
+    assert set(vevents) == {"Réunion publique NPNRU", "Forum des quartiers", "Rencontre passée"}
+    npnru = vevents["Réunion publique NPNRU"]
+    assert npnru["DTSTART"].params["TZID"] == "Europe/Paris"
+    assert npnru.decoded("DTSTART") == datetime(2099, 3, 1, 17, 0, tzinfo=UTC)
+    assert str(npnru["LOCATION"]) == "Amiens, salle Dewailly"
+    forum = vevents["Forum des quartiers"]
+    assert (
+        str(forum.decoded("DTSTART")) == "2099-06-01"
+        and str(forum.decoded("DTEND")) == "2099-06-04"
+    )
+    uids = {str(e["UID"]) for e in cal.walk("VEVENT")}
+    # Rebuilt unchanged: the same bytes (stable UIDs and stamps); edited: same UID.
+    build_archive(config, store, search_index=False)
+    assert (site / "agenda.ics").read_bytes() == first
+    agenda.edit_event(config, store, future.id, start="2099-03-01 18:30", actor="bob")
+    build_archive(config, store, search_index=False)
+    again = icalendar.Calendar.from_ical((site / "agenda.ics").read_bytes())
+    assert {str(e["UID"]) for e in again.walk("VEVENT")} == uids

@@ -130,6 +130,7 @@ class EventView:
     item_id: int | None
     source: str | None
     version: int
+    updated_at: datetime | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -170,6 +171,7 @@ def _view(row: q.EventRow) -> EventView:
         item_id=row.item_id,
         source=row.source,
         version=row.version,
+        updated_at=row.updated_at,
     )
 
 
@@ -244,8 +246,12 @@ def detect_events(
     place = None if online else _place(clean_text(text))
     url = _registration_link(summary_html, text, link)
     out: list[Proposal] = []
+    seen: set[tuple[datetime, datetime | None]] = set()
     for span in spans[:24]:
         start, end, all_day = _span_times(span, tz)
+        if (start, end) in seen:  # the same date said twice (title and text)
+            continue
+        seen.add((start, end))
         out.append(Proposal(clean_text(title)[:300], start, end, all_day, place, online, url))
     return out
 
@@ -355,6 +361,15 @@ def parse_when(value: str, tz: Any) -> tuple[datetime, bool]:
     return parsed.astimezone(UTC), False
 
 
+def parse_end(value: str, tz: Any) -> datetime:
+    """The end of an event: a date alone is its last day (included), so the next midnight."""
+    end, whole_day = parse_when(value, tz)
+    if whole_day:
+        local = end.astimezone(tz).date() + timedelta(days=1)
+        return datetime.combine(local, time(0), tz).astimezone(UTC)
+    return end
+
+
 def _check_span(start: datetime, end: datetime | None) -> None:
     if end is not None and end < start:
         raise UsageError("the event would end before it starts; check --start and --end")
@@ -397,7 +412,7 @@ def add_event(
     if not title:
         raise UsageError("an event needs a title")
     starts_at, all_day = parse_when(start, config.tz)
-    ends_at = parse_when(end, config.tz)[0] if end else None
+    ends_at = parse_end(end, config.tz) if end else None
     if all_day and ends_at is None:
         ends_at = starts_at + timedelta(days=1)
     _check_span(starts_at, ends_at)
@@ -464,7 +479,7 @@ def edit_event(
         if start is not None:
             changes["starts_at"], changes["all_day"] = parse_when(start, config.tz)
         if end is not None:
-            changes["ends_at"] = parse_when(end, config.tz)[0] if end else None
+            changes["ends_at"] = parse_end(end, config.tz) if end else None
         if place is not None:
             changes["place"] = place or None
         if online is not None:
@@ -594,7 +609,7 @@ def snapshot_events(
     return [event_entry(config, e) for e in events]
 
 
-def event_entry(config: Config, event: EventView) -> dict[str, Any]:
+def event_entry(config: Config, event: EventView, *, with_year: bool = False) -> dict[str, Any]:
     """An event in a snapshot or a page: its data and its French wording."""
     return {
         "id": event.id,
@@ -603,13 +618,36 @@ def event_entry(config: Config, event: EventView) -> dict[str, Any]:
         "start": event.starts_at.isoformat(),
         "end": event.ends_at.isoformat() if event.ends_at else None,
         "all_day": event.all_day,
-        "when": format_when(event.starts_at, event.ends_at, event.all_day, config),
+        "when": format_when(
+            event.starts_at, event.ends_at, event.all_day, config, with_year=with_year
+        ),
         "place": event.place,
         "online": event.online,
         "url": event.url,
         "territory": event.territory,
         "anchor": f"evenement-{event.id}",
     }
+
+
+def archive_agenda(
+    config: Config, events: Sequence[EventView], now: datetime
+) -> dict[str, Any]:
+    """The agenda page's content: upcoming events, then past ones by month (newest first)."""
+    upcoming: list[dict[str, Any]] = []
+    past: dict[str, list[dict[str, Any]]] = {}
+    for e in events:
+        entry = event_entry(config, e, with_year=True)
+        if (e.ends_at or e.starts_at + DEFAULT_DURATION) > now:
+            upcoming.append(entry)
+        else:
+            local = e.starts_at.astimezone(config.tz)
+            month = format_date(local.date(), "MMMM y", locale=config.locale)
+            past.setdefault(month, []).append(entry)
+    months = [
+        {"month": m, "events": list(reversed(v))} for m, v in reversed(list(past.items()))
+    ]
+    territories = sorted({e.territory for e in events if e.territory}, key=fold)
+    return {"upcoming": upcoming, "past": months, "territories": territories}
 
 
 def upcoming_in_snapshot(
