@@ -629,9 +629,7 @@ def event_entry(config: Config, event: EventView, *, with_year: bool = False) ->
     }
 
 
-def archive_agenda(
-    config: Config, events: Sequence[EventView], now: datetime
-) -> dict[str, Any]:
+def archive_agenda(config: Config, events: Sequence[EventView], now: datetime) -> dict[str, Any]:
     """The agenda page's content: upcoming events, then past ones by month (newest first)."""
     upcoming: list[dict[str, Any]] = []
     past: dict[str, list[dict[str, Any]]] = {}
@@ -643,9 +641,7 @@ def archive_agenda(
             local = e.starts_at.astimezone(config.tz)
             month = format_date(local.date(), "MMMM y", locale=config.locale)
             past.setdefault(month, []).append(entry)
-    months = [
-        {"month": m, "events": list(reversed(v))} for m, v in reversed(list(past.items()))
-    ]
+    months = [{"month": m, "events": list(reversed(v))} for m, v in reversed(list(past.items()))]
     territories = sorted({e.territory for e in events if e.territory}, key=fold)
     return {"upcoming": upcoming, "past": months, "territories": territories}
 
