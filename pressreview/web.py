@@ -35,6 +35,7 @@ from pressreview.subscribers import (
     request_subscription,
     unsubscribe,
 )
+from pressreview.templating import template_env
 from pressreview.tokens import BadToken, Tokens
 
 log = logging.getLogger("pressreview.web")
@@ -48,8 +49,6 @@ def create_app(
     environ: Mapping[str, str] | None = None,
 ) -> Flask:
     """The WSGI application. Without arguments it loads feeds.yaml ($PRESSREVIEW_CONFIG)."""
-    from pressreview.render import template_env
-
     config = config or load_config()
     store = store or open_store(config)
     tokens = Tokens.from_env(environ)

@@ -27,9 +27,9 @@ from pressreview.archive import build_archive, issue_url, render_issue_page
 from pressreview.collect import collect
 from pressreview.config import Config
 from pressreview.errors import RenderError
-from pressreview.render import TEMPLATES_ROOT
 from pressreview.store import Store
 from pressreview.store.schema import items
+from pressreview.templating import TEMPLATES_ROOT
 
 DEMO = ["google-actualites.xml", "presse-hdf.xml", "courrier-picardie.xml", "prefecture-hdf.xml"]
 BASE_URL = "https://veille.example.org/"

@@ -43,6 +43,7 @@ from pressreview.config import Config
 from pressreview.errors import RenderError, UsageError
 from pressreview.store import Store
 from pressreview.store.archive import published_snapshot_texts
+from pressreview.templating import template_env
 from pressreview.text import clean_text, excerpt
 
 if TYPE_CHECKING:
@@ -146,8 +147,6 @@ class _Theme:
 
 def _load_theme(config: Config, bytecode_dir: Path | None = None) -> _Theme:
     from jinja2 import FileSystemBytecodeCache
-
-    from pressreview.render import template_env
 
     env = template_env(config, "archive")
     if bytecode_dir is not None:  # compiled templates, reused by the next builds
