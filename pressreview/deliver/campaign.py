@@ -32,8 +32,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from pressreview import urls
 from pressreview.config import Config
 from pressreview.deliver.message import MessageTemplate, dkim_signer, make_message_id
+from pressreview.deliver.single import send_test_copies
 from pressreview.deliver.transports import (
     ClaimLost,
     Envelope,
@@ -45,12 +47,15 @@ from pressreview.deliver.transports import (
     open_transport,
 )
 from pressreview.errors import DeliveryError, NotFound
+from pressreview.issues import get_snapshot
+from pressreview.render import render_email
 from pressreview.store import Store
 from pressreview.store import deliveries as db
+from pressreview.subscribers import list_subscribers
+from pressreview.tokens import Tokens
 
 #: A "sending" row not touched for this long belongs to a dead run (other hosts).
 LEASE = timedelta(minutes=15)
-TEST_UNSUBSCRIBE_PATH = "desabonnement/exemple-de-lien-personnel"
 
 
 @dataclass
@@ -152,8 +157,6 @@ def claim_is_dead(claimed_by: str) -> bool:
 
 
 def _issue(store: Store, number: int) -> tuple[int, dict[str, Any]]:
-    from pressreview.issues import get_snapshot
-
     snapshot = get_snapshot(store, number)
     with store.connect() as conn:
         issue_id = db.issue_id_for(conn, number)
@@ -186,10 +189,6 @@ def send_issue(
     Raises DeliveryError (one line) when the transport is unavailable; rows
     not handed over stay queued, so the next run sends them.
     """
-    from pressreview.render import render_email
-    from pressreview.subscribers import normalize_email, unsubscribe_url
-    from pressreview.tokens import Tokens
-
     issue_id, snapshot = _issue(store, number)
     transport = transport or open_transport(config, environ=environ)
     report = SendReport(number=number, transport=transport.describe(), dry_run=dry_run)
@@ -197,8 +196,6 @@ def send_issue(
     if dry_run:
         with store.connect() as conn:
             done = db.sent_subscriber_ids(conn, issue_id)
-        from pressreview.subscribers import list_subscribers
-
         active = list_subscribers(store, status="active")
         report.recipients = [s.email for s in active if s.id not in done]
         report.skipped = len(active) - len(report.recipients)
@@ -209,23 +206,14 @@ def send_issue(
     rendered = render_email(config, snapshot)
 
     if test_to:
-        address = normalize_email(test_to)
-        report.test_to = address
-        template = MessageTemplate(config, rendered, test=True)
-        data = template.render(
-            to=address,
-            unsubscribe_url=unsubscribe_url(config, "exemple-de-lien-personnel"),
-            message_id=make_message_id(config, number, "test"),
+        (report.test_to,) = send_test_copies(
+            config,
+            rendered,
+            [test_to],
+            transport=transport,
+            signer=signer,
+            message_id=lambda _index: make_message_id(config, number, "test"),
         )
-        if signer:
-            data = signer.sign(data)
-        connection = transport.open()
-        try:
-            connection.send(Envelope(config.email.from_address, address), data, lambda: True)
-        except (TemporaryFailure, PermanentFailure, HandoverUnknown) as exc:
-            raise DeliveryError(f"test copy to {address} not sent: {exc}") from None
-        finally:
-            connection.close()
         report.sent = 1
         return report
 
@@ -414,9 +402,7 @@ class _Campaign:
     ) -> tuple[str, str | None]:
         email = row["email"]
         url = self.tokens.unsubscribe(row["subscriber_id"], row["email_key"])
-        from pressreview.subscribers import unsubscribe_url
-
-        link = unsubscribe_url(self.config, url)
+        link = urls.unsubscribe_url(self.config, url)
         stuffed: bytes | None = None
         if self.signer:
             data = self.signer.sign(
