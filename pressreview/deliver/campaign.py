@@ -465,7 +465,7 @@ class _Campaign:
 
 
 def deliveries_for(store: Store, number: int) -> list[dict[str, Any]]:
-    """The delivery log of an issue (for ``pressreview deliveries`` and tests)."""
+    """The delivery log of an issue: one dict per delivery row (for scripts and tests)."""
     with store.connect() as conn:
         issue_id = db.issue_id_for(conn, number)
         if issue_id is None:
