@@ -24,7 +24,6 @@ import dataclasses
 import logging
 import os
 import socket
-import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -38,6 +37,7 @@ from pressreview.deliver.message import dkim_signer, make_message_id
 from pressreview.deliver.single import send_test_copies
 from pressreview.deliver.transports import open_transport
 from pressreview.errors import ConfigError, PressreviewError, UsageError
+from pressreview.process import process_alive
 from pressreview.render import render_email
 from pressreview.store import Store, open_store
 from pressreview.store import jobs as q
@@ -110,15 +110,9 @@ def owner_alive(owner: object) -> bool | None:
     if not isinstance(owner, str) or ":" not in owner:
         return None
     host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit() or sys.platform == "win32":
-        return None  # on Windows, os.kill(pid, 0) would end the process
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by another user
-        return True
-    return True
+    if not pid.isdigit():
+        return None
+    return process_alive(host, int(pid))
 
 
 INTERRUPTED_ERROR = "interrupted: its process ended without recording an outcome (killed?)"

@@ -29,7 +29,6 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from pressreview import urls
@@ -48,6 +47,7 @@ from pressreview.deliver.transports import (
 )
 from pressreview.errors import DeliveryError, NotFound
 from pressreview.issues import get_snapshot
+from pressreview.process import process_alive
 from pressreview.render import render_email
 from pressreview.store import Store
 from pressreview.store import deliveries as db
@@ -135,25 +135,13 @@ def run_token() -> str:
 def claim_is_dead(claimed_by: str) -> bool:
     """A claim made on this host by a process that no longer runs."""
     parts = claimed_by.split("/")
-    if len(parts) < 3 or parts[0] != socket.gethostname():
+    if len(parts) < 3:
         return False
     try:
         pid = int(parts[1])
     except ValueError:
         return True
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    try:  # a zombie (killed, not yet reaped) is dead too
-        return stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
+    return process_alive(parts[0], pid) is False
 
 
 def _issue(store: Store, number: int) -> tuple[int, dict[str, Any]]:

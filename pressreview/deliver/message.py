@@ -328,12 +328,11 @@ class DkimSigner:
 
 
 def dkim_signer(config: Config, environ: Any = None) -> DkimSigner | None:
-    """A signer when delivery.dkim_selector and dkim_domain are set, else None."""
+    """A signer when delivery.dkim_selector and dkim_domain are set (config.py checks
+    that both or neither are), else None."""
     selector, domain = config.delivery.dkim_selector, config.delivery.dkim_domain
-    if not selector and not domain:
-        return None
     if not (selector and domain):
-        raise ConfigError("delivery.dkim_selector and delivery.dkim_domain: set both or neither")
+        return None
     key = dkim_key(environ)
     if key is None:
         raise ConfigError(
