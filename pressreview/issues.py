@@ -30,7 +30,7 @@ from markdown_it import MarkdownIt
 from sqlalchemy import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
 
-from pressreview import agenda, render
+from pressreview import agenda, render, urls
 from pressreview.config import Config
 from pressreview.errors import Conflict, NotFound, Refused, UsageError
 from pressreview.store import Store
@@ -434,7 +434,7 @@ def build_snapshot(
             "contact_email": org.contact_email,
             "reason": org.reason,
         },
-        "archive_url": archive_url(config, number),
+        "archive_url": urls.archive_issue_url(config, number),
         "item_count": sum(len(s["items"]) for s in sections),
         "sections": sections,
         # The agenda of the coming weeks, as it stood when the issue was frozen.
@@ -442,14 +442,6 @@ def build_snapshot(
     }
     snapshot["subject"] = render.format_subject(config.email.subject, snapshot)
     return snapshot
-
-
-def archive_url(config: Config, number: int) -> str:
-    """The public page of an issue: ``<archive.base_url>numeros/<n>/``."""
-    base = config.archive.base_url
-    if not base.endswith("/"):
-        base += "/"
-    return f"{base}numeros/{number}/"
 
 
 def _gather(conn: Connection, draft_id: int | None) -> tuple[list[RowMapping], list[RowMapping]]:
