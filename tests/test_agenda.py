@@ -564,3 +564,13 @@ def test_archive_agenda_page_and_ics(
     build_archive(config, store, search_index=False)
     again = icalendar.Calendar.from_ical((site / "agenda.ics").read_bytes())
     assert {str(e["UID"]) for e in again.walk("VEVENT")} == uids
+
+
+def test_review_shows_proposed_events(
+    announced: tuple[Config, Store], cli: Callable[..., Result]
+) -> None:
+    config, _store = announced
+    result = cli(config, "review", input="k" * 2 + "q")
+    assert result.exit_code == 0, result.output
+    assert "agenda (proposed): mercredi 3 février, 17\u00a0h – 19\u00a0h;" in result.output
+    assert "accept: pressreview events from-item" in result.output

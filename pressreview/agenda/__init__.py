@@ -40,6 +40,7 @@ __all__ = [
     "add_event",
     "detect_events",
     "edit_event",
+    "events_for_item",
     "format_when",
     "list_events",
     "propose_from_new_items",
@@ -595,6 +596,12 @@ def list_events(
 ) -> list[EventView]:
     with store.connect() as conn:
         return [_view(r) for r in q.list_events(conn, start=start, end=end, statuses=statuses)]
+
+
+def events_for_item(store: Store, item_id: int) -> list[EventView]:
+    """The events read in an item (proposed, accepted or dismissed)."""
+    with store.connect() as conn:
+        return [_view(r) for r in q.list_events(conn, statuses=(), item_id=item_id)]
 
 
 # -- in issues and pages ---------------------------------------------------------------
