@@ -224,6 +224,8 @@ def test_bad_events_left_out_one_line_each() -> None:
         vevent("ok@x", "20270204T093000", "20270204T103000", summary="Bon"),
         vevent("reverse@x", "20270204T093000", "20270204T083000", summary="À l'envers"),
         vevent("zone@x", "20270205T093000", "20270205T103000", summary="Zone", tzid="Mars/Olympus"),
+        "BEGIN:VEVENT\nUID:malformed@x\nDTSTAMP:20270101T000000Z\nDTSTART:2027-02-31 aa\n"
+        "SUMMARY:Date illisible\nEND:VEVENT\n",
         vevent(
             "forever@x",
             "20270101T090000",
@@ -238,6 +240,7 @@ def test_bad_events_left_out_one_line_each() -> None:
     assert "ok@x" in uids and "reverse@x" not in uids and "zone@x" not in uids
     assert any("ends before it starts" in s for s in parsed.skipped)
     assert any("unknown time zone 'Mars/Olympus'" in s for s in parsed.skipped)
+    assert "event malformed@x: unreadable DTSTART" in parsed.skipped
     # A rule that never ends: bounded by the window and the cap.
     assert parsed.truncated and len(parsed.events) == 100
     assert parsed.warning is not None and "\n" not in parsed.warning

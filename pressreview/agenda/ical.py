@@ -192,6 +192,12 @@ def _bad_events(calendar: Any, tz: tzinfo, skipped: list[str]) -> set[str]:
     for component in calendar.walk("VEVENT"):
         uid = str(component.get("UID", ""))
         start, end = component.get("DTSTART"), component.get("DTEND")
+        errors = getattr(component, "errors", None)
+        if errors:  # icalendar keeps what it could not read beside the event
+            prop, _message = errors[0]
+            skipped.append(f"event {uid[:60]}: unreadable {prop}")
+            bad.add(uid)
+            continue
         try:
             for prop in (start, end):
                 if prop is None:
