@@ -30,8 +30,8 @@ from markdown_it import MarkdownIt
 from sqlalchemy import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
 
-from pressreview import render
-from pressreview.config import Config, logo_url
+from pressreview import agenda, render, urls
+from pressreview.config import Config
 from pressreview.errors import Conflict, NotFound, Refused, UsageError
 from pressreview.store import Store
 from pressreview.store import issues as q
@@ -414,6 +414,7 @@ def build_snapshot(
     published_at: datetime,
     rows: Sequence[RowMapping],
     also: Sequence[RowMapping],
+    agenda_events: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """The frozen document every later render reads (schema 1, see docs/email.md)."""
     org = config.organisation
@@ -431,25 +432,19 @@ def build_snapshot(
             "name": org.name,
             "short_name": org.short_name,
             "url": org.url,
-            "logo_url": logo_url(config),
+            "logo_url": urls.email_logo_url(config),
             "postal_address": org.postal_address,
             "contact_email": org.contact_email,
             "reason": org.reason,
         },
-        "archive_url": archive_url(config, number),
+        "archive_url": urls.archive_issue_url(config, number),
         "item_count": sum(len(s["items"]) for s in sections),
         "sections": sections,
+        # The agenda of the coming weeks, as it stood when the issue was frozen.
+        "agenda": [dict(e) for e in agenda_events],
     }
     snapshot["subject"] = render.format_subject(config.email.subject, snapshot)
     return snapshot
-
-
-def archive_url(config: Config, number: int) -> str:
-    """The public page of an issue: ``<archive.base_url>numeros/<n>/``."""
-    base = config.archive.base_url
-    if not base.endswith("/"):
-        base += "/"
-    return f"{base}numeros/{number}/"
 
 
 def _gather(conn: Connection, draft_id: int | None) -> tuple[list[RowMapping], list[RowMapping]]:
@@ -466,14 +461,16 @@ def _draft_state(
         row = _require_draft(conn)
         rows, also = _gather(conn, row.id)
         number = q.next_number(conn)
+    at = now or q.now()
     snapshot = build_snapshot(
         config,
         number=number,
         title=row.title,
         intro_md=row.intro_md or "",
-        published_at=now or q.now(),
+        published_at=at,
         rows=rows,
         also=also,
+        agenda_events=agenda.snapshot_events(config, store, at=at),
     )
     snapshot["draft"] = True
     return row, rows, snapshot
@@ -562,6 +559,7 @@ def publish(
     stamp = now or q.now()
     if stamp.tzinfo is None:
         raise UsageError("publish: `now` must be an aware datetime")
+    upcoming = agenda.snapshot_events(config, store, at=stamp)
     try:
         with store.begin() as conn:
             row = _require_draft(conn)
@@ -580,6 +578,7 @@ def publish(
                 published_at=stamp,
                 rows=rows,
                 also=also,
+                agenda_events=upcoming,
             )
             render.render_email(config, snapshot)  # fails before anything is frozen
             if not q.publish_issue(

@@ -1,6 +1,7 @@
 """The subscription endpoints: a small Flask (WSGI) application.
 
-Routes, under the path of ``web.base_url`` (e.g. ``/abonnement/``):
+Routes, under the path of ``web.base_url`` (e.g. ``/abonnement/``), named in
+pressreview.urls (which also builds the links that lead here):
 
 - ``GET  /``                       the subscribe form
 - ``POST /``                       email (+ name) -> pending subscriber + confirmation email;
@@ -22,11 +23,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import Flask, Response, request
 
+from pressreview import urls
 from pressreview.config import Config, load_config
+from pressreview.deliver.single import confirmation_sender
 from pressreview.errors import DeliveryError
 from pressreview.store import Store, open_store
 from pressreview.subscribers import (
@@ -36,7 +38,9 @@ from pressreview.subscribers import (
     subscription_status,
     unsubscribe,
 )
+from pressreview.templating import template_env
 from pressreview.tokens import BadToken, Tokens
+from pressreview.typography import with_preposition
 
 log = logging.getLogger("pressreview.web")
 MAX_FORM_BYTES = 16 * 1024
@@ -49,14 +53,11 @@ def create_app(
     environ: Mapping[str, str] | None = None,
 ) -> Flask:
     """The WSGI application. Without arguments it loads feeds.yaml ($PRESSREVIEW_CONFIG)."""
-    from pressreview.render import site_links, template_env
-    from pressreview.typography import with_preposition
-
     config = config or load_config()
     store = store or open_store(config)
     tokens = Tokens.from_env(environ)
     env = template_env(config, "web")
-    prefix = urlsplit(config.web.base_url).path.rstrip("/")
+    send_confirmation = confirmation_sender(config, environ=environ)
     app = Flask("pressreview.web")
     app.config["MAX_CONTENT_LENGTH"] = MAX_FORM_BYTES
     org = config.organisation
@@ -66,7 +67,7 @@ def create_app(
         "archive_url": config.archive.base_url,
         "org": config.organisation,
         "org_of": with_preposition("de", org.short_name or org.name),
-        **site_links(config),
+        **urls.legal_links(config),
         "paragraphs": [],
         "button": None,
         "action": None,
@@ -107,23 +108,30 @@ def create_app(
             "subscribe.html.j2",
             status,
             heading="S’abonner à la revue de presse",
-            action=f"{prefix}/",
+            action=urls.web_path(config, urls.SUBSCRIBE_ROUTE),
             error=error,
             email=email,
             name=name,
         )
 
-    @app.get(f"{prefix}/")
+    @app.get(urls.web_path(config, urls.SUBSCRIBE_ROUTE))
     def subscribe_form() -> Response:
         return form_page()
 
-    @app.post(f"{prefix}/")
+    @app.post(urls.web_path(config, urls.SUBSCRIBE_ROUTE))
     def subscribe() -> Response:
         email = request.form.get("email", "").strip()
         name = request.form.get("name", "").strip()[:200]
         if not request.form.get("website"):  # the hidden field only robots fill in
             try:
-                request_subscription(config, store, email, name=name or None, environ=environ)
+                request_subscription(
+                    config,
+                    store,
+                    email,
+                    send_confirmation=send_confirmation,
+                    name=name or None,
+                    environ=environ,
+                )
             except InvalidAddress:
                 return form_page(400, "Cette adresse électronique n’est pas valide.", email, name)
             except DeliveryError as exc:
@@ -160,7 +168,7 @@ def create_app(
             back=True,
         )
 
-    @app.get(f"{prefix}/confirmer/<token>")
+    @app.get(urls.web_path(config, urls.CONFIRM_ROUTE))
     def confirm_page(token: str) -> Response:
         try:
             subject = tokens.read_confirm(token)
@@ -173,10 +181,10 @@ def create_app(
             heading="Confirmer votre abonnement",
             paragraphs=["Un clic pour recevoir chaque semaine la revue de presse."],
             button="Confirmer mon abonnement",
-            action=f"{prefix}/confirmer/{token}",
+            action=urls.web_path(config, urls.CONFIRM_ROUTE, token),
         )
 
-    @app.post(f"{prefix}/confirmer/<token>")
+    @app.post(urls.web_path(config, urls.CONFIRM_ROUTE))
     def confirm(token: str) -> Response:
         try:
             subject = tokens.read_confirm(token)
@@ -193,7 +201,7 @@ def create_app(
             back=True,
         )
 
-    @app.get(f"{prefix}/desabonnement/<token>")
+    @app.get(urls.web_path(config, urls.UNSUBSCRIBE_ROUTE))
     def unsubscribe_page(token: str) -> Response:
         try:
             tokens.read_unsubscribe(token)
@@ -204,10 +212,10 @@ def create_app(
             heading="Se désabonner",
             paragraphs=["Vous ne recevrez plus la revue de presse à cette adresse."],
             button="Me désabonner",
-            action=f"{prefix}/desabonnement/{token}",
+            action=urls.web_path(config, urls.UNSUBSCRIBE_ROUTE, token),
         )
 
-    @app.post(f"{prefix}/desabonnement/<token>")
+    @app.post(urls.web_path(config, urls.UNSUBSCRIBE_ROUTE))
     def unsubscribe_now(token: str) -> Response:
         try:
             subject = tokens.read_unsubscribe(token)

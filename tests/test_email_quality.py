@@ -12,7 +12,7 @@ import pytest
 from click.testing import Result
 from fixtures_issues import fixed_config, fixed_snapshot
 
-from pressreview import render
+from pressreview import preview, render
 from pressreview.config import Config, check_placeholders, placeholder_problems
 from pressreview.errors import Refused
 from pressreview.typography import with_preposition
@@ -123,7 +123,7 @@ SPAMASSASSIN = shutil.which("spamassassin")
 @pytest.mark.skipif(SPAMASSASSIN is None, reason="spamassassin is not installed")
 def test_no_spamassassin_html_rule_fires_on_an_issue(tmp_path: Path) -> None:
     config = fixed_config()
-    files = render.write_email_files(config, fixed_snapshot(40), tmp_path, eml=True)
+    files = preview.write_email_files(config, fixed_snapshot(40), tmp_path, eml=True)
     message = files.paths[-1].read_bytes()
     assert SPAMASSASSIN is not None
     report = subprocess.run(
@@ -202,7 +202,7 @@ def test_publish_send_and_archive_build_refuse_placeholders(
 
 
 def test_confirmation_email_names_the_organisation_in_sentences() -> None:
-    from pressreview.subscribers import confirmation_message
+    from pressreview.deliver.single import confirmation_message
 
     config = fixed_config(
         organisation={

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from pressreview import issues, render
+from pressreview import issues, preview
 from pressreview.cli import display
 from pressreview.cli.display import print_json, table, warn
 from pressreview.config import check_placeholders
@@ -192,7 +192,7 @@ def _print_outline_json(outline: issues.Outline) -> None:
     )
 
 
-def _report(files: render.EmailFiles) -> None:
+def _report(files: preview.EmailFiles) -> None:
     for path in files.paths:
         click.echo(f"wrote {path}")
     for message in files.warnings:
@@ -222,7 +222,7 @@ def issue_preview(app: Any, number: int | None, out_dir: Path, open_browser: boo
         snapshot = issues.draft_snapshot(app.config, app.store)
     else:
         snapshot = issues.get_snapshot(app.store, number)
-    files = render.write_preview(app.config, snapshot, out_dir)
+    files = preview.write_preview(app.config, snapshot, out_dir)
     _report(files)
     if open_browser:
         _open_in_browser(files.paths[0])
@@ -265,7 +265,7 @@ def issue_render(app: Any, number: int, out_dir: Path) -> None:
       pressreview issue render 12 --out out/
     """
     snapshot = issues.get_snapshot(app.store, number)
-    _report(render.write_email_files(app.config, snapshot, out_dir, eml=True))
+    _report(preview.write_email_files(app.config, snapshot, out_dir, eml=True))
 
 
 @issue_group.command("publish")
