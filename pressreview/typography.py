@@ -63,45 +63,79 @@ _PROTECTED_RE = re.compile(
 _SPACES = r"[ \u00a0\u202f\u2009\t]"
 
 
-def _digit_groups(match: re.Match[str]) -> str:
-    groups = re.split(_SPACES, match.group(2).strip(" \u00a0\u202f\u2009\t"))
-    return match.group(1) + "".join(NNBSP + g for g in groups)
+_Replacement = str | Callable[[re.Match[str]], str]
+#: A digit then a space: the number rules apply only to texts that have one.
+_DIGIT_SPACE_RE = re.compile(rf"\d(?:er|re|e|ème)?{_SPACES}")
+_NUMBERS = ("<digit+space>",)
+_GROUPS = ("<digit+space+3 digits>",)
+_DIGIT_GROUPS_RE = re.compile(rf"\d{_SPACES}\d{{3}}")
 
-
-_RULES: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
+_S = _SPACES  # one space of any kind
+#: (strings of which one must be in the text for the rule to apply, pattern, replacement):
+#: the check skips most rules on most texts (a regex scan costs far more than ``in``), and
+#: patterns begin with a literal or a class where they can, lookbehinds after it (faster).
+_RULES: list[tuple[tuple[str, ...], re.Pattern[str], _Replacement]] = [
     # apostrophes and ellipsis
-    (re.compile(r"(?<=\w)'(?=\w)"), "’"),
-    (re.compile(r"\.\.\.(?!\.)"), "…"),
+    (("'",), re.compile(r"'(?<=\w')(?=\w)"), "’"),
+    (("...",), re.compile(r"\.\.\.(?!\.)"), "…"),
     # guillemets
-    (re.compile(rf"«{_SPACES}*"), "«" + NNBSP),
-    (re.compile(rf"{_SPACES}*»"), NNBSP + "»"),
+    (("«",), re.compile(rf"«{_S}*"), "«" + NNBSP),
+    (("»",), re.compile(rf"{_S}*»"), NNBSP + "»"),
     # high signs: existing space made non-breaking; missing space added after a word
-    (re.compile(rf"{_SPACES}+([;!?])"), NNBSP + r"\1"),
-    (re.compile(r"(?<=[\w…)\]’\u00bb])([;!?])(?=\s|$|[»)!?.,])"), NNBSP + r"\1"),
-    (re.compile(rf"{_SPACES}+:"), NBSP + ":"),
-    (re.compile(r"(?<=[A-Za-zÀ-ÿ…)’])(:)(?=\s|$)"), NBSP + r"\1"),
+    ((";", "!", "?"), re.compile(rf"{_S}+([;!?])"), NNBSP + r"\1"),
+    (
+        (";", "!", "?"),
+        re.compile(r"([;!?])(?<=[\w…)\]’\u00bb][;!?])(?=\s|$|[»)!?.,])"),
+        NNBSP + r"\1",
+    ),
+    ((":",), re.compile(rf"{_S}+:"), NBSP + ":"),
+    ((":",), re.compile(r":(?<=[A-Za-zÀ-ÿ…)’]:)(?=\s|$)"), NBSP + ":"),
     # the first day of a month: 1er décembre
-    (re.compile(rf"(?<![\d,.])1(?={_SPACES}+(?:{_MONTHS})\b)"), "1er"),
+    (_NUMBERS, re.compile(rf"1(?<![\d,.]1)(?={_S}+(?:{_MONTHS})\b)"), "1er"),
     # n° 12
-    (re.compile(rf"\b([nN]°){_SPACES}*(?=\d)"), r"\1" + NBSP),
-    # groups of digits: 1 200, 90 000, 1 609
-    (re.compile(rf"(?<![\d,.])(\d{{1,3}})((?:{_SPACES}\d{{3}})+)(?![\d,])"), _digit_groups),
+    (("°",), re.compile(rf"°(?<=\b[nN]°){_S}*(?=\d)"), "°" + NBSP),
+    # groups of digits: 1 200, 90 000, 1 609 (not "mars 2026 100 logements", not "3,5 000")
+    (
+        _GROUPS,
+        re.compile(
+            rf"{_S}(?<=\d{_S})(?<!\d{{4}}{_S})(?<![,.]\d{_S})(?<![,.]\d\d{_S})"
+            rf"(?<![,.]\d{{3}}{_S})(?=\d{{3}}(?![\d,]))"
+        ),
+        NNBSP,
+    ),
     # 10 h 30
-    (re.compile(rf"(\d){_SPACES}+h{_SPACES}+(\d\d)\b"), r"\1" + NBSP + "h" + NBSP + r"\2"),
+    (
+        (" h ", " h\u00a0", "\u00a0h ", "\u00a0h\u00a0"),
+        re.compile(rf"{_S}+h{_S}+(?<=\d{_S}h{_S})(?=\d\d\b)"),
+        NBSP + "h" + NBSP,
+    ),
     # a number and its unit, or the thing it counts: 40 millions, 204 QPV, 1er décembre
     (
-        re.compile(rf"(\d(?:er|re|e|ème)?){_SPACES}+(?=(?:{_UNITS})(?![\w²])|[A-Z]{{2,}}\b)"),
-        r"\1" + NBSP,
+        _NUMBERS,
+        re.compile(
+            rf"{_S}(?:(?<=\d{_S})|(?<=\der{_S})|(?<=\dre{_S})|(?<=\de{_S})|(?<=\dème{_S}))"
+            rf"(?=(?:{_UNITS})(?![\w²])|[A-Z]{{2,}}\b)"
+        ),
+        NBSP,
     ),
-    (re.compile(r"(\d)(?=(?:€|%)(?!\w))"), r"\1" + NBSP),
+    (("€", "%"), re.compile(r"(\d)(?=(?:€|%)(?!\w))"), r"\1" + NBSP),
     # "millions d’euros" stays together with its number
-    (re.compile(rf"\b(millions?|milliards?){_SPACES}+(?=d[’']euros)"), r"\1" + NBSP),
+    (("milli",), re.compile(rf"\b(millions?|milliards?){_S}+(?=d[’']euros)"), r"\1" + NBSP),
 ]
 
 
 def _typeset_plain(text: str) -> str:
-    for pattern, replacement in _RULES:
-        text = pattern.sub(replacement, text)
+    numbers = _DIGIT_SPACE_RE.search(text) is not None
+    groups = numbers and _DIGIT_GROUPS_RE.search(text) is not None
+    for trigger, pattern, replacement in _RULES:
+        if trigger is _NUMBERS:
+            applies = numbers
+        elif trigger is _GROUPS:
+            applies = groups
+        else:
+            applies = any(map(text.__contains__, trigger))
+        if applies:
+            text = pattern.sub(replacement, text)
     return text
 
 
@@ -110,6 +144,8 @@ def typeset(text: str) -> str:
     """French typography for a plain text (not HTML): see the module's docstring."""
     if not text:
         return text
+    if not any(mark in text for mark in ("://", "www.", "@", "mailto:")):
+        return _typeset_plain(text)  # no address to protect (the common case, and faster)
     out: list[str] = []
     last = 0
     for match in _PROTECTED_RE.finditer(text):
