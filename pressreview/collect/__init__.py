@@ -436,7 +436,7 @@ def _record(
     rep = SourceReport(feed.name, "ok", moved_to=result.moved_to, elapsed=result.elapsed)
     if row is None:
         row = q.get_source(conn, source_id)
-    state: dict[str, object] = {"last_fetched_at": now}
+    state: dict[str, object] = {"last_fetched_at": now, **_answer(result)}
     if result.moved_to:
         state["url"] = result.moved_to
     error = result.error or parse_error
@@ -469,6 +469,7 @@ def _record(
                 last_modified=result.headers.get("last-modified"),
                 body_hash=digest,
                 entries_seen=len(parsed.entries),
+                newest_entry_at=_newest(parsed, now),
             )
             batch = outcome.batch or []
             rep.entries, rep.parser = len(parsed.entries), parsed.parser
@@ -484,6 +485,19 @@ def _record(
             rep.filtered = sum(1 for b in batch if not b.relevant)
     q.update_source(conn, source_id, **state)
     return rep
+
+
+def _answer(result: FetchResult) -> dict[str, object]:
+    """What the server answered, kept for `feeds check`."""
+    ctype = result.headers.get("content-type", "").strip()[:200] or None
+    return {"last_status": result.status, "last_content_type": ctype,
+            "last_url": result.final_url}  # fmt: skip
+
+
+def _newest(parsed: ParsedFeed, now: datetime) -> datetime | None:
+    """The newest entry date a feed holds (a date in the future counts as now)."""
+    newest = max((e.published_at for e in parsed.entries if e.published_at), default=None)
+    return min(newest, now) if newest else None
 
 
 def _to_new_item(classifier: Classifier, feed: Feed, entry: Entry) -> q.NewItem:
