@@ -127,7 +127,8 @@ def page_links(body: bytes, base_url: str) -> tuple[str, list[tuple[str, str, st
     Reads at most ``PAGE_BYTES`` of HTML; broken markup is read as browsers would.
     """
     try:
-        doc = lxml.html.document_fromstring(body[:PAGE_BYTES])
+        # NUL bytes end libxml2's reading of a document: drop them.
+        doc = lxml.html.document_fromstring(body[:PAGE_BYTES].replace(b"\x00", b""))
     except (etree.ParserError, etree.XMLSyntaxError, ValueError):
         return "", []
     base = base_url
@@ -321,5 +322,5 @@ async def _robots(fetcher: Fetcher, root: str) -> RobotFileParser | None:
         return parser
     if result.status is not None and 400 <= result.status < 500:
         return None
-    parser.disallow_all = True
+    parser.parse(["User-agent: *", "Disallow: /"])
     return parser

@@ -246,7 +246,7 @@ def diagnose(
 
 
 def observation_from_row(
-    row: Mapping[str, Any], newest_item: datetime | None = None
+    row: Mapping[Any, Any], newest_item: datetime | None = None
 ) -> Observation:
     """What collect recorded of a source (a ``sources`` row)."""
     ok = row["status"] == "ok"
