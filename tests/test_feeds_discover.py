@@ -453,3 +453,31 @@ def test_check_after_a_collect(cli, site, tmp_path: Path, monkeypatch: pytest.Mo
     lens = next(i for i in items if i["title"] == "Lens : le contrat de ville signé")
     assert lens["outlet"] == "Journal des Flandres - Lens"
     assert lens["link"] == "https://news.google.com/rss/articles/CBMiAbC?oc=5"
+
+
+# -- the shipped feeds.yaml -----------------------------------------------------------
+
+
+def test_shipped_sources_carry_their_evidence() -> None:
+    shipped = Path(__file__).resolve().parent.parent / "feeds.yaml"
+    config = load_config(shipped)
+    text = shipped.read_text("utf-8")
+    block = text.split("\nfeeds:\n", 1)[1].split("\nterritories:\n", 1)[0]
+    url_lines = [line for line in block.splitlines() if line.strip().startswith("url:")]
+    assert len(url_lines) == len(config.feeds)
+    for line in url_lines:
+        mark = line.split("#", 1)[1].strip() if "#" in line else ""
+        assert mark.split(":")[0].split()[0] in ("confirmed", "likely", "UNCONFIRMED"), line
+    by_name = {f.name: f for f in config.feeds}
+    # The addresses public evidence contradicts are gone.
+    assert "https://www.lavoixdunord.fr/rss" not in {f.url for f in config.feeds}
+    assert not any("francetvinfo.fr" in f.url for f in config.feeds)
+    assert not any(f.url.endswith(".gouv.fr/rss") for f in config.feeds)
+    # France 3 by département, each with its territory.
+    france3 = {f.territory for n, f in by_name.items() if n.startswith("France 3 ")}
+    assert france3 == {None, "Nord", "Pas-de-Calais", "Somme", "Oise", "Aisne"}
+    for name in ("Maire-info", "Mediacités", "ici Nord", "ici Picardie", "actu.fr Hauts-de-France",
+                 "Union régionale pour l'habitat Hauts-de-France", "La Gazette des communes",
+                 "Réseau national des centres de ressources politique de la ville"):  # fmt: skip
+        assert name in by_name
+    assert sum(1 for n in by_name if n.startswith("Localtis")) >= 3
