@@ -10,7 +10,13 @@ page without any feed, and hostile pages. No test leaves 127.0.0.1.
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -201,8 +207,9 @@ def test_add_from_a_wordpress_page(cli, site, tmp_path: Path) -> None:  # type: 
     path = config_file(tmp_path)
     listed = cli(path, "feeds", "discover", wp.url("/"))
     assert listed.exit_code == 0, listed.output
+    assert f"Feeds found from {wp.url('/')} (Mediacités – Lille):" in listed.output
     assert "[1] Mediacités Lille  (announced)" in listed.output
-    assert "3 entries, newest" in listed.output
+    assert "3 entries, newest" in listed.output and "1 entry, newest" in listed.output
     assert "- Roubaix : le contrat de ville signé" in listed.output
     assert "[2] Commentaires sur Mediacités" in listed.output
     # The page announces its feeds: no CMS path is guessed, no robots.txt asked.
@@ -481,3 +488,39 @@ def test_shipped_sources_carry_their_evidence() -> None:
                  "Réseau national des centres de ressources politique de la ville"):  # fmt: skip
         assert name in by_name
     assert sum(1 for n in by_name if n.startswith("Localtis")) >= 3
+
+
+def test_add_asks_on_a_terminal(site, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    wp = wordpress(site)
+    path = config_file(tmp_path)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pressreview", "--config", str(path), "feeds", "add", wp.url("/")],
+        stdin=slave, stdout=slave, stderr=slave, cwd=tmp_path, close_fds=True,
+        env={**os.environ, "COLUMNS": "100", "TERM": "xterm"},
+    )  # fmt: skip
+    os.close(slave)
+    output = b""
+    answered = False
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            output += data
+            if not answered and b"Feed to add (1-2, 0 to cancel):" in output:
+                os.write(master, b"2\n")
+                answered = True
+        elif proc.poll() is not None:
+            break
+    os.close(master)
+    text = output.decode("utf-8", "replace")
+    assert proc.wait(timeout=30) == 0, text
+    assert "[1] Mediacités Lille  (announced)" in text and answered
+    added = load_config(path).feeds[-1]
+    assert (added.name, added.url) == ("Commentaires sur Mediacités", wp.url("/comments/feed/"))

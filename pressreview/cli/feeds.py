@@ -143,6 +143,8 @@ def _http_address(url: str) -> str:
 def _show_discovery(found: Discovery, tz: Any) -> None:
     if found.is_feed:
         click.echo(f"{found.url} is a feed:")
+    elif not found.feeds:
+        click.echo(f"No feed found from {found.url}.")
     else:
         title = f" ({found.page_title})" if found.page_title else ""
         click.echo(f"Feeds found from {found.url}{title}:")
@@ -150,7 +152,7 @@ def _show_discovery(found: Discovery, tz: Any) -> None:
         newest = f", newest {display.when(c.newest, tz, with_time=False)}" if c.newest else ""
         click.echo(f"[{n}] {c.title or c.label or '(no title)'}  ({c.found_by})")
         click.echo(f"    {c.url}")
-        click.echo(f"    {c.entries} entries{newest}")
+        click.echo(f"    {c.entries} {'entry' if c.entries == 1 else 'entries'}{newest}")
         for sample in c.sample:
             click.echo(f"    - {sample}")
     if found.rejected:

@@ -101,6 +101,7 @@ def site_root(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/", "", ""))
 
 
+_XML_DECL_RE = re.compile(r"^\ufeff?\s*<\?xml[^>]*\?>")
 _FEEDISH_RE = re.compile(rb"^\s*(?:\xef\xbb\xbf)?\s*(?:<\?xml|<rss[\s>]|<feed[\s>]|<rdf:RDF|\{)")
 
 
@@ -126,9 +127,16 @@ def page_links(body: bytes, base_url: str) -> tuple[str, list[tuple[str, str, st
 
     Reads at most ``PAGE_BYTES`` of HTML; broken markup is read as browsers would.
     """
+    # NUL bytes end libxml2's reading of a document: drop them.
+    raw = body[:PAGE_BYTES].replace(b"\x00", b"")
     try:
-        # NUL bytes end libxml2's reading of a document: drop them.
-        doc = lxml.html.document_fromstring(body[:PAGE_BYTES].replace(b"\x00", b""))
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("cp1252", "replace")
+    # An XML declaration in a decoded string is refused by lxml.
+    text = _XML_DECL_RE.sub("", text, count=1)
+    try:
+        doc = lxml.html.document_fromstring(text)
     except (etree.ParserError, etree.XMLSyntaxError, ValueError):
         return "", []
     base = base_url
