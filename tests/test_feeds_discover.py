@@ -28,6 +28,7 @@ import pytest
 from click.testing import Result
 
 from pressreview.collect.discover import discover
+from pressreview.collect.parse import google_publisher
 from pressreview.config import CollectSettings, load_config
 
 DATA = Path(__file__).parent / "data" / "feeds_add"
@@ -524,3 +525,22 @@ def test_add_asks_on_a_terminal(site, tmp_path: Path) -> None:  # type: ignore[n
     assert "[1] Mediacités Lille  (announced)" in text and answered
     added = load_config(path).feeds[-1]
     assert (added.name, added.url) == ("Commentaires sur Mediacités", wp.url("/comments/feed/"))
+
+
+@pytest.mark.parametrize(
+    ("description", "publisher"),
+    [
+        ('<a href="https://news.google.com/x">T</a>&nbsp;&nbsp;<font color="#6f6f6f">Le Monde'
+         "</font>", "Le Monde"),
+        ('<a href="x">T</a>\xa0\xa0<font color="#6f6f6f">La Voix du Nord</font>',
+         "La Voix du Nord"),
+        # A cluster of stories: the item's own publisher comes first.
+        ('<ol><li><a href="x">T</a>&nbsp;&nbsp;<font color="#6f6f6f">ici Nord</font></li>'
+         '<li><a href="y">U</a>&nbsp;&nbsp;<font color="#6f6f6f">Libération</font></li></ol>',
+         "ici Nord"),
+        ("<font>Not after a link</font>", ""),
+        ("Texte sans balise", ""),
+    ],
+)  # fmt: skip
+def test_google_publisher_from_the_description(description: str, publisher: str) -> None:
+    assert google_publisher(description) == publisher

@@ -399,16 +399,17 @@ def _absolute_links(fragment: str, base: str) -> str:
     return _HREF_RE.sub(resolve, fragment)
 
 
-_GOOGLE_FONT_RE = re.compile(r"<font[^>]*>([^<]{1,200})</font>\s*$", re.I)
+_GOOGLE_FONT_RE = re.compile(r"</a>(?:\s|&nbsp;|&#160;|\xa0)*<font[^>]*>([^<]{1,200})</font>", re.I)
 
 
 def google_publisher(description: str) -> str:
-    """The publisher Google Actualités writes at the end of an item's description.
+    """The publisher Google Actualités writes after the link of an item's description.
 
     Its descriptions are ``<a href=...>Title</a>&nbsp;&nbsp;<font color="#6f6f6f">
-    Publisher</font>``; anything else gives "".
+    Publisher</font>`` (for a cluster of stories, a list of these, the item's
+    own first); anything else gives "".
     """
-    match = _GOOGLE_FONT_RE.search(description.strip())
+    match = _GOOGLE_FONT_RE.search(description)
     return clean_text(html.unescape(match.group(1))) if match else ""
 
 
