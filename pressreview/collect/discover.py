@@ -239,6 +239,8 @@ async def _discover(
                     parsed = await asyncio.to_thread(_parse, page, base, settings)
                 except NotAFeed as exc:
                     given.error = str(exc)
+                except Exception as exc:  # a parser bug must not end the discovery
+                    given.error = f"cannot parse: {type(exc).__name__}"
                 else:
                     _summarize(given, parsed)
                     found.is_feed = True

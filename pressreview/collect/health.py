@@ -253,7 +253,8 @@ def observation_from_row(
     moved = row["url"] if row["url"] != row["config_url"] else None
     return Observation(
         url=row["url"],
-        fetched_at=row["last_fetched_at"],
+        # A source whose address changed in feeds.yaml starts again as "new".
+        fetched_at=row["last_fetched_at"] if row["status"] != "new" else None,
         status=row.get("last_status"),
         content_type=row.get("last_content_type"),
         final_url=row.get("last_url"),
