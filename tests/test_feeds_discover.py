@@ -461,6 +461,10 @@ def test_check_after_a_collect(cli, site, tmp_path: Path, monkeypatch: pytest.Mo
     lens = next(i for i in items if i["title"] == "Lens : le contrat de ville signé")
     assert lens["outlet"] == "Journal des Flandres - Lens"
     assert lens["link"] == "https://news.google.com/rss/articles/CBMiAbC?oc=5"
+    # A source whose address changes in feeds.yaml is "not fetched yet" again.
+    path.write_text(path.read_text("utf-8").replace(s.url("/rss"), s.url("/autre")), "utf-8")
+    again = {d["name"]: d for d in json.loads(cli(path, "feeds", "check", "--json").output)}
+    assert again["Bouclier"]["problem"] == "not_collected"
 
 
 # -- the shipped feeds.yaml -----------------------------------------------------------
