@@ -82,7 +82,7 @@ def feeds_list(app: AppContext, as_json: bool) -> None:
 )  # fmt: skip
 @click.option(
     "--months", type=click.IntRange(min=1), default=STALE_MONTHS, show_default=True,
-    help="Report a feed whose newest entry is older than this.",
+    help="Report a feed whose newest entry is older than this many months.",
 )  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.pass_obj
