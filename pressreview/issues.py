@@ -30,7 +30,7 @@ from markdown_it import MarkdownIt
 from sqlalchemy import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
 
-from pressreview import render
+from pressreview import render, urls
 from pressreview.config import Config
 from pressreview.errors import Conflict, NotFound, Refused, UsageError
 from pressreview.store import Store
@@ -433,20 +433,12 @@ def build_snapshot(
             "contact_email": org.contact_email,
             "reason": org.reason,
         },
-        "archive_url": archive_url(config, number),
+        "archive_url": urls.archive_issue_url(config, number),
         "item_count": sum(len(s["items"]) for s in sections),
         "sections": sections,
     }
     snapshot["subject"] = render.format_subject(config.email.subject, snapshot)
     return snapshot
-
-
-def archive_url(config: Config, number: int) -> str:
-    """The public page of an issue: ``<archive.base_url>numeros/<n>/``."""
-    base = config.archive.base_url
-    if not base.endswith("/"):
-        base += "/"
-    return f"{base}numeros/{number}/"
 
 
 def _gather(conn: Connection, draft_id: int | None) -> tuple[list[RowMapping], list[RowMapping]]:

@@ -35,14 +35,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from pressreview import __version__
+from pressreview import __version__, urls
 from pressreview.archive import feeds, search
-from pressreview.archive.model import PageSpec, SiteModel, build_model, issue_page, issue_path
+from pressreview.archive.model import PageSpec, SiteModel, build_model, issue_page
 from pressreview.archive.output import SiteSwap
 from pressreview.config import Config
-from pressreview.errors import RenderError, UsageError
+from pressreview.errors import RenderError
 from pressreview.store import Store
 from pressreview.store.archive import published_snapshot_texts
+from pressreview.templating import template_env
 from pressreview.text import clean_text, excerpt
 
 if TYPE_CHECKING:
@@ -51,8 +52,6 @@ if TYPE_CHECKING:
 __all__ = [
     "BuildReport",
     "build_archive",
-    "issue_path",
-    "issue_url",
     "render_issue_page",
     "resolve_out_dir",
 ]
@@ -93,25 +92,11 @@ class BuildReport:
         return data
 
 
-def issue_url(base_url: str, number: int) -> str:
-    """The permanent address of an issue's page: ``<base_url>numeros/<n>/``."""
-    return _check_base_url(base_url) + issue_path(number)
-
-
 def resolve_out_dir(config: Config, out_dir: str | os.PathLike[str] | None = None) -> Path:
     """The folder the site is served from (``--out``, else ``archive.out_dir``)."""
     if out_dir is not None:
         return Path(os.path.abspath(Path(out_dir).expanduser()))
     return Path(os.path.abspath(config.resolve(config.archive.out_dir)))
-
-
-def _check_base_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise UsageError(f"base URL {url!r}: not an http(s) URL (e.g. https://veille.example.org/)")
-    if parts.query or parts.fragment:
-        raise UsageError(f"base URL {url!r}: must not have a query or a fragment")
-    return url if url.endswith("/") else url + "/"
 
 
 def _sha(*parts: str | bytes) -> str:
@@ -146,8 +131,6 @@ class _Theme:
 
 def _load_theme(config: Config, bytecode_dir: Path | None = None) -> _Theme:
     from jinja2 import FileSystemBytecodeCache
-
-    from pressreview.render import template_env
 
     env = template_env(config, "archive")
     if bytecode_dir is not None:  # compiled templates, reused by the next builds
@@ -186,7 +169,7 @@ def _page_meta(spec: PageSpec, site: dict[str, Any]) -> dict[str, Any]:
         root = "../" * depth
         canonical = site["base_url"] + spec.url_path
     first = (spec.url_path or "").split("/", 1)[0]
-    nav = {"": "numeros", "page": "numeros", "numeros": "numeros"}.get(first, first)
+    nav = {"": "numeros", "page": "numeros", urls.ISSUES_DIR: "numeros"}.get(first, first)
     return {
         "path": spec.url_path,
         "canonical": canonical,
@@ -194,7 +177,7 @@ def _page_meta(spec: PageSpec, site: dict[str, Any]) -> dict[str, Any]:
         "root": root,
         "home": root or "./",
         "nav": nav,
-        "og_type": "article" if first == "numeros" else "website",
+        "og_type": "article" if first == urls.ISSUES_DIR else "website",
     }
 
 
@@ -210,7 +193,8 @@ def _site_context(config: Config, theme: _Theme, base: str, *, search: bool) -> 
         "organisation": dataclasses.asdict(config.organisation),
         "assets": theme.assets,
         "search": search,
-        "feed_path": "atom.xml",
+        "feed_path": urls.FEED_PATH,
+        "paths": urls.archive_paths(),
     }
 
 
@@ -328,7 +312,7 @@ def _build(
     started = time.perf_counter()
     say = progress or (lambda _message: None)
     out = resolve_out_dir(config, out_dir)
-    base = _check_base_url(base_url or config.archive.base_url)
+    base = urls.site_root(base_url or config.archive.base_url)
     texts = published_snapshot_texts(store)
     with SiteSwap(out) as swap:
         say(f"building into {swap.dir}")
@@ -405,12 +389,12 @@ def _write_site(
     ]
     outputs.append(
         (
-            "sitemap.xml",
+            urls.SITEMAP_PATH,
             _sha(global_hash, _canonical_json(sitemap_urls)),
             lambda: feeds.sitemap(base, sitemap_urls),
         )
     )
-    outputs.append(("robots.txt", _sha(global_hash, "robots"), lambda: feeds.robots(base)))
+    outputs.append((urls.ROBOTS_PATH, _sha(global_hash, "robots"), lambda: feeds.robots(base)))
     for path, data in theme.asset_data.items():
         outputs.append((path, _sha(data), lambda d=data: d))  # type: ignore[misc]
 
@@ -469,7 +453,7 @@ def _write_site(
     swap.remove_stale_trees("search", set(volume_hashes))
     report.timings["search"] = round(time.perf_counter() - clock, 3)
     clock = time.perf_counter()
-    if "atom.xml" not in report.written_paths:  # the feed was linked: keep what it used
+    if urls.FEED_PATH not in report.written_paths:  # the feed was linked: keep what it used
         kept_fragments = {k: v for k, v in previous_fragments.items() if isinstance(v, str)}
     swap.commit(
         {
@@ -508,7 +492,7 @@ def render_issue_page(config: Config, snapshot: Mapping[str, Any]) -> str:
     number = snapshot.get("number")
     if isinstance(number, bool) or not isinstance(number, int) or number < 1:
         raise RenderError(f"the issue snapshot has no valid number ({number!r})")
-    base = _check_base_url(config.archive.base_url)
+    base = urls.site_root(config.archive.base_url)
     model = build_model(config, [(number, _canonical_json(dict(snapshot)))])
     spec = next(s for s in model.pages if s.path == issue_page(number))
     theme = _load_theme(config)

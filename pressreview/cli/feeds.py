@@ -16,11 +16,11 @@ from pressreview.cli.display import print_json, table
 from pressreview.collect import health, select_feeds
 from pressreview.collect.discover import Discovery, discover
 from pressreview.collect.health import STALE_MONTHS
-from pressreview.config import Feed, find_config_path, fold
-from pressreview.errors import FetchError, Refused, UsageError
+from pressreview.config import Feed, find_config_path
+from pressreview.errors import NotFound, Refused, UsageError
 from pressreview.opml import append_feeds, export_opml, new_feeds, parse_opml
 from pressreview.store import collect as q
-from pressreview.text import host_of
+from pressreview.text import fold, host_of
 
 
 @click.group("feeds")
@@ -193,7 +193,7 @@ def feeds_discover(app: AppContext, url: str, as_json: bool) -> None:
     else:
         _show_discovery(found, config.tz)
     if not found.feeds:
-        raise FetchError(health.no_feed_found(found))
+        raise NotFound(health.no_feed_found(found))
 
 
 @feeds_group.command("add")
@@ -232,7 +232,7 @@ def feeds_add(
     found = discover(address, config.collect)
     if not found.feeds:
         _show_discovery(found, config.tz)
-        raise FetchError(health.no_feed_found(found))
+        raise NotFound(health.no_feed_found(found))
     if found.is_feed:
         chosen = found.feeds[0]
     else:
