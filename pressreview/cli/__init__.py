@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "items",
     "review",
     "issue",
+    "events",
     "archive",
     "subscribers",
     "deliver",
