@@ -548,3 +548,34 @@ def test_add_asks_on_a_terminal(site, tmp_path: Path) -> None:  # type: ignore[n
 )  # fmt: skip
 def test_google_publisher_from_the_description(description: str, publisher: str) -> None:
     assert google_publisher(description) == publisher
+
+
+def test_check_knows_calendar_sources(cli, site, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    start = (NOW + timedelta(days=10)).strftime("%Y%m%dT100000Z")
+    ics = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//FR\r\nBEGIN:VEVENT\r\n"
+        f"UID:atelier-1@crpv.example.org\r\nDTSTAMP:{start}\r\nDTSTART:{start}\r\n"
+        "SUMMARY:Atelier contrats de ville\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    ).encode()
+    cal = site({
+        "/agenda.ics": (200, {"Content-Type": "text/calendar"}, ics),
+        "/agenda": page("<html><body>Agenda</body></html>"),
+    })  # fmt: skip
+    path = tmp_path / "feeds.yaml"
+    path.write_text(
+        (DATA / "feeds.yaml").read_text("utf-8").split("feeds:\n")[0] + "feeds:\n"
+        f'  - name: "Agenda"\n    url: "{cal.url("/agenda.ics")}"\n    kind: ical\n'
+        f'  - name: "Page agenda"\n    url: "{cal.url("/agenda")}"\n    kind: ical\n',
+        "utf-8",
+    )  # fmt: skip
+    for args in (["feeds", "check", "--probe", "--json"], ["collect", "--json"]):
+        result = cli(path, *args)
+        assert result.exit_code == 1, result.output
+    for probe in (["--probe"], []):
+        got = {
+            d["name"]: d for d in json.loads(cli(path, "feeds", "check", "--json", *probe).output)
+        }
+        assert got["Agenda"]["problem"] == "ok", got
+        assert got["Agenda"]["summary"] == "calendar: 1 event(s) in the agenda's window"
+        assert got["Page agenda"]["problem"] == "not_a_feed"
+        assert "iCalendar (.ics) export" in got["Page agenda"]["advice"]

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
+from pressreview.agenda.ical import NotACalendar, parse_calendar, window
 from pressreview.collect.discover import Discovery, site_root
 from pressreview.collect.fetch import Fetcher
 from pressreview.collect.parse import NotAFeed, parse_body
@@ -180,6 +181,16 @@ def diagnose(
                 f"the site answers {error}",
                 f"open the address in a browser; if the feed is gone, run {discover}",
             )
+        if feed.kind == "ical" and (
+            error.startswith(("not an iCalendar", "unreadable iCalendar", "cannot expand"))
+            or "html" in (seen.content_type or "").lower()
+        ):
+            return result(
+                "not_a_feed",
+                f"the address does not answer a readable calendar ({error})",
+                "open the site's agenda page in a browser and copy the address of its "
+                "iCalendar (.ics) export",
+            )
         if error.startswith("an HTML page") or "html" in (seen.content_type or "").lower():
             return result(
                 "html_page",
@@ -219,6 +230,9 @@ def diagnose(
             "loosen the query (fewer quoted phrases, fewer terms joined by AND) and try it "
             "on news.google.com before changing feeds.yaml",
         )
+    if feed.kind == "ical":
+        events = seen.entries if seen.entries is not None else "?"
+        return result("ok", f"calendar: {events} event(s) in the agenda's window")
     if seen.entries == 0:
         return result(
             "empty",
@@ -289,6 +303,8 @@ def probe(
                 )  # fmt: skip
                 if not result.ok or result.body is None:
                     return feed.name, base
+                if feed.kind == "ical":
+                    return feed.name, await _probe_calendar(config, result.body, base)
                 try:
                     parsed = await asyncio.to_thread(
                         parse_body, result.body, result.headers,
@@ -308,6 +324,21 @@ def probe(
             return dict(await asyncio.gather(*(one(f) for f in feeds)))
 
     return asyncio.run(run()) if feeds else {}
+
+
+async def _probe_calendar(config: Config, body: bytes, seen: Observation) -> Observation:
+    """How many events of an iCalendar source fall in the agenda's window."""
+    start, end = window(datetime.now(UTC), config.agenda.calendar_months)
+    try:
+        calendar = await asyncio.to_thread(
+            parse_calendar, body, tz=config.tz, start=start, end=end,
+            max_events=config.agenda.max_events_per_calendar,
+        )  # fmt: skip
+    except NotACalendar as exc:
+        return _replace(seen, error=str(exc))
+    except Exception as exc:  # a parser bug must not end the check
+        return _replace(seen, error=f"cannot parse: {type(exc).__name__}")
+    return _replace(seen, entries=len(calendar.events))
 
 
 def _replace(seen: Observation, **changes: Any) -> Observation:
