@@ -579,3 +579,27 @@ def test_check_knows_calendar_sources(cli, site, tmp_path: Path) -> None:  # typ
         assert got["Agenda"]["summary"] == "calendar: 1 event(s) in the agenda's window"
         assert got["Page agenda"]["problem"] == "not_a_feed"
         assert "iCalendar (.ics) export" in got["Page agenda"]["advice"]
+
+
+def test_add_into_the_shipped_config(cli, site, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    wp = wordpress(site)
+    shipped = (Path(__file__).resolve().parent.parent / "feeds.yaml").read_text("utf-8")
+    path = tmp_path / "feeds.yaml"
+    path.write_text(shipped, "utf-8")
+    result = cli(path, "feeds", "add", wp.url("/feed/"), "--section", "social housing",
+                 "--territory", "Nord", "--tags", "logement")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    after = path.read_text("utf-8").splitlines()
+    before = shipped.splitlines()
+    # Only the new entry's lines were inserted, right after the group's last source.
+    anchor = before.index("    tags: [habitat, bailleurs-sociaux]") + 1
+    assert after[:anchor] == before[:anchor] and after[anchor + 5 :] == before[anchor:]
+    assert after[anchor : anchor + 5] == [
+        "  - name: Mediacités Lille", f"    url: {wp.url('/feed/')}", "    territory: Nord",
+        "    tags:", "    - logement",
+    ]  # fmt: skip
+    names = [f.name for f in load_config(path).feeds]
+    assert (
+        names.index("Mediacités Lille")
+        == names.index("Union régionale pour l'habitat Hauts-de-France") + 1
+    )
