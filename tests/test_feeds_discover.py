@@ -260,6 +260,11 @@ def test_add_a_feed_address_directly(cli, site, tmp_path: Path) -> None:  # type
     assert wp.paths() == ["/feed/"]
     again = cli(path, "feeds", "add", wp.url("/feed/"))
     assert again.exit_code == 1 and "already configured, as 'Mediacités Lille'" in again.output
+    # A feed that moved permanently is added at its new address.
+    wp.routes["/old-feed"] = (301, {"Location": "/comments/feed/"}, b"")
+    moved_feed = cli(path, "feeds", "add", wp.url("/old-feed"), "--name", "Commentaires")
+    assert moved_feed.exit_code == 0, moved_feed.output
+    assert load_config(path).feeds[-1].url == wp.url("/comments/feed/")
 
 
 def test_add_without_a_terminal_needs_pick(cli, site, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

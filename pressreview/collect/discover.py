@@ -234,7 +234,8 @@ async def _discover(
             base = page.final_url or url
             ctype = page.headers.get("content-type", "")
             if not _is_html(page.body, ctype):
-                given = Candidate(url=url, found_by="given", status=page.status)
+                # A feed that moved permanently is added at its new address.
+                given = Candidate(url=page.moved_to or url, found_by="given", status=page.status)
                 try:
                     parsed = await asyncio.to_thread(_parse, page, base, settings)
                 except NotAFeed as exc:
