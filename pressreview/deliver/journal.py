@@ -52,9 +52,7 @@ class HandoverJournal:
         self.path = journal_path(folder, run)
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            self.fd: int | None = os.open(
-                self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
-            )
+            self.fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             os.write(self.fd, f"boot {boot_id() or '-'}\n".encode("ascii"))
         except OSError as exc:
             raise TransportUnavailable(

@@ -351,11 +351,31 @@ class SmtpConnection:
             code, resp = smtp.getreply()
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             self._abort()
+            if _was_reset(exc):
+                # A reset, not an end of stream: the server's socket was closed with our
+                # data unread (or our "." arrived after it closed): it did not take the
+                # message. A server that read the "." and then died would have closed
+                # cleanly (nothing unread), which stays unconfirmed below.
+                raise TemporaryFailure(
+                    "connection lost: the server reset the connection before it took the "
+                    f"end of data ({_why(exc)})",
+                    connection=True,
+                ) from None
             raise HandoverUnknown(
                 f"connection lost waiting for the server's answer: {_why(exc)}", connection=True
             ) from None
         if code != 250:
             raise _failure(code, resp, "end of DATA")
+
+
+def _was_reset(exc: BaseException) -> bool:
+    """ECONNRESET / EPIPE, raised directly or wrapped by smtplib."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionResetError | BrokenPipeError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _why(exc: BaseException) -> str:

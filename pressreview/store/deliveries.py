@@ -254,9 +254,7 @@ def claim(conn: Connection, issue_id: int, token: str, limit: int) -> list[RowMa
     conn.execute(
         update(deliveries)
         .where(deliveries.c.id.in_(candidates), deliveries.c.status == "queued")
-        .values(
-            status="sending", claimed_by=token, sent_at=None, not_before=None, updated_at=now()
-        )
+        .values(status="sending", claimed_by=token, sent_at=None, not_before=None, updated_at=now())
     )
     conn.commit()
     query = (
@@ -339,9 +337,7 @@ def open_attempt(conn: Connection, delivery_id: int, token: str, email: str) -> 
     return result.rowcount == 1
 
 
-def defer(
-    conn: Connection, delivery_id: int, token: str, error: str, not_before: datetime
-) -> None:
+def defer(conn: Connection, delivery_id: int, token: str, error: str, not_before: datetime) -> None:
     """A temporary failure: back to the queue, not to be claimed before ``not_before``."""
     conn.execute(
         _DEFER,
