@@ -29,11 +29,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import _header_value_parser as header_parser
-from email.headerregistry import Address, HeaderRegistry
+from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pressreview.errors import ConfigError, DeliveryError
 
@@ -264,7 +264,7 @@ class ListIdHeader:
 
 def _header_registry() -> HeaderRegistry:
     registry = HeaderRegistry()
-    registry.map_to_type("list-id", ListIdHeader)
+    registry.map_to_type("list-id", cast("type[BaseHeader]", ListIdHeader))
     return registry
 
 

@@ -216,7 +216,7 @@ def next_due(conn: Connection, issue_id: int) -> datetime | None:
         return None
     if ready or earliest is None:
         return now()
-    return earliest  # type: ignore[no-any-return]
+    return earliest if isinstance(earliest, datetime) else now()
 
 
 def has_queued(conn: Connection, issue_id: int) -> bool:
