@@ -29,9 +29,11 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from apscheduler.triggers.cron import CronTrigger
 
 from pressreview.config import Config, load_config
 from pressreview.errors import ConfigError, PressreviewError, UsageError
@@ -517,9 +519,40 @@ def digest_job(config_path: str) -> dict[str, Any] | None:
 # Triggers and the scheduler
 
 
+def _repeated_wall_time(when: datetime, tz: Any) -> bool:
+    """Whether ``when`` is the second occurrence of its local time (clocks went back)."""
+    local = when.astimezone(tz).replace(tzinfo=None)
+    first = local.replace(tzinfo=tz, fold=0)
+    second = local.replace(tzinfo=tz, fold=1)
+    if first.utcoffset() == second.utcoffset():
+        return False
+    # in a gap (clocks went forward) neither reading round-trips: not a repeat
+    back = second.astimezone(UTC).astimezone(tz).replace(tzinfo=None)
+    return back == local and when.astimezone(UTC) == second.astimezone(UTC) != first.astimezone(UTC)
+
+
+class OnceCronTrigger(CronTrigger):
+    """A CronTrigger that fires once at a local time that occurs twice.
+
+    When clocks go back (Europe/Paris, last Sunday of October, 03:00 CEST ->
+    02:00 CET) a cron at 02:30 matches two instants and APScheduler fires at
+    both; this one skips the second. A local time that does not exist (clocks
+    go forward, 02:00 -> 03:00, last Sunday of March) fires once, at 03:30
+    summer time (02:30 read in winter time).
+    """
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        fire: datetime | None = super().get_next_fire_time(previous_fire_time, now)
+        while fire is not None and _repeated_wall_time(fire, self.timezone):
+            after = fire.astimezone(UTC) + timedelta(microseconds=1)  # not wall-clock math
+            fire = super().get_next_fire_time(fire, after)
+        return fire
+
+
 def build_triggers(config: Config) -> dict[str, Any]:
     """The APScheduler trigger of each job, from ``schedule`` in ``timezone``."""
-    from apscheduler.triggers.cron import CronTrigger
     from apscheduler.triggers.interval import IntervalTrigger
 
     s = config.schedule
@@ -532,7 +565,7 @@ def build_triggers(config: Config) -> dict[str, Any]:
     if s.misfire_grace_minutes < 0:
         raise ConfigError("schedule.misfire_grace_minutes: must be 0 or more")
     try:
-        cron = CronTrigger(
+        cron = OnceCronTrigger(
             day_of_week=s.digest_day_of_week,
             hour=s.digest_hour,
             minute=s.digest_minute,
@@ -576,8 +609,8 @@ def _trigger_signature(trigger: Any) -> tuple[Any, ...]:
 
     if isinstance(trigger, IntervalTrigger):
         return ("interval", trigger.interval_length, str(trigger.timezone))
-    if isinstance(trigger, CronTrigger):
-        return ("cron", str(trigger), str(trigger.timezone))
+    if isinstance(trigger, CronTrigger):  # the class too: a stored plain CronTrigger is replaced
+        return ("cron", type(trigger).__name__, str(trigger), str(trigger.timezone))
     return ("other", repr(trigger))
 
 

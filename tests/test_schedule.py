@@ -580,3 +580,54 @@ def test_the_job_store_table_lives_beside_the_migrations(
     ]
     assert all(q.JOBSTORE_TABLE in str(d) for d in outside), outside
     store.close()
+
+
+def _fires(trigger: Any, start: datetime, end: datetime) -> list[datetime]:
+    """The fire times the scheduler's loop gets from a trigger, its clock moved by hand:
+    the first from a cold start at ``start``, then each from the previous run."""
+    fires: list[datetime] = []
+    fire = trigger.get_next_fire_time(None, start)
+    while fire is not None and fire < end:
+        fires.append(fire.astimezone(UTC))
+        clock = fire.astimezone(UTC) + timedelta(seconds=5)  # the run took 5 s
+        fire = trigger.get_next_fire_time(fire, clock)
+    return fires
+
+
+@pytest.mark.parametrize(
+    ("day", "expected_utc"),
+    [
+        # 29 March 2026, 02:00 CET -> 03:00 CEST: 02:30 does not exist, runs once at 03:30 CEST
+        (datetime(2026, 3, 29, tzinfo=PARIS), datetime(2026, 3, 29, 1, 30, tzinfo=UTC)),
+        # 25 October 2026, 03:00 CEST -> 02:00 CET: 02:30 happens twice, runs at the first
+        (datetime(2026, 10, 25, tzinfo=PARIS), datetime(2026, 10, 25, 0, 30, tzinfo=UTC)),
+    ],
+    ids=["spring-gap", "autumn-overlap"],
+)
+def test_a_cron_in_the_dst_gap_or_overlap_runs_once(
+    make_config: Callable[..., Config], day: datetime, expected_utc: datetime
+) -> None:
+    config = make_config(
+        schedule={"digest_day_of_week": "sun", "digest_hour": 2, "digest_minute": 30}
+    )
+    cron = scheduling.build_triggers(config)["digest"]
+    start, end = day - timedelta(days=2), day + timedelta(days=2)
+    assert _fires(cron, start, end) == [expected_utc]
+    # the weeks around are at 02:30 local as usual
+    week_before = _fires(cron, start - timedelta(days=7), start)
+    week_after = _fires(cron, end, end + timedelta(days=7))
+    for fire in week_before + week_after:
+        local = fire.astimezone(PARIS)
+        assert (local.weekday(), local.hour, local.minute) == (6, 2, 30)
+    assert len(week_before) == len(week_after) == 1
+    # a scheduler (re)started at any minute of that night fires at most once more
+    for minute in range(0, 6 * 60, 10):
+        clock = day + timedelta(minutes=minute)  # wall clock: 00:00 .. 05:50
+        later = _fires(cron, clock.astimezone(UTC), end)
+        assert [f for f in later if f.astimezone(PARIS).date() == day.date()] in (
+            [],
+            [expected_utc],
+        )
+        if clock.astimezone(UTC) > expected_utc:
+            assert all(f.astimezone(PARIS).date() != day.date() for f in later)
+
