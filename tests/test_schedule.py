@@ -630,4 +630,3 @@ def test_a_cron_in_the_dst_gap_or_overlap_runs_once(
         )
         if clock.astimezone(UTC) > expected_utc:
             assert all(f.astimezone(PARIS).date() != day.date() for f in later)
-
