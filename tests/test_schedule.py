@@ -657,7 +657,9 @@ def test_two_schedulers_on_one_fresh_database_run_each_job_once(
     config = make_config(database_url=store_url, schedule={"collect_every_hours": interval / 3600})
     procs = [_schedule_py(config), _schedule_py(config)]
     try:
-        time.sleep(4 * interval + 1)
+        store = _open(config)
+        _wait_for(lambda: len(_runs(store, "collect")) >= 3, "three collect runs", timeout=90)
+        store.close()
     finally:
         outputs = []
         for proc in procs:
@@ -671,7 +673,7 @@ def test_two_schedulers_on_one_fresh_database_run_each_job_once(
         assert "scheduler stopped" in out
     store = _open(config)
     runs = sorted(_runs(store, "collect"), key=lambda r: r.started_at)
-    assert 3 <= len(runs) <= 5, [(r.started_at, r.outcome) for r in runs]
+    assert len(runs) >= 3, [(r.started_at, r.outcome) for r in runs]
     assert {r.outcome for r in runs} == {"ok"}, [(r.outcome, r.error) for r in runs]
     for before, after in itertools.pairwise(runs):
         assert before.finished_at is not None and before.finished_at <= after.started_at
