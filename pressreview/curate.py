@@ -793,7 +793,9 @@ def add_item_by_url(
     site = clean_text(outlet) if outlet else clean_text(info.site_name if info else "")
     if not site:
         site = host_of(canonical).removeprefix("www.")
-    classification = Classifier(config).classify(final_title, description)
+    classification = Classifier(config).classify(
+        final_title, description, published=when or stamp, outlet=site
+    )
     target = section if section is not None else classification.section
     values: dict[str, Any] = {
         "source_id": None,
@@ -818,6 +820,8 @@ def add_item_by_url(
         "content_hash": "",
         "origin": "manual",
         "version": 1,
+        "contract": classification.contract,
+        "contract_source": "auto" if classification.contract is not None else None,
     }
     values["search_text"] = q.item_search_text(values)
     with store.begin() as conn:
