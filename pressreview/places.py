@@ -111,6 +111,9 @@ class _Index:
             (self.exact, tokens) if sensitive else (self.folded, tuple(fold(t) for t in tokens))
         )
         old = target.get(key)
+        if old is None and sensitive:
+            # A configured name, whatever its case, stands before the division's.
+            old = self.folded.get(tuple(fold(t) for t in tokens))
         # Homonyms: the configuration first, then the larger place.
         if (
             old is not None
