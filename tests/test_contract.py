@@ -17,6 +17,7 @@ from pressreview.collect import collect
 from pressreview.collect.classify import Classifier
 from pressreview.config import Config, load_config
 from pressreview.contract import ContractClassifier
+from pressreview.errors import ConfigError
 from pressreview.frdates import find_dates
 from pressreview.geo import load_geography
 from pressreview.store import collect as q
@@ -49,7 +50,9 @@ def test_geography_is_the_official_division() -> None:
     assert set(geo.departments) == {"02", "59", "60", "62", "80"}
     assert geo.communes["59350"].name == "Lille"
     assert geo.epci_of("59350") is not None and geo.epci_of("59350").siren == "200093201"  # type: ignore[union-attr]
-    assert len(geo.communes) > 3700 and all(c.code[:2] in geo.departments for c in geo.communes.values())
+    assert len(geo.communes) > 3700 and all(
+        c.code[:2] in geo.departments for c in geo.communes.values()
+    )
     assert "Val-d'Oise" in geo.other_departments.values()
 
 
@@ -86,7 +89,9 @@ def test_geography_is_the_official_division() -> None:
         ("Rue de Paris, à Lens", ["Lens", "CA de Lens-Liévin", "Pas-de-Calais"]),
     ],
 )
-def test_territories_avoid_the_traps(classifier: Classifier, title: str, expected: list[str]) -> None:
+def test_territories_avoid_the_traps(
+    classifier: Classifier, title: str, expected: list[str]
+) -> None:
     assert sorted(classifier.territories(title)) == sorted(expected)
 
 
@@ -111,7 +116,9 @@ def test_french_dates_read_against_the_publication_date() -> None:
 
 def test_generation_region_event(shipped: Config) -> None:
     c = ContractClassifier(shipped)
-    item = c.classify("Lens : le contrat de ville signé", "Signé ce mardi à Liévin.", date(2024, 6, 20))
+    item = c.classify(
+        "Lens : le contrat de ville signé", "Signé ce mardi à Liévin.", date(2024, 6, 20)
+    )
     assert item == {
         "generation": "2024-2030",
         "region": "hdf",
@@ -133,7 +140,12 @@ def test_generation_region_event(shipped: Config) -> None:
     national = c.classify("Contrats de ville : les préfets pressés", "", date(2024, 1, 10))
     assert national is not None and national["region"] == "national"
     # Other programmes are not contrats de ville, even when the text names one.
-    assert c.classify("Cité éducative de Denain", "Elle complète le contrat de ville.", date(2024, 4, 1)) is None
+    assert (
+        c.classify(
+            "Cité éducative de Denain", "Elle complète le contrat de ville.", date(2024, 4, 1)
+        )
+        is None
+    )
     assert c.classify("Match de football à Creil", "", date(2024, 4, 1)) is None
 
 
@@ -151,7 +163,11 @@ FEED = """<?xml version="1.0" encoding="UTF-8"?>
 
 SECTIONS = [
     {"key": "signatures", "title": "Contrats", "match": ["contrat de ville", "signature", "signe"]},
-    {"key": "renouvellement", "title": "Renouvellement", "match": ["ANRU", "renouvellement urbain"]},
+    {
+        "key": "renouvellement",
+        "title": "Renouvellement",
+        "match": ["ANRU", "renouvellement urbain"],
+    },
     {"key": "national", "title": "National", "match": ["gouvernement"]},
 ]
 
@@ -175,7 +191,11 @@ def test_collect_classifies_routes_and_keeps_staff_corrections(
     collect(config, store)
     rows = _rows(store)
     current = rows["v-1"]
-    assert (current.status, current.section, current.contract_source) == ("new", "signatures", "auto")
+    assert (current.status, current.section, current.contract_source) == (
+        "new",
+        "signatures",
+        "auto",
+    )
     assert current.contract == {
         "generation": "2024-2030",
         "region": "hdf",
@@ -184,7 +204,10 @@ def test_collect_classifies_routes_and_keeps_staff_corrections(
         "event_date": "2024-04-10",
     }
     old = rows["v-2"]
-    assert old.status == "filtered" and old.reject_reason == "contrat de ville of the 2015-2023 generation"
+    assert (
+        old.status == "filtered"
+        and old.reject_reason == "contrat de ville of the 2015-2023 generation"
+    )
     assert old.contract["generation"] == "2015-2023"
     other = rows["v-3"]
     assert (other.status, other.section, other.contract["region"]) == ("new", "national", "other")
@@ -244,5 +267,5 @@ def test_shipped_config_names_the_contracts_section(shipped: Config, tmp_path: P
     assert all(t.siren in epcis for t in shipped.territories if t.siren)
     bad = tmp_path / "feeds.yaml"
     bad.write_text("classification:\n  contracts_section: nope\n", "utf-8")
-    with pytest.raises(Exception, match="classification.contracts_section"):
+    with pytest.raises(ConfigError, match=r"classification\.contracts_section"):
         load_config(bad)
