@@ -95,12 +95,15 @@ class _Index:
     #: Lengths (in words) of the names that start with a word, longest first.
     starts: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
+    #: The first two (folded) words of the longer names: most word pairs are none.
+    pairs: set[tuple[str, str]] = field(default_factory=set)
+
     def finish(self) -> None:
         lengths: dict[str, set[int]] = {}
-        for key in self.exact:
-            lengths.setdefault(fold(key[0]), set()).add(len(key))
-        for key in self.folded:
+        for key in [*(tuple(fold(w) for w in k) for k in self.exact), *self.folded]:
             lengths.setdefault(key[0], set()).add(len(key))
+            if len(key) > 1:
+                self.pairs.add((key[0], key[1]))
         self.starts = {w: tuple(sorted(n, reverse=True)) for w, n in lengths.items()}
 
     def add(self, name: str, place: Place, *, sensitive: bool, replace: bool = False) -> None:
@@ -264,11 +267,16 @@ class PlaceMatcher:
             )  # fmt: skip
             for form in _article_forms(o.name):
                 index.add(form, place, sensitive=True)
+        # Outlet names are words to skip, unless the outlet is itself a place (an EPCI's site).
+        self._known_outlets: set[tuple[str, ...]] = set()
+        for name in dict.fromkeys([*cls.outlets, *(f.name for f in config.feeds)]):
+            words = tuple(fold(w) for w in _WORD.findall(unaccent(name)))
+            if words and not self._is_place(index, name):
+                index.folded[words] = Place(name, "none", "outlet")
+                index.longest = max(index.longest, len(words))
+                self._known_outlets.add(words)
         index.finish()
         self._index = index
-        # Outlet names are blanked, unless the outlet is itself a place (an EPCI's site).
-        outlets = [n for n in dict.fromkeys([*cls.outlets, *(f.name for f in config.feeds)])]
-        self._outlets = _outlet_regex(tuple(n for n in outlets if not self.is_place(n)))
 
     @staticmethod
     def _resolve_siren(
@@ -295,44 +303,64 @@ class PlaceMatcher:
 
     def is_place(self, name: str) -> bool:
         """Is the whole name a place (``"Valenciennes Métropole"``: yes; a newspaper: no)?"""
+        return self._is_place(self._index, name)
+
+    @staticmethod
+    def _is_place(index: _Index, name: str) -> bool:
         words = tuple(_WORD.findall(unaccent(name)))
-        return words in self._index.exact or tuple(fold(w) for w in words) in self._index.folded
+        place = index.exact.get(words) or index.folded.get(tuple(fold(w) for w in words))
+        return place is not None and place.kind != "outlet"
 
     def _blank_outlets(self, text: str, outlet: str | None) -> str:
+        """The text to scan: accents removed, and the item's own outlet blanked
+        when it is not one of the outlets the index already skips."""
         text = unaccent(text).replace("’", "'")
-        if not text:
+        if not text or not outlet:
             return text
-        blank = _blank
-        if self._outlets is not None:
-            text = self._outlets.sub(blank, text)
-        if outlet and not self.is_place(outlet):
-            regex = _outlet_regex((outlet,))
-            if regex is not None:
-                text = regex.sub(blank, text)
-        return text
+        words = tuple(fold(w) for w in _WORD.findall(unaccent(outlet)))
+        if words in self._known_outlets or self.is_place(outlet):
+            return text
+        regex = _outlet_regex((outlet,))
+        return regex.sub(_blank, text) if regex is not None else text
 
     def _scan(self, text: str, in_title: bool) -> list[Mention]:
         tokens = list(_WORD.finditer(text))
         words_exact = [t.group(0) for t in tokens]
-        words_folded = [fold(w) for w in words_exact]
+        # The text has no accents left: folding a word is lower-casing it.
+        words_folded = [w.casefold() for w in words_exact]
         index = self._index
+        starts, pairs = index.starts, index.pairs
         found: list[Mention] = []
-        i, n = 0, len(tokens)
-        while i < n:
+        n = len(tokens)
+        resume = 0  # words before this one belong to a name already read
+        # Only the words that start a name are looked at (a set test in C for the rest).
+        for i in [k for k, w in enumerate(words_folded) if w in starts]:
+            if i < resume:
+                continue
             matched = 0
-            for length in index.starts.get(words_folded[i], ()):
+            lengths = starts[words_folded[i]]
+            if (
+                lengths
+                and lengths[0] > 1
+                and (i + 1 >= n or (words_folded[i], words_folded[i + 1]) not in pairs)
+            ):
+                lengths = (1,) if lengths[-1] == 1 else ()
+            for length in lengths:
                 if length > n - i:
-                    continue
-                if length > 1 and not all(
-                    _JOIN.fullmatch(text[tokens[k].end() : tokens[k + 1].start()])
-                    for k in range(i, i + length - 1)
-                ):
                     continue
                 place = index.exact.get(tuple(words_exact[i : i + length])) or index.folded.get(
                     tuple(words_folded[i : i + length])
                 )
                 if place is None:
                     continue
+                if length > 1 and not all(
+                    _JOIN.fullmatch(text, tokens[k].end(), tokens[k + 1].start())
+                    for k in range(i, i + length - 1)
+                ):
+                    continue
+                if place.kind == "outlet":
+                    matched = length  # an outlet's name: skip its words, no place
+                    break
                 span = tokens[i : i + length]
                 start, end = span[0].start(), span[-1].end()
                 if place.official_name and not _standalone(text, start, end):
@@ -345,7 +373,7 @@ class PlaceMatcher:
                 found.append(Mention(place, start, in_title, official))
                 matched = length
                 break
-            i += matched or 1
+            resume = i + matched
         return found
 
     def _resolve_context(self, mentions: list[Mention]) -> list[Mention]:
