@@ -70,7 +70,7 @@ class Geography:
 def load_geography() -> Geography:
     """The bundled geography (read once per process)."""
     try:
-        raw = resources.files("pressreview.data").joinpath(DATA_FILE).read_text("utf-8")
+        raw = resources.files("pressreview").joinpath("data", DATA_FILE).read_text("utf-8")
         data = json.loads(raw)
         return Geography(
             source=data["source"],
