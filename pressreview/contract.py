@@ -125,9 +125,14 @@ class ContractClassifier:
         outlet: str | None = None,
         source_territory: str | None = None,
         mentions: Sequence[Mention] | None = None,
+        folded: tuple[str, str] | None = None,
     ) -> Contract | None:
-        """The contract object of an item, or None when it is not about a contrat de ville."""
-        ftitle, ftext = fold(title), fold(text)
+        """The contract object of an item, or None when it is not about a contrat de ville.
+
+        ``mentions`` (the places of title and text) and ``folded`` (the folded
+        title and text) may come from a caller that already has them.
+        """
+        ftitle, ftext = folded if folded is not None else (fold(title), fold(text))
         if not (
             _CONTRACT.search(ftitle)
             or (_CONTRACT.search(ftext) and not _OTHER_PROGRAMME.search(ftitle))

@@ -269,6 +269,8 @@ class PlaceMatcher:
                 index.add(form, place, sensitive=True)
         # Outlet names are words to skip, unless the outlet is itself a place (an EPCI's site).
         self._known_outlets: set[tuple[str, ...]] = set()
+        #: Per outlet of an item: the regex that blanks its name (None: nothing to do).
+        self._outlet_regexes: dict[str, re.Pattern[str] | None] = {}
         for name in dict.fromkeys([*cls.outlets, *(f.name for f in config.feeds)]):
             words = tuple(fold(w) for w in _WORD.findall(unaccent(name)))
             if words and not self._is_place(index, name):
@@ -295,8 +297,15 @@ class PlaceMatcher:
 
     # -- matching ---------------------------------------------------------------
 
-    def find(self, title: str, text: str = "", outlet: str | None = None) -> list[Mention]:
-        """The places named in a title and a text, in order (outlet names left out)."""
+    def find(
+        self, title: str, text: str = "", outlet: str | None = None, *, unaccented: bool = False
+    ) -> list[Mention]:
+        """The places named in a title and a text, in order (outlet names left out).
+
+        ``unaccented``: the caller already removed the accents (``text.unaccent``).
+        """
+        if not unaccented:
+            title, text = unaccent(title), unaccent(text)
         mentions = self._scan(self._blank_outlets(title, outlet), True)
         mentions += self._scan(self._blank_outlets(text, outlet), False)
         return self._resolve_context(mentions)
@@ -312,15 +321,20 @@ class PlaceMatcher:
         return place is not None and place.kind != "outlet"
 
     def _blank_outlets(self, text: str, outlet: str | None) -> str:
-        """The text to scan: accents removed, and the item's own outlet blanked
-        when it is not one of the outlets the index already skips."""
-        text = unaccent(text).replace("’", "'")
+        """The (unaccented) text to scan, the item's own outlet blanked when it is
+        not one of the outlets the index already skips."""
+        if "’" in text:
+            text = text.replace("’", "'")
         if not text or not outlet:
             return text
-        words = tuple(fold(w) for w in _WORD.findall(unaccent(outlet)))
-        if words in self._known_outlets or self.is_place(outlet):
-            return text
-        regex = _outlet_regex((outlet,))
+        if outlet in self._outlet_regexes:
+            regex = self._outlet_regexes[outlet]
+        else:
+            words = tuple(fold(w) for w in _WORD.findall(unaccent(outlet)))
+            skip = words in self._known_outlets or self.is_place(outlet)
+            regex = None if skip else _outlet_regex((outlet,))
+            if len(self._outlet_regexes) < 1000:
+                self._outlet_regexes[outlet] = regex
         return regex.sub(_blank, text) if regex is not None else text
 
     def _scan(self, text: str, in_title: bool) -> list[Mention]:
