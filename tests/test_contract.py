@@ -269,3 +269,114 @@ def test_shipped_config_names_the_contracts_section(shipped: Config, tmp_path: P
     bad.write_text("classification:\n  contracts_section: nope\n", "utf-8")
     with pytest.raises(ConfigError, match=r"classification\.contracts_section"):
         load_config(bad)
+
+
+def _tarball(path: Path, files: dict[str, Any]) -> Path:
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in files.items():
+            raw = json.dumps(data).encode()
+            info = tarfile.TarInfo(f"package/{name}")
+            info.size = len(raw)
+            tar.addfile(info, io.BytesIO(raw))
+    return path
+
+
+def test_make_geo_writes_the_region_and_what_is_needed_elsewhere(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    communes = [
+        {
+            "code": "59350",
+            "nom": "Lille",
+            "departement": "59",
+            "region": "32",
+            "type": "commune-actuelle",
+            "population": 238246,
+        },
+        {
+            "code": "59512",
+            "nom": "Roubaix",
+            "departement": "59",
+            "region": "32",
+            "type": "commune-actuelle",
+            "population": 98286,
+        },
+        {
+            "code": "59298",
+            "nom": "Hellemmes-Lille",
+            "departement": "59",
+            "region": "32",
+            "type": "commune-deleguee",
+        },
+        {
+            "code": "78621",
+            "nom": "Trappes",
+            "departement": "78",
+            "region": "11",
+            "type": "commune-actuelle",
+            "population": 32000,
+        },
+        {
+            "code": "78001",
+            "nom": "Petitbourg",
+            "departement": "78",
+            "region": "11",
+            "type": "commune-actuelle",
+            "population": 120,
+        },
+    ]
+    epci = [
+        {"code": "200093201", "nom": "Métropole Européenne de Lille", "type": "METRO",
+         "membres": [{"code": "59350"}, {"code": "59512"}]},
+        {"code": "200058782", "nom": "CA de Saint Quentin en Yvelines", "type": "CA", "membres": [{"code": "78621"}]},
+    ]  # fmt: skip
+    tarball = _tarball(
+        tmp_path / "geo.tgz",
+        {
+            "package.json": {
+                "name": "@etalab/decoupage-administratif",
+                "version": "9.9.9",
+                "license": "MIT",
+            },
+            "data/regions.json": [
+                {"code": "32", "nom": "Hauts-de-France"},
+                {"code": "11", "nom": "Île-de-France"},
+            ],
+            "data/departements.json": [
+                {"code": "59", "nom": "Nord", "region": "32"},
+                {"code": "78", "nom": "Yvelines", "region": "11"},
+            ],
+            "data/communes.json": communes,
+            "data/epci.json": epci,
+            "data/ept.json": [],
+        },
+    )
+    out = tmp_path / "geo.json"
+    script = ROOT / "scripts" / "make_geo.py"
+    done = subprocess.run([sys.executable, str(script), str(tarball), "--out", str(out)],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    data = json.loads(out.read_text("utf-8"))
+    assert (data["source"], data["version"]) == ("@etalab/decoupage-administratif", "9.9.9")
+    assert data["communes"] == [
+        ["59350", "Lille", 238246, "200093201"],
+        ["59512", "Roubaix", 98286, "200093201"],
+    ]
+    assert data["epci"] == [
+        {
+            "siren": "200093201",
+            "name": "Métropole Européenne de Lille",
+            "kind": "METRO",
+            "members": ["59350", "59512"],
+        }
+    ]
+    assert data["elsewhere"]["communes"] == [["Trappes", "78", 32000]]
+    assert data["elsewhere"]["epci"] == [["CA de Saint Quentin en Yvelines", "78"]]
+    assert data["elsewhere"]["departements"] == [["78", "Yvelines"]]
+    broken = subprocess.run([sys.executable, str(script), str(tmp_path / "missing.tgz"), "--out", str(out)],
+                            capture_output=True, text=True, check=False)  # fmt: skip
+    assert broken.returncode == 1 and "cannot read the package" in broken.stderr
