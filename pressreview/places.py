@@ -167,7 +167,7 @@ class PlaceMatcher:
 
         # 1. The configuration: names, aliases, acronyms (staff own them).
         for t in config.territories:
-            siren = t.siren or self._resolve_siren(t, epci_by_name, commune_by_name)
+            siren = t.siren or _resolve_siren(geo, t, epci_by_name, commune_by_name)
             department = t.department
             if department is None and siren in geo.epcis:
                 members = geo.epcis[siren].members
@@ -279,21 +279,6 @@ class PlaceMatcher:
                 self._known_outlets.add(words)
         index.finish()
         self._index = index
-
-    @staticmethod
-    def _resolve_siren(
-        t: Territory, epci_by_name: dict[str, str], commune_by_name: dict[str, str]
-    ) -> str | None:
-        geo = load_geography()
-        for label in (t.name, *t.aliases):
-            key = fold(label)
-            if key in epci_by_name:
-                return epci_by_name[key]
-        for label in (t.name, *t.aliases):
-            code = commune_by_name.get(fold(label))
-            if code is not None:
-                return geo.communes[code].epci
-        return None
 
     # -- matching ---------------------------------------------------------------
 
@@ -435,6 +420,21 @@ class PlaceMatcher:
     def epci_name(self, siren: str) -> str:
         epci = self.geo.epcis.get(siren)
         return epci.name if epci else siren
+
+
+def _resolve_siren(
+    geo: Geography, t: Territory, epci_by_name: dict[str, str], commune_by_name: dict[str, str]
+) -> str | None:
+    """The EPCI a configured territory names: an EPCI's name, else a commune's EPCI."""
+    for label in (t.name, *t.aliases):
+        key = fold(label)
+        if key in epci_by_name:
+            return epci_by_name[key]
+    for label in (t.name, *t.aliases):
+        code = commune_by_name.get(fold(label))
+        if code is not None:
+            return geo.communes[code].epci
+    return None
 
 
 def _acronym(place: Place, acronym: str, context: bool) -> Place:
