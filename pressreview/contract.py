@@ -49,6 +49,7 @@ _OTHER_PROGRAMME = re.compile(
     r"|\baction coeur de ville\b|\bpetites? villes? de demain\b"
     r"|\bcontrats? uniques? d'agglomeration\b|\bcites? de l'emploi\b"
 )
+_QUARTIERS_2030 = re.compile(r"\bquartiers 2030\b")
 _NEW = re.compile(
     r"\bquartiers 2030\b|\b2024\s*[-/a]\s*2030\b|\b2030\b|\bnouvelle generation\b"
     r"|\bcontrats? de ville et des solidarites\b|\bfuturs? contrats?\b|\bprochains? contrats?\b"
@@ -133,10 +134,7 @@ class ContractClassifier:
         title and text) may come from a caller that already has them.
         """
         ftitle, ftext = folded if folded is not None else (fold(title), fold(text))
-        if not (
-            _CONTRACT.search(ftitle)
-            or (_CONTRACT.search(ftext) and not _OTHER_PROGRAMME.search(ftitle))
-        ):
+        if not _about(ftitle, ftext):
             return None
         day = published.date() if isinstance(published, datetime) else published
         if mentions is None:
@@ -182,6 +180,23 @@ class ContractClassifier:
         return sirens
 
 
+def _about(ftitle: str, ftext: str) -> bool:
+    """The title names a contrat de ville; or the text does, and the title names
+    something that happens to a contract ("Signature officielle à Laon") or the
+    generation ("Quartiers 2030") and no other programme. A text that names the
+    contract in passing ("en appui des équipes des contrats de ville") under a
+    title about something else is not contract news."""
+    if _CONTRACT.search(ftitle):
+        return True
+    if not _CONTRACT.search(ftext) or _OTHER_PROGRAMME.search(ftitle):
+        return False
+    return bool(
+        _QUARTIERS_2030.search(ftitle)
+        or _SIGN_FUTURE.search(ftitle)
+        or any(regex.search(ftitle) for _, regex in _EVENT_RES)
+    )
+
+
 def _generation(ftitle: str, ftext: str, day: date | None) -> str | None:
     if day is not None and day < _EARLIER_UNTIL:
         return "earlier"
@@ -217,11 +232,14 @@ def _event(ftitle: str, ftext: str, day: date | None) -> tuple[str | None, date 
     in_title = _event_matches(ftitle)
     in_text = _event_matches(ftext)
     event: str | None = None
+    # An act on an avenant is an amendment ("signe l'avenant", "adopte un avenant").
     if in_title:
-        event = in_title[0][2]
+        amended = any(e[2] == "amendment" for e in in_title)
+        event = "amendment" if amended else in_title[0][2]
     elif in_text:
         acts = [e for e in in_text if e[2] != "preparation"]
-        event = (acts or in_text)[0][2]
+        amended = any(e[2] == "amendment" for e in acts)
+        event = "amendment" if amended else (acts or in_text)[0][2]
     if event is None or event not in _DATED_EVENTS or day is None:
         return event, None
     for folded, matches in ((ftext, in_text), (ftitle, in_title)):

@@ -157,7 +157,13 @@ class PlaceMatcher:
         self._territory_siren: dict[str, str] = {}
         self._department_territory: dict[str, str] = {}
         dep_names = {fold(n): c for c, n in geo.departments.items()}
-        epci_by_name = {fold(e.name): e.siren for e in geo.epcis.values()}
+        # EPCI names as staff may write them: "CA Béthune-Bruay Artois Lys Romane"
+        # is the division's "CA de Béthune-Bruay, Artois-Lys Romane".
+        epci_by_name: dict[tuple[str, ...], str] = {}
+        for e in geo.epcis.values():
+            core = _epci_core(e.name)
+            for variant in [*_epci_variants(e.name), *([core] if core else [])]:
+                epci_by_name.setdefault(_name_key(variant), e.siren)
         commune_by_name: dict[str, str] = {}
         for c in geo.communes.values():
             key = fold(c.name)
@@ -422,12 +428,23 @@ class PlaceMatcher:
         return epci.name if epci else siren
 
 
+_NAME_STOPWORDS = frozenset({"de", "du", "des", "la", "le", "les", "l", "d", "et", "en"})
+
+
+def _name_key(name: str) -> tuple[str, ...]:
+    """The words of a name that tell it apart (articles and "et" dropped)."""
+    return tuple(w for w in (fold(t) for t in _WORD.findall(name)) if w not in _NAME_STOPWORDS)
+
+
 def _resolve_siren(
-    geo: Geography, t: Territory, epci_by_name: dict[str, str], commune_by_name: dict[str, str]
+    geo: Geography,
+    t: Territory,
+    epci_by_name: dict[tuple[str, ...], str],
+    commune_by_name: dict[str, str],
 ) -> str | None:
     """The EPCI a configured territory names: an EPCI's name, else a commune's EPCI."""
     for label in (t.name, *t.aliases):
-        key = fold(label)
+        key = _name_key(label)
         if key in epci_by_name:
             return epci_by_name[key]
     for label in (t.name, *t.aliases):

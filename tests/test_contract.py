@@ -380,3 +380,41 @@ def test_make_geo_writes_the_region_and_what_is_needed_elsewhere(tmp_path: Path)
     broken = subprocess.run([sys.executable, str(script), str(tmp_path / "missing.tgz"), "--out", str(out)],
                             capture_output=True, text=True, check=False)  # fmt: skip
     assert broken.returncode == 1 and "cannot read the package" in broken.stderr
+
+
+def test_territories_without_siren_are_resolved_from_the_division() -> None:
+    from pressreview.places import PlaceMatcher
+
+    demo = PlaceMatcher(load_config(ROOT / "pressreview" / "demo" / "demo.yaml"))
+    # Staff's spelling of an EPCI name, the name without "CA", a commune.
+    assert demo.territory_siren("CA Béthune-Bruay Artois Lys Romane") == "200072460"
+    assert demo.territory_siren("Amiens Métropole") == "248000531"
+    assert demo.territory_siren("Roubaix") == "200093201"
+    assert demo.territory_siren("Nord") is None
+
+
+def test_about_and_amendments(shipped: Config) -> None:
+    c = ContractClassifier(shipped)
+    # A passing mention under a title about something else is not contract news...
+    assert (
+        c.classify(
+            "Nomination de deux délégués du préfet dans le Pas-de-Calais",
+            "En appui des équipes des contrats de ville de Boulogne-sur-Mer.",
+            date(2026, 10, 9),
+        )
+        is None
+    )
+    # ...a title about what happens to it is.
+    signed = c.classify(
+        "Signature officielle ce mardi à Laon",
+        "Les contrats de ville de l'Aisne.",
+        date(2024, 3, 20),
+    )
+    assert (
+        signed is not None and signed["event"] == "signing" and signed["event_date"] == "2024-03-19"
+    )
+    # An act on an avenant is an amendment, not the contract's signing.
+    avenant = c.classify(
+        "Amiens Métropole signe l'avenant de son contrat de ville", "", date(2026, 10, 4)
+    )
+    assert avenant is not None and avenant["event"] == "amendment"
