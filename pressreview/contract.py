@@ -96,6 +96,8 @@ _EVENT_RES: tuple[tuple[str, re.Pattern[str]], ...] = (
         ),
     ),
 )
+#: What an adoption verb acts on when it is the year's programme, not the contract.
+_PROGRAMME_OBJECT = re.compile(r"[^.;]{0,30}?\b(?:programmations?|appels? a projets?)\b")
 #: Events that are acts of a day: only they get an event_date.
 _DATED_EVENTS = {"signing", "adoption", "amendment"}
 _SENTENCE_END = re.compile(r"[.!?;]\s|\n")
@@ -223,7 +225,12 @@ def _event_matches(folded: str) -> list[tuple[int, int, str]]:
         for m in regex.finditer(folded):
             if event == "signing" and any(a <= m.start() < b for a, b in future):
                 continue
-            found.append((m.start(), m.end(), event))
+            if event == "adoption" and _PROGRAMME_OBJECT.match(folded, m.end()):
+                # "a validé la programmation 2027": the annual programme, not the contract.
+                event_here = "programming"
+            else:
+                event_here = event
+            found.append((m.start(), m.end(), event_here))
     found.sort()
     return found
 
