@@ -178,10 +178,11 @@ def _rows(store: Any) -> dict[str, Any]:
 
 
 def test_collect_classifies_routes_and_keeps_staff_corrections(
-    httpserver: HTTPServer, make_config: Any, store_for: Any, cli: Any
+    httpserver: HTTPServer, make_config: Any, store_for: Any, cli: Any, store_url: str
 ) -> None:
     httpserver.expect_request("/v.xml").respond_with_data(FEED, content_type="application/rss+xml")
     config = make_config(
+        database_url=store_url,
         feeds=[{"name": "Veille", "url": httpserver.url_for("/v.xml")}],
         filters={"include": ["contrat de ville", "ANRU"]},
         sections=SECTIONS,
@@ -234,8 +235,12 @@ def test_collect_classifies_routes_and_keeps_staff_corrections(
     }
     assert any(e["action"] == "item.contract" for e in shown["events"])
     assert "contract" in cli(config, "items", "show", str(other.id)).output
-    cleared = cli(config, "items", "edit", str(anru.id), "--no-contract")
+    cleared = cli(config, "items", "edit", str(current.id), "--no-contract")
     assert cleared.exit_code == 0, cleared.output
+    assert (
+        json.loads(cli(config, "items", "show", str(current.id), "--json").output)["contract"]
+        is None
+    )
 
     httpserver.clear()
     httpserver.expect_request("/v.xml").respond_with_data(
@@ -247,16 +252,17 @@ def test_collect_classifies_routes_and_keeps_staff_corrections(
     collect(config, store)
     again = _rows(store)
     assert again["v-3"].contract == shown["contract"] and again["v-3"].contract_source == "staff"
-    assert again["v-1"].contract_source == "auto"
+    # Cleared by staff: stays cleared although its text changed.
+    assert again["v-1"].contract is None and again["v-1"].contract_source == "staff"
 
     # Bad input: one clear line, exit code 2, nothing changed.
-    bad = cli(config, "items", "edit", str(current.id), "--carrier", "123")
+    bad = cli(config, "items", "edit", str(other.id), "--carrier", "123")
     assert bad.exit_code == 2 and "not the SIREN of an EPCI" in bad.output
-    bad_date = cli(config, "items", "edit", str(current.id), "--event-date", "19 mars")
+    bad_date = cli(config, "items", "edit", str(other.id), "--event-date", "19 mars")
     assert bad_date.exit_code == 2 and "YYYY-MM-DD" in bad_date.output
-    mixed = cli(config, "items", "edit", str(current.id), "--no-contract", "--event", "signing")
+    mixed = cli(config, "items", "edit", str(other.id), "--no-contract", "--event", "signing")
     assert mixed.exit_code == 2
-    assert _rows(store)["v-1"].contract == current.contract
+    assert _rows(store)["v-3"].contract == shown["contract"]
 
 
 def test_shipped_config_names_the_contracts_section(shipped: Config, tmp_path: Path) -> None:
