@@ -154,10 +154,12 @@ class ContractClassifier:
 
     def _region(self, mentions: Sequence[Mention], source_territory: str | None) -> str:
         weight = {"hdf": 0, "other": 0}
-        first: str | None = None
-        for m in sorted(mentions, key=lambda m: (not m.in_title, m.start)):
+        for m in mentions:
             weight[m.place.region] += 2 if m.in_title else 1
-            first = first or m.place.region
+        kicker = next((m.place.region for m in mentions if m.kicker), None)
+        if kicker and weight["hdf"] and weight["other"]:
+            # Places of both: the headline's "Place :" says where the story is.
+            return kicker
         if weight["hdf"] > weight["other"]:
             return "hdf"
         if weight["other"] > weight["hdf"]:

@@ -85,6 +85,9 @@ class Mention:
     in_title: bool
     #: Named as the seat of a State official ("préfet de l'Aisne").
     official: bool = False
+    #: The headline's kicker: the title opens with this place and a colon
+    #: ("Val-d'Oise : ..."), the French press's way of saying where the story is.
+    kicker: bool = False
 
 
 @dataclass
@@ -375,7 +378,8 @@ class PlaceMatcher:
                     matched = length  # an address: skip the words, no place
                     break
                 official = bool(_OFFICIAL.search(before))
-                found.append(Mention(place, start, in_title, official))
+                kicker = in_title and not text[:start].strip() and text[end:].lstrip()[:1] == ":"
+                found.append(Mention(place, start, in_title, official, kicker))
                 matched = length
                 break
             resume = i + matched
@@ -396,7 +400,7 @@ class PlaceMatcher:
             candidates = self._shared_acronyms.get(key, [m.place])
             for candidate in candidates:
                 if candidate.department in departments:
-                    kept.append(Mention(candidate, m.start, m.in_title, m.official))
+                    kept.append(Mention(candidate, m.start, m.in_title, m.official, m.kicker))
                     break
         return kept
 

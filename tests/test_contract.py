@@ -424,3 +424,16 @@ def test_about_and_amendments(shipped: Config) -> None:
         "Amiens Métropole signe l'avenant de son contrat de ville", "", date(2026, 10, 4)
     )
     assert avenant is not None and avenant["event"] == "amendment"
+
+
+def test_the_headline_kicker_says_where_the_story_is(shipped: Config) -> None:
+    c = ContractClassifier(shipped)
+    other = c.classify(
+        "Val-d'Oise : comme Creil, Cergy signe son contrat de ville", "", date(2024, 5, 2)
+    )
+    here = c.classify(
+        "Creil : comme Cergy-Pontoise, l'ACSO signe son contrat de ville", "", date(2024, 5, 2)
+    )
+    assert other is not None and other["region"] == "other"
+    assert here is not None and here["region"] == "hdf"
+    assert [x["siren"] for x in here["carriers"]] == ["200068047"]
