@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from pressreview.errors import ConfigError
+from pressreview.errors import ConfigError, Refused
 from pressreview.text import fold
 
 CONFIG_ENV = "PRESSREVIEW_CONFIG"
@@ -40,12 +40,41 @@ class Organisation:
     """Who publishes the newsletter (shown in headers and footers)."""
 
     name: str = "Centre de ressources politique de la ville"
+    #: The name used inside sentences, with its article: "l'IREV", "le Centre de
+    #: ressources" ("de" + "le" gives "du"). Empty: the full name, without article.
+    short_name: str = ""
     url: str = "https://www.example.org/"
     logo_url: str | None = None
+    #: A small PNG (about 180 px wide) published with the archive as ``logo.png``;
+    #: without logo_url, the email shows it from ``<archive.base_url>logo.png``.
+    logo_file: str | None = None
     postal_address: str = ""
     contact_email: str = "contact@example.org"
-    #: Why subscribers receive the email (footer text).
-    reason: str = "Vous recevez cette lettre parce que vous êtes abonné·e à la revue de presse."
+    #: Why subscribers receive the email (footer text); empty: a sentence made
+    #: from short_name.
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class LegalSettings:
+    """What the "Mentions légales" and "Données personnelles" pages say.
+
+    Empty values fall back on the organisation (publisher, contact); the
+    placeholder check of ``issue publish``, ``send`` and ``archive build``
+    looks at the organisation's postal address and contact.
+    """
+
+    #: The publisher: legal name and status (default: organisation.name).
+    publisher: str = ""
+    #: The director of publication (name and role).
+    publication_director: str = ""
+    #: The host of the web archive: name, address, telephone.
+    host: str = ""
+    #: How to reach the data protection officer (e-mail or postal address).
+    dpo_contact: str = ""
+    #: How long a former subscriber's address is kept, as the privacy page says it
+    #: (the staff erase it with ``pressreview subscribers remove --forget``).
+    retention: str = "trois ans après le désabonnement, comme preuve du consentement"
 
 
 @dataclass(frozen=True)
@@ -152,7 +181,7 @@ class EmailSettings:
     from_address: str = "veille@example.org"
     from_name: str = "Revue de presse"
     reply_to: str | None = None
-    subject: str = "{title} (revue de presse n° {number})"
+    subject: str = "Revue de presse n° {number} – {date}"
     #: Gmail clips messages whose HTML passes about 102 KB.
     max_html_bytes: int = 102_000
 
@@ -165,6 +194,8 @@ class ArchiveSettings:
     base_url: str = "https://veille.example.org/"
     title: str = "Revue de presse politique de la ville"
     per_page: int = 20
+    #: Longest extract of an article the public archive shows (cut at a word, with "…").
+    excerpt_chars: int = 300
 
 
 @dataclass(frozen=True)
@@ -248,6 +279,7 @@ class Config:
 
     feeds: tuple[Feed, ...] = ()
     organisation: Organisation = field(default_factory=Organisation)
+    legal: LegalSettings = field(default_factory=LegalSettings)
     locale: str = "fr_FR"
     timezone: str = "Europe/Paris"
     database_url: str = "sqlite:///pressreview.db"
@@ -477,6 +509,43 @@ def _check(config: Config) -> None:
         raise ConfigError("collect.concurrency and collect.per_host: must be at least 1")
     if not 0 < config.collect.near_duplicate_threshold <= 1:
         raise ConfigError("collect.near_duplicate_threshold: must be between 0 and 1")
+
+
+#: What an unfilled value looks like: "[À MODIFIER]", "TODO", "à compléter"...
+_PLACEHOLDER_RE = re.compile(
+    r"\[[^\]]*\]|\b(?:TODO|TBD|XXX|FIXME)\b|\b[àa]\s+(?:modifier|compl[ée]ter|remplir|d[ée]finir)\b",
+    re.I,
+)
+
+
+def placeholder_problems(config: Config) -> list[str]:
+    """The legal values of the footer still empty or placeholders (postal address, contact)."""
+    org = config.organisation
+    problems: list[str] = []
+    for key, value, default in (
+        ("organisation.postal_address", org.postal_address, ""),
+        ("organisation.contact_email", org.contact_email, Organisation.contact_email),
+    ):
+        if not value.strip():
+            problems.append(f"{key} is empty")
+        elif _PLACEHOLDER_RE.search(value) or (default and value == default):
+            problems.append(f"{key} is still a placeholder ({value!r})")
+    return problems
+
+
+def check_placeholders(config: Config, *, allow: bool = False) -> None:
+    """Refuse (exit 1) while the footer's legal values are empty or placeholders.
+
+    ``issue publish``, ``send`` and ``archive build`` call it; ``allow`` is
+    their ``--allow-placeholders``.
+    """
+    problems = placeholder_problems(config)
+    if problems and not allow:
+        where = config.path.name if config.path else "the configuration"
+        raise Refused(
+            f"{where}: {'; '.join(problems)}: fill it in before anything goes out "
+            "(or give --allow-placeholders)"
+        )
 
 
 def parse_config(

@@ -276,6 +276,14 @@ def get_item(store: Store, item_id: int, *, expected_version: int | None = None)
     return item
 
 
+def item_to_edit(store: Store, item_id: int, *, expected_version: int | None = None) -> Item:
+    """:func:`get_item`, refused (:class:`Refused`) when the item is in a published issue:
+    what ``items edit`` checks before it opens the editor."""
+    item = get_item(store, item_id, expected_version=expected_version)
+    _refuse_published(item, "edited")
+    return item
+
+
 def _get(conn: Connection, item_id: int) -> Item:
     row = q.get_item(conn, item_id)
     if row is None:

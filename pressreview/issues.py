@@ -360,6 +360,8 @@ def item_entry(config: Config, row: RowMapping, also: Sequence[RowMapping]) -> d
         "date": date.isoformat() if date else None,
         "territories": list(row.territories or []),
         "excerpt": text,
+        # The public archive shows a staff summary whole, a feed's extract capped.
+        "summary_by_staff": bool(row.summary_edited and row.summary_edited.strip()),
         "summary_html": summary_html,
         "tags": list(row.tags or []),
         "also": others,
@@ -428,8 +430,9 @@ def build_snapshot(
         "locale": config.locale,
         "organisation": {
             "name": org.name,
+            "short_name": org.short_name,
             "url": org.url,
-            "logo_url": org.logo_url,
+            "logo_url": urls.email_logo_url(config),
             "postal_address": org.postal_address,
             "contact_email": org.contact_email,
             "reason": org.reason,

@@ -237,11 +237,11 @@ def run_digest(
 
 
 def default_title(config: Config, now: datetime) -> str:
-    """The title of an issue the digest builds: « Revue de presse du 23 novembre 2026 »."""
-    from babel.dates import format_date
+    """The title of an issue the digest builds: « Revue de presse du 1er décembre 2026 »."""
+    from pressreview.typography import format_date
 
     local = now.astimezone(config.tz).date()
-    return f"Revue de presse du {format_date(local, 'd MMMM y', locale=config.locale)}"
+    return f"Revue de presse du {format_date(local, 'long', config.locale)}"
 
 
 def pick_items(config: Config, store: Store, *, since: datetime | None) -> list[int]:
@@ -309,10 +309,12 @@ def _auto_digest(
 ) -> None:
     from pressreview import issues
     from pressreview.archive import build_archive
+    from pressreview.config import check_placeholders
     from pressreview.deliver.campaign import send_issue
     from pressreview.tokens import secret_key
 
     secret_key(environ)  # a missing signing key fails here, before anything is published
+    check_placeholders(config)  # so does a placeholder in the footer's legal values
     existing = _issue_of_week(config, store, week)
     if existing is not None:
         number = existing.number
@@ -864,6 +866,45 @@ def wait_for_stop(
     if on_stop is not None:
         on_stop()
     scheduler.shutdown(wait=True)
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """Log lines with a time stamp; APScheduler's and Alembic's details only when ``verbose``."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not verbose:
+        for noisy in ("apscheduler", "alembic"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def stop_on_signals() -> threading.Event:
+    """An event that SIGTERM and SIGINT (Ctrl-C) set (call it from the main thread)."""
+    import signal
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
+def run_forever(
+    config: Config, store: Store, stop: threading.Event, say: Callable[[str], None]
+) -> None:
+    """Run the scheduler until ``stop`` is set: what ``pressreview scheduler`` and
+    ``python schedule.py`` do. ``say`` prints the jobs' next runs and the progress
+    of the stop; the running job finishes before it returns."""
+    scheduler = start_scheduler(config, store)
+    for job in scheduler.get_jobs():
+        when = job.next_run_time
+        at = f"{when.astimezone(config.tz):%Y-%m-%d %H:%M %Z}" if when else "paused"
+        say(f"{job.name} ({describe_trigger(job.trigger)}): next run {at}")
+    say("scheduler running; stop with Ctrl-C or SIGTERM")
+    wait_for_stop(
+        scheduler, stop, on_stop=lambda: say("stopping: waiting for the running job to finish...")
+    )
+    say("scheduler stopped")
 
 
 # ---------------------------------------------------------------------------

@@ -464,6 +464,18 @@ def request_subscription(
     return SubscribeOutcome(action, sid)
 
 
+def subscription_status(store: Store, subscriber_id: int, digest: str) -> str | None:
+    """The status of the subscriber a signed link names ("pending", "active", ...),
+    None when it no longer exists or the address changed since the link was made."""
+    from pressreview.tokens import address_digest
+
+    with store.connect() as conn:
+        row = db.get_by_id(conn, subscriber_id)
+    if row is None or address_digest(row["email_key"]) != digest:
+        return None
+    return str(row["status"])
+
+
 def confirm_subscription(store: Store, subscriber_id: int, digest: str) -> bool:
     """The confirmation link's POST: pending -> active with consent recorded. Idempotent.
 

@@ -35,10 +35,12 @@ from pressreview.subscribers import (
     InvalidAddress,
     confirm_subscription,
     request_subscription,
+    subscription_status,
     unsubscribe,
 )
 from pressreview.templating import template_env
 from pressreview.tokens import BadToken, Tokens
+from pressreview.typography import with_preposition
 
 log = logging.getLogger("pressreview.web")
 MAX_FORM_BYTES = 16 * 1024
@@ -58,11 +60,14 @@ def create_app(
     send_confirmation = confirmation_sender(config, environ=environ)
     app = Flask("pressreview.web")
     app.config["MAX_CONTENT_LENGTH"] = MAX_FORM_BYTES
-    base = {
+    org = config.organisation
+    base: dict[str, Any] = {
         "lang": config.locale.split("_")[0],
         "site_title": config.archive.title,
         "archive_url": config.archive.base_url,
         "org": config.organisation,
+        "org_of": with_preposition("de", org.short_name or org.name),
+        **urls.legal_links(config),
         "paragraphs": [],
         "button": None,
         "action": None,
@@ -81,13 +86,15 @@ def create_app(
         )
         return response
 
-    def bad_link(kind: str) -> Response:
+    def bad_link(kind: str, *, expires: bool = True) -> Response:
+        # Confirmation links expire; unsubscribe links never do.
+        why = "il a peut-être été tronqué ou a expiré" if expires else "il a peut-être été tronqué"
         return page(
             "page.html.j2",
             400,
             heading="Lien non valide",
             paragraphs=[
-                f"Ce lien {kind} n’est pas valide : il a peut-être été tronqué ou a expiré.",
+                f"Ce lien {kind} n’est pas valide\u00a0: {why}.",
                 "Copiez le lien complet depuis le message reçu, ou écrivez-nous à "
                 f"{config.organisation.contact_email}.",
             ],
@@ -150,12 +157,25 @@ def create_app(
             back=True,
         )
 
+    def already_confirmed() -> Response:
+        return page(
+            "page.html.j2",
+            heading="Abonnement déjà confirmé",
+            paragraphs=[
+                "Votre abonnement est déjà confirmé\u00a0: vous recevez la revue de presse "
+                "à cette adresse. Il n’y a rien d’autre à faire."
+            ],
+            back=True,
+        )
+
     @app.get(urls.web_path(config, urls.CONFIRM_ROUTE))
     def confirm_page(token: str) -> Response:
         try:
-            tokens.read_confirm(token)
+            subject = tokens.read_confirm(token)
         except BadToken:
             return bad_link("de confirmation")
+        if subscription_status(store, subject.subscriber_id, subject.digest) == "active":
+            return already_confirmed()
         return page(
             "page.html.j2",
             heading="Confirmer votre abonnement",
@@ -170,6 +190,8 @@ def create_app(
             subject = tokens.read_confirm(token)
         except BadToken:
             return bad_link("de confirmation")
+        if subscription_status(store, subject.subscriber_id, subject.digest) == "active":
+            return already_confirmed()
         if not confirm_subscription(store, subject.subscriber_id, subject.digest):
             return bad_link("de confirmation")
         return page(
@@ -184,7 +206,7 @@ def create_app(
         try:
             tokens.read_unsubscribe(token)
         except BadToken:
-            return bad_link("de désabonnement")
+            return bad_link("de désabonnement", expires=False)
         return page(
             "page.html.j2",
             heading="Se désabonner",
@@ -198,7 +220,7 @@ def create_app(
         try:
             subject = tokens.read_unsubscribe(token)
         except BadToken:
-            return bad_link("de désabonnement")
+            return bad_link("de désabonnement", expires=False)
         one_click = request.form.get("List-Unsubscribe") == "One-Click"
         # A valid token of a forgotten subscriber gets the same answer: nothing is revealed.
         unsubscribe(

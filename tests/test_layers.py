@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "pressreview"
 #: Lowest first. A unit is a top-level module or sub-package of pressreview.
 LAYERS: list[set[str]] = [
     {"pressreview", "errors", "text", "process"},
-    {"config", "tokens", "geo", "frdates"},
+    {"config", "tokens", "geo", "frdates", "typography"},
     {"urls", "templating", "store", "places"},
     {"agenda", "contract"},
     {"collect", "opml", "render"},

@@ -362,14 +362,25 @@ def test_schedule_run_failure_is_one_line(
 # -- schedule.py as a process --------------------------------------------------------------
 
 
-def test_schedule_py_stops_cleanly_on_sigterm(make_config: Callable[..., Config]) -> None:
+@pytest.mark.parametrize("runner", ["schedule.py", "pressreview scheduler"])
+def test_schedule_py_stops_cleanly_on_sigterm(
+    make_config: Callable[..., Config], runner: str, tmp_path: Path
+) -> None:
+    """`python schedule.py` of the checkout and `pressreview scheduler`, run from another
+    folder, are the same runner."""
     config = make_config()
     assert config.path is not None
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("PRESSREVIEW_DATABASE_URL", None)
+    if runner == "schedule.py":
+        command = [sys.executable, str(PROJECT_ROOT / "schedule.py"), "--config", str(config.path)]
+    else:
+        command = [sys.executable, "-m", "pressreview", "--config", str(config.path), "scheduler"]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
     proc = subprocess.Popen(
-        [sys.executable, str(PROJECT_ROOT / "schedule.py"), "--config", str(config.path)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        cwd=elsewhere,
     )  # fmt: skip
     lines: list[str] = []
     started = threading.Event()

@@ -77,7 +77,23 @@ def test_double_opt_in(web: tuple[Config, Store, FlaskClient, Path]) -> None:
     subscriber = get_subscriber(store, "marie@example.fr")
     assert subscriber.status == "active" and subscriber.consent_at is not None
     assert "confirmed" in (subscriber.consent_detail or "")
-    assert client.post(_path(link)).status_code == 200  # idempotent
+    again = client.post(_path(link))
+    assert again.status_code == 200 and "déjà confirmé" in again.text  # idempotent
+    # Opened twice, the link says so instead of showing the button again.
+    reopened = client.get(_path(link))
+    assert "Abonnement déjà confirmé" in reopened.text
+    assert "Confirmer mon abonnement" not in reopened.text
+
+
+def test_the_form_says_what_one_signs_up_for(
+    web: tuple[Config, Store, FlaskClient, Path],
+) -> None:
+    _, _, client, _ = web
+    page = client.get(f"{PREFIX}/").text
+    assert "vous recevrez chaque semaine par courriel la revue de presse" in page
+    assert 'href="https://veille.example.org/donnees-personnelles/"' in page
+    assert 'href="https://veille.example.org/mentions-legales/"' in page
+    assert "Vous recevez cette lettre" not in page and "abonné·e" not in page
 
 
 def test_the_form_reveals_nothing(web: tuple[Config, Store, FlaskClient, Path]) -> None:
@@ -168,6 +184,7 @@ def test_forged_altered_and_foreign_tokens_are_refused(
         for method in (client.get, client.post):
             answer = method(f"{PREFIX}/desabonnement/{token}")
             assert answer.status_code == 400 and "Lien non valide" in answer.text, token
+            assert "expiré" not in answer.text  # unsubscribe links never expire
     assert get_subscriber(store, "karim@example.org").status == "active"
     confirm = Tokens(SECRET).confirm(karim.id, karim.email_key)
     for token in [

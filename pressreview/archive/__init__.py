@@ -62,7 +62,7 @@ __all__ = [
 AGENDA_PAST = timedelta(days=365)
 
 #: Bumped when the builder's output changes for the same inputs (forces a full build).
-BUILD_FORMAT = "1"
+BUILD_FORMAT = "2"
 STATIC_PREFIX = "static/"
 
 
@@ -186,6 +186,30 @@ def _page_meta(spec: PageSpec, site: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _organisation(config: Config) -> dict[str, Any]:
+    """The organisation for the templates, with its name in sentences (``of``: "de l’IREV",
+    ``by``: "par l’IREV")."""
+    from pressreview.render import organisation_context
+
+    return organisation_context(config, dataclasses.asdict(config.organisation))
+
+
+def _logo_bytes(config: Config) -> bytes | None:
+    """organisation.logo_file, published at the site's root for the email's logo."""
+    if not config.organisation.logo_file:
+        return None
+    path = config.resolve(config.organisation.logo_file)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RenderError(
+            f"organisation.logo_file: cannot read {path}: {exc.strerror or exc}"
+        ) from None
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        raise RenderError(f"organisation.logo_file: {path} is not a PNG image")
+    return data
+
+
 def _site_context(config: Config, theme: _Theme, base: str, *, search: bool) -> dict[str, Any]:
     """What every page knows of the site (``site`` in the templates)."""
     return {
@@ -195,7 +219,8 @@ def _site_context(config: Config, theme: _Theme, base: str, *, search: bool) -> 
         "lang": _language(config.locale),
         "locale": config.locale,
         "og_locale": config.locale.replace("-", "_"),
-        "organisation": dataclasses.asdict(config.organisation),
+        "organisation": _organisation(config),
+        "legal": dataclasses.asdict(config.legal),
         "assets": theme.assets,
         "search": search,
         "feed_path": urls.FEED_PATH,
@@ -411,6 +436,9 @@ def _write_site(
     outputs.append((urls.ROBOTS_PATH, _sha(global_hash, "robots"), lambda: feeds.robots(base)))
     for path, data in theme.asset_data.items():
         outputs.append((path, _sha(data), lambda d=data: d))  # type: ignore[misc]
+    logo = _logo_bytes(config)
+    if logo is not None:
+        outputs.append((urls.LOGO_PATH, _sha(logo), lambda: logo))
 
     report = BuildReport(
         out_dir=swap.out,

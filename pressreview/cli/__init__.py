@@ -114,10 +114,14 @@ def main(
 
     \b
     Typical week:
-      pressreview collect            fetch the sources of feeds.yaml
-      pressreview review             triage new items one by one
-      pressreview issue publish      freeze the draft into a numbered issue
-      pressreview send N             email it to the subscribers
+      pressreview collect                  fetch the sources of feeds.yaml
+      pressreview review                   triage new items one by one
+      pressreview issue new --title TEXT   start the draft with the selected items
+      pressreview issue preview --open     look at its email and archive page
+      pressreview issue publish            freeze the draft into a numbered issue
+      pressreview archive build            put it on the public web archive
+      pressreview send N                   email it to the subscribers
+    `pressreview scheduler` runs collect (and, if set, the weekly digest) on its own.
     """
     app = AppContext(config_path, database_url, actor)
     ctx.obj = app

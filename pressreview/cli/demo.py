@@ -46,6 +46,11 @@ def demo_command(folder: Path, force: bool) -> None:
     the web archive and delivers it to an outbox folder for five sample
     subscribers. Needs no network and no configuration; the global --config
     and --database-url options are ignored (the demo writes its own).
+
+    \b
+    Examples:
+      pressreview demo
+      pressreview demo --dir /tmp/essai --force
     """
     report = run_demo(folder, force=force, say=lambda line: click.echo(f"  {line}"))
     config = _show(report.config_path)

@@ -21,8 +21,11 @@ def subscribers_group() -> None:
 @subscribers_group.command("add")
 @click.argument("email")
 @click.option("--name", help="The person's name.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the subscriber as `subscribers list --json`."
+)
 @click.pass_obj
-def add_command(app: Any, email: str, name: str | None) -> None:
+def add_command(app: Any, email: str, name: str | None, as_json: bool) -> None:
     """Add EMAIL as an active subscriber (consent recorded as given to staff).
 
     Example: pressreview subscribers add marie@example.fr --name "Marie Dupont"
@@ -30,6 +33,9 @@ def add_command(app: Any, email: str, name: str | None) -> None:
     from pressreview.subscribers import add_subscriber
 
     subscriber = add_subscriber(app.store, email, name=name, actor=app.actor)
+    if as_json:
+        print_json(subscriber.as_dict())
+        return
     click.echo(f"Added {subscriber.email} (active).")
 
 
@@ -43,6 +49,10 @@ def import_command(app: Any, csv_file: Path, as_json: bool) -> None:
     Bad lines are reported with their number and the reason; the good ones are
     imported as active. Importing the same file again adds nothing. Exit code 1
     when some lines were bad.
+
+    \b
+    Example:
+      pressreview subscribers import abonnes.csv
     """
     from pressreview.subscribers import import_subscribers
 
@@ -68,7 +78,12 @@ def import_command(app: Any, csv_file: Path, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def list_command(app: Any, status: str | None, as_json: bool) -> None:
-    """List subscribers, with counts by status."""
+    """List subscribers, with counts by status.
+
+    \b
+    Example:
+      pressreview subscribers list --status active
+    """
     from pressreview.subscribers import count_subscribers, list_subscribers
 
     rows = list_subscribers(app.store, status=status)
@@ -121,7 +136,13 @@ def export_command(app: Any, email: str | None, as_csv: bool) -> None:
 )
 @click.pass_obj
 def remove_command(app: Any, email: str, forget: bool) -> None:
-    """Unsubscribe EMAIL (kept as a record), or erase it with --forget."""
+    """Unsubscribe EMAIL (kept as a record), or erase it with --forget.
+
+    \b
+    Examples:
+      pressreview subscribers remove marie@example.fr
+      pressreview subscribers remove marie@example.fr --forget
+    """
     from pressreview.subscribers import remove_subscriber
 
     subscriber = remove_subscriber(app.store, email, actor=app.actor, forget=forget)

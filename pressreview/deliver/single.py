@@ -35,6 +35,7 @@ from pressreview.errors import DeliveryError
 from pressreview.render import RenderedEmail
 from pressreview.store.schema import now
 from pressreview.subscribers import ConfirmationSender, normalize_email
+from pressreview.typography import typeset, with_preposition
 
 
 def send_bytes(
@@ -95,23 +96,25 @@ def send_test_copies(
 def confirmation_message(config: Config, *, to: str, confirm_url: str) -> EmailMessage:
     """The double opt-in email (French, plain text)."""
     org = config.organisation
+    of = with_preposition("de", org.short_name or org.name)  # "de l’IREV"
     msg = EmailMessage()
-    msg["Subject"] = f"Confirmez votre abonnement à la revue de presse de {org.name}"
+    msg["Subject"] = f"Confirmez votre abonnement à la revue de presse {of}"
     msg["From"] = Address(config.email.from_name, addr_spec=config.email.from_address)
     msg["To"] = to
     msg["Date"] = format_datetime(now())
     msg["Message-ID"] = make_message_id(config, "confirm")
     msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content(
+    body = typeset(
         "Bonjour,\n\n"
-        f"Quelqu'un (vous, sans doute) a demandé à recevoir la revue de presse de {org.name} "
+        f"Quelqu'un (vous, sans doute) a demandé à recevoir la revue de presse {of} "
         "à cette adresse.\n\n"
-        f"Pour confirmer votre abonnement, ouvrez ce lien :\n{confirm_url}\n\n"
+        "Pour confirmer votre abonnement, ouvrez ce lien :\n"
+    )
+    body += f"{confirm_url}\n\n" + typeset(
         "Si vous n'êtes pas à l'origine de cette demande, ignorez ce message : "
         "vous ne recevrez rien.\n\n"
-        f"-- \n{org.name}\n{org.url}\n",
-        cte="quoted-printable",
     )
+    msg.set_content(body + f"-- \n{org.name}\n{org.url}\n", cte="quoted-printable")
     return msg
 
 
