@@ -329,9 +329,16 @@ def show_command(app: AppContext, item_id: int, as_json: bool) -> None:
     date = when(item["published_at"], tz) + (
         "  (date unknown: first seen)" if item["date_is_fallback"] else ""
     )
-    lines += [("outlet", item["outlet"] or ""), ("date", date), ("url", item["url"])]
-    if item["link"] != item["url"]:
-        lines.append(("link", item["link"]))
+    lines += [("outlet", item["outlet"] or ""), ("date", date)]
+    if not item["link"]:
+        lines.append(
+            ("link", f"none (the feed gave no web link; add one: "
+                     f"`pressreview items edit {item['id']} --link URL`)")
+        )  # fmt: skip
+    else:
+        lines.append(("url", item["url"]))
+        if item["link"] != item["url"]:
+            lines.append(("link", item["link"]))
     origin = item["source"] or ("added by hand" if item["origin"] == "manual" else "")
     lines.append(("source", origin))
     if item["territories"]:
@@ -537,6 +544,7 @@ def _edit_in_editor(item: Mapping[str, Any], save: Callable[[str | None, str | N
 @click.option("--title", help="New title shown to readers (the original is kept).")
 @click.option("--summary", help="New summary shown to readers (the original is kept).")
 @click.option("--revert", is_flag=True, help="Go back to the original title and summary.")
+@click.option("--link", help="The item's web address (http or https), when the feed gave none.")
 @click.option(
     "--version",
     "expected_version",
@@ -551,10 +559,11 @@ def edit_command(
     title: str | None,
     summary: str | None,
     revert: bool,
+    link: str | None,
     expected_version: int | None,
 ) -> None:
-    """Edit an item's title and summary; without options, opens $EDITOR on a small form."""
-    if title is None and summary is None and not revert:
+    """Edit an item's title, summary or link; without options, opens $EDITOR on a small form."""
+    if title is None and summary is None and not revert and link is None:
         item = curate.get_item(app.store, item_id, expected_version=expected_version)
 
         def save(new_title: str | None, new_summary: str | None) -> Any:
@@ -577,6 +586,7 @@ def edit_command(
             title=title,
             summary=summary,
             revert=revert,
+            link=link,
             expected_version=expected_version,
             actor=app.actor,
         )

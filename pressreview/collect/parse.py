@@ -10,6 +10,7 @@ looks the same whichever parser read it.
 from __future__ import annotations
 
 import calendar
+import email.utils
 import html
 import re
 import time
@@ -27,6 +28,7 @@ from pressreview.text import (
     clean_text,
     excerpt,
     host_of,
+    safe_url,
     sanitize_html,
     split_publisher,
     valid_text,
@@ -41,7 +43,12 @@ feedparser.SANITIZE_HTML = True
 
 @dataclass
 class Entry:
-    """One normalized feed entry, ready to be stored as an item."""
+    """One normalized feed entry, ready to be stored as an item.
+
+    ``link`` is an absolute http(s) URL or ``""`` (the entry has no usable
+    link); ``url`` is the identity: the canonical link (keeping a fragment
+    that tells entries of the feed apart), else a ``urn:pressreview:`` name.
+    """
 
     title: str
     link: str
@@ -199,7 +206,10 @@ def _parse_fast(
             entries.append(entry)
     if not entries:
         return None
-    return ParsedFeed(title=clean_text(_str(feed.get("title"))), entries=entries, parser="fast")
+    return ParsedFeed(
+        title=clean_text(_str(feed.get("title"))), entries=_distinguish_fragments(entries),
+        parser="fast",
+    )  # fmt: skip
 
 
 _NEEDS_FEEDPARSER_RE = re.compile(rb"""mode\s*=\s*["']base64|<source[\s>]|<media:title[\s>]""")
@@ -282,7 +292,8 @@ def _parse_slow(
     elif malformed:
         warning = f"malformed XML read leniently ({reason})"
     return ParsedFeed(
-        title=clean_text(_str(feed.get("title"))), entries=entries, parser="feedparser",
+        title=clean_text(_str(feed.get("title"))), entries=_distinguish_fragments(entries),
+        parser="feedparser",
         warning=warning,
     )  # fmt: skip
 
@@ -312,23 +323,61 @@ def _date(raw: Mapping[str, Any]) -> datetime | None:
     return None
 
 
+#: Longer date strings are not dates: never hand them to the slow parser.
+_DATE_MAX_CHARS = 100
+
+
 def _parse_date_string(value: str) -> datetime | None:
+    """A date feedparser could not read: ISO 8601, RFC 822, then French or English prose.
+
+    ``dateparser`` (about 1.5 ms a call) only runs when the quick forms fail,
+    so a feed of well-formed dates never pays for it. Anything unreadable is
+    ``None``: the entry then takes its first-seen date, alone.
+    """
+    value = value.strip()
+    if not value or len(value) > _DATE_MAX_CHARS:
+        return None
+    when: datetime | None
     try:
-        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        parsed = feedparser._parse_date(value)
-        if parsed is None:
-            return None
+        when = None
+    if when is None:
         try:
-            return datetime.fromtimestamp(calendar.timegm(parsed), UTC)
-        except (OverflowError, ValueError, OSError):
-            return None
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            when = None
+    if when is None:
+        when = _prose_date(value)
+    if when is None:
+        return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
+    try:
+        when = when.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return None
     if not 1990 <= when.year <= 2200:
         return None
     # Whole seconds, as feedparser's struct_time gives them.
-    return when.astimezone(UTC).replace(microsecond=0)
+    return when.replace(microsecond=0)
+
+
+def _prose_date(value: str) -> datetime | None:
+    """``lun., 03 juin 2024 08:00:00 +0200``, ``03/06/2024 à 08h00`` (day first)."""
+    if not any(c.isdigit() for c in value):
+        return None
+    import dateparser
+
+    try:
+        return dateparser.parse(
+            value,
+            languages=["fr", "en"],
+            settings={"DATE_ORDER": "DMY", "PREFER_DAY_OF_MONTH": "first",
+                      "STRICT_PARSING": True},
+        )  # fmt: skip
+    except Exception:  # dateparser raises assorted errors on odd strings
+        return None
 
 
 def _summary(raw: Mapping[str, Any]) -> str:
@@ -399,6 +448,41 @@ def _absolute_links(fragment: str, base: str) -> str:
     return _HREF_RE.sub(resolve, fragment)
 
 
+def _web_link(link: str, base_url: str) -> str:
+    """The entry's link made absolute against the feed's base; ``""`` unless http(s)."""
+    if not link:
+        return ""
+    if not _is_absolute(link) and base_url and ":" not in link.split("/", 1)[0]:
+        try:
+            link = urljoin(base_url, link)
+        except ValueError:
+            return ""
+    return link if safe_url(link) and _valid_url(link) else ""
+
+
+def _distinguish_fragments(entries: list[Entry]) -> list[Entry]:
+    """Keep the fragment in the identity of entries that differ only by it.
+
+    Canonical URLs drop fragments (``#xtor=RSS``, ``#comments``) so that one
+    article is one item; but a feed whose entries are ``page#2026-02-16``,
+    ``page#comment-12`` or GUIDs like ``…/29#When:6:56:02PM`` means distinct
+    entries, and they stay distinct.
+    """
+    fragments: dict[str, set[str]] = {}
+    for entry in entries:
+        if entry.link:
+            fragments.setdefault(entry.url, set()).add(entry.link.partition("#")[2])
+    shared = {url for url, found in fragments.items() if len(found) > 1}
+    if not shared:
+        return entries
+    for entry in entries:
+        if entry.url in shared and "#" in entry.link:
+            fragment = entry.link.split("#", 1)[1]
+            if fragment:
+                entry.url = f"{entry.url}#{fragment}"
+    return entries
+
+
 def _normalize(
     raw: Mapping[str, Any], base_url: str, feed_language: str, excerpt_chars: int
 ) -> Entry | None:
@@ -415,7 +499,7 @@ def _normalize(
         # A GUID that is the link adds nothing to identity (and the fast parser
         # fills in the link where the feed has no id at all).
         guid = None
-    link = valid_text(link)
+    link = _web_link(valid_text(link), base_url)
     title = clean_text(_str(raw.get("title")))
     summary = _summary(raw)
     if not link and not title and not guid:
@@ -433,7 +517,7 @@ def _normalize(
     language = feed_language or None
     return Entry(
         title=title,
-        link=link or url,
+        link=link,
         url=url,
         guid=valid_text(guid)[:2000] if guid else None,
         summary_html=_absolute_links(sanitize_html(summary), base_url),

@@ -1,0 +1,213 @@
+"""What real and hostile feeds broke: dates, identity by fragment, links that are not web links.
+
+Every feed is served over HTTP by pytest-httpserver and collected into a real store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from fixtures_collect import FAST_COLLECT, snapshot
+from pytest_httpserver import HTTPServer
+
+from pressreview.collect import collect
+from pressreview.config import Config
+from pressreview.store import Store
+
+XML = "application/rss+xml"
+
+
+def _serve(httpserver: HTTPServer, path: str, body: str | bytes, ctype: str = XML) -> str:
+    httpserver.expect_request(path).respond_with_data(body, content_type=ctype)
+    return str(httpserver.url_for(path))
+
+
+def _config(make_config: Callable[..., Config], url: str, **settings: Any) -> Config:
+    return make_config(collect={**FAST_COLLECT, **settings}, feeds=[{"name": "Flux", "url": url}])
+
+
+# -- dates -----------------------------------------------------------------------------
+
+GOOGLE_FORM = """<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0"><channel><title>Google Actualités</title><link>https://news.google.com/</link>
+<item><title>Creil signe son contrat de ville - Le Parisien</title>
+  <link>https://news.example.fr/1</link><guid isPermaLink="false">g-1</guid>
+  <pubDate>lun., 03 juin 2024 08:00:00 +0200</pubDate>
+  <source url="https://www.leparisien.fr">Le Parisien</source></item>
+<item><title>Amiens : un QPV rénové - Courrier picard</title>
+  <link>https://news.example.fr/2</link><guid isPermaLink="false">g-2</guid>
+  <pubDate>03/06/2024 à 08h00</pubDate>
+  <source url="https://www.courrier-picard.fr">Courrier picard</source></item>
+<item><title>Lille : quartier prioritaire - La Voix du Nord</title>
+  <link>https://news.example.fr/3</link><guid isPermaLink="false">g-3</guid>
+  <pubDate>{{datetime}}</pubDate>
+  <source url="https://www.lavoixdunord.fr">La Voix du Nord</source></item>
+<item><title>Roubaix : renouvellement urbain - Nord Éclair</title>
+  <link>https://news.example.fr/4</link><guid isPermaLink="false">g-4</guid>
+  <pubDate>Mon, 03 Jun 2024 10:00:00 +0200</pubDate>
+  <source url="https://www.nordeclair.fr">Nord Éclair</source></item>
+</channel></rss>"""
+
+
+def test_unreadable_date_falls_back_for_that_entry_alone_and_french_dates_are_read(
+    httpserver: HTTPServer, make_config: Callable[..., Config],
+    store_for: Callable[[Config], Store],
+) -> None:  # fmt: skip
+    config = _config(make_config, _serve(httpserver, "/google.xml", GOOGLE_FORM))
+    store = store_for(config)
+    report = collect(config, store)
+    assert report.sources[0].status == "ok", report.sources[0]
+    rows = {r["guid"]: r for r in snapshot(store)}
+    assert sorted(rows) == ["g-1", "g-2", "g-3", "g-4"]
+    six_utc = datetime(2024, 6, 3, 6, 0)
+    assert rows["g-1"]["published_at"].replace(tzinfo=None) == six_utc
+    assert not rows["g-1"]["date_is_fallback"]
+    # A date without a zone is read as UTC, like feedparser does.
+    assert rows["g-2"]["published_at"].replace(tzinfo=None) == datetime(2024, 6, 3, 8, 0)
+    assert rows["g-3"]["date_is_fallback"]
+    assert rows["g-4"]["published_at"].replace(tzinfo=None) == datetime(2024, 6, 3, 8, 0)
+    assert rows["g-1"]["outlet"] == "Le Parisien"
+
+
+def test_date_strings_feedparser_cannot_read() -> None:
+    from pressreview.collect.parse import _parse_date_string
+
+    def utc(*args: int) -> datetime:
+        return datetime(*args, tzinfo=UTC)
+
+    assert _parse_date_string("lun., 03 juin 2024 08:00:00 +0200") == utc(2024, 6, 3, 6)
+    assert _parse_date_string("03/06/2024 à 08h00") == utc(2024, 6, 3, 8)
+    assert _parse_date_string("mardi 4 juin 2024") == utc(2024, 6, 4)
+    assert _parse_date_string("2024-06-03T08:00:00Z") == utc(2024, 6, 3, 8)
+    for junk in ("{{datetime}}", "", "demain", "x" * 500, "99/99/9999", "0000-00-00"):
+        assert _parse_date_string(junk) is None, junk
+
+
+# -- identity: fragments ---------------------------------------------------------------
+
+# The shape of the RSS 2.0 specification's sample (Scripting News, 2002-09-29):
+# no <link>, permalink GUIDs that differ only by their fragment.
+SPEC_TIMES = ["4:43:09PM", "6:56:02PM", "6:29:33PM", "6:18:08PM", "5:24:51PM", "4:11:28PM",
+              "3:23:58PM", "2:57:48PM", "1:57:35PM"]  # fmt: skip
+SPEC_SAMPLE = (
+    '<?xml version="1.0"?><rss version="2.0"><channel><title>Scripting News</title>'
+    "<link>http://www.scripting.com/</link><description>A weblog about scripting and stuff"
+    "</description><language>en-us</language>"
+    + "".join(
+        f"<item><description>Entry {i}: politique de la ville.</description>"
+        f"<pubDate>Sun, 29 Sep 2002 {12 + i % 10:02d}:00:00 GMT</pubDate>"
+        f"<guid>http://scriptingnews.userland.com/backissues/2002/09/29#When:{when}</guid></item>"
+        for i, when in enumerate(SPEC_TIMES)
+    )
+    + "</channel></rss>"
+)
+
+FRAGMENT_FEED = """<?xml version="1.0" encoding="UTF-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><title>Notes</title><id>urn:notes</id>
+<updated>2026-02-16T10:00:00Z</updated>
+<entry><title>Now, February</title><id>urn:n:1</id><updated>2026-02-16T10:00:00Z</updated>
+  <link href="https://notes.example.org/now.html?utm_source=rss#2026-02-16"/></entry>
+<entry><title>Comment 12</title><id>urn:n:2</id><updated>2026-02-15T10:00:00Z</updated>
+  <link href="https://notes.example.org/now.html#comment-12"/></entry>
+<entry><title>Alpine.js</title><id>urn:n:3</id><updated>2026-02-14T10:00:00Z</updated>
+  <link href="https://notes.example.org/awesome#alpine-js"/></entry>
+<entry><title>htmx</title><id>urn:n:4</id><updated>2026-02-13T10:00:00Z</updated>
+  <link href="https://notes.example.org/awesome#htmx"/></entry>
+<entry><title>Awesome</title><id>urn:n:5</id><updated>2026-02-12T10:00:00Z</updated>
+  <link href="https://notes.example.org/awesome"/></entry>
+<entry><title>Elsewhere</title><id>urn:n:6</id><updated>2026-02-11T10:00:00Z</updated>
+  <link href="https://notes.example.org/post?utm_medium=feed#xtor=RSS-1"/></entry>
+</feed>"""
+
+
+def test_rss_spec_sample_stores_its_nine_entries(
+    httpserver: HTTPServer, make_config: Callable[..., Config],
+    store_for: Callable[[Config], Store],
+) -> None:  # fmt: skip
+    config = _config(make_config, _serve(httpserver, "/spec.xml", SPEC_SAMPLE))
+    store = store_for(config)
+    report = collect(config, store)
+    assert report.sources[0].new == 9, report.sources[0]
+    rows = snapshot(store)
+    assert len(rows) == 9
+    assert {r["link"].rpartition("#When:")[2] for r in rows} == set(SPEC_TIMES)
+    # Collected again: the same nine items, nothing new.
+    httpserver.clear()
+    config2 = _config(make_config, _serve(httpserver, "/spec.xml", SPEC_SAMPLE + " "))
+    again = collect(config2, store)
+    assert again.sources[0].new == 0 and len(snapshot(store)) == 9
+
+
+def test_entries_differing_only_by_fragment_are_not_merged(
+    httpserver: HTTPServer, make_config: Callable[..., Config],
+    store_for: Callable[[Config], Store],
+) -> None:  # fmt: skip
+    url = _serve(httpserver, "/notes.xml", FRAGMENT_FEED, "application/atom+xml")
+    config = _config(make_config, url)
+    store = store_for(config)
+    collect(config, store)
+    urls = sorted(r["url"] for r in snapshot(store))
+    assert urls == [
+        "https://notes.example.org/awesome",
+        "https://notes.example.org/awesome#alpine-js",
+        "https://notes.example.org/awesome#htmx",
+        "https://notes.example.org/now.html#2026-02-16",  # tracking parameter still dropped
+        "https://notes.example.org/now.html#comment-12",
+        # A fragment that tells no entries apart is not part of the identity.
+        "https://notes.example.org/post",
+    ]
+
+
+# -- links -----------------------------------------------------------------------------
+
+BAD_LINKS = """<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0"><channel><title>Liens</title><link>https://example.fr/</link>
+<item><title>Relatif</title><link>foo</link><guid isPermaLink="false">l-1</guid></item>
+<item><title>Absolu sur le site</title><link>/actu/2?utm_source=rss</link>
+  <guid isPermaLink="false">l-2</guid></item>
+<item><title>Script</title><link>javascript:alert(document.domain)</link>
+  <guid isPermaLink="false">l-3</guid></item>
+<item><title>Script casse</title><link>JaVaScRiPt:alert(1)</link>
+  <guid isPermaLink="false">l-4</guid></item>
+<item><title>Données</title><link>data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==</link>
+  <guid isPermaLink="false">l-5</guid></item>
+<item><title>VBScript</title><link>vbscript:msgbox(1)</link>
+  <guid isPermaLink="false">l-6</guid></item>
+<item><title>FTP</title><link>ftp://example.fr/file</link>
+  <guid isPermaLink="false">l-7</guid></item>
+</channel></rss>"""
+
+
+def test_relative_links_are_resolved_and_other_schemes_leave_no_link(
+    httpserver: HTTPServer, make_config: Callable[..., Config],
+    store_for: Callable[[Config], Store], cli: Callable[..., Any],
+) -> None:  # fmt: skip
+    url = _serve(httpserver, "/dir/links.xml", BAD_LINKS)
+    config = _config(make_config, url)
+    store = store_for(config)
+    collect(config, store)
+    rows = {r["guid"]: r for r in snapshot(store)}
+    assert len(rows) == 7
+    assert rows["l-1"]["link"] == httpserver.url_for("/dir/foo")
+    assert rows["l-2"]["url"] == httpserver.url_for("/actu/2")
+    for guid in ("l-3", "l-4", "l-5", "l-6", "l-7"):
+        assert rows[guid]["link"] == "", rows[guid]
+        assert rows[guid]["url"] == f"urn:pressreview:{guid}"
+    # Staff see it, and add one.
+    item_id = rows["l-3"]["id"]
+    shown = cli(config, "items", "show", str(item_id))
+    assert "none (the feed gave no web link" in shown.output
+    refused = cli(config, "items", "edit", str(item_id), "--link", "javascript:alert(1)")
+    assert refused.exit_code == 2 and "not a web address" in refused.output
+    added = cli(config, "items", "edit", str(item_id), "--link", "https://example.fr/vrai")
+    assert added.exit_code == 0, added.output
+    assert "https://example.fr/vrai" in cli(config, "items", "show", str(item_id)).output
+    # The next collect (the feed's text changed) keeps what staff added.
+    httpserver.clear()
+    changed = BAD_LINKS.replace("<title>Script</title>", "<title>Script, modifié</title>")
+    collect(_config(make_config, _serve(httpserver, "/dir/links.xml", changed)), store)
+    row = next(r for r in snapshot(store) if r["guid"] == "l-3")
+    assert row["title"] == "Script, modifié"
+    assert row["link"] == "https://example.fr/vrai"
