@@ -35,6 +35,7 @@ from markupsafe import Markup
 
 from pressreview.config import Config
 from pressreview.errors import RenderError
+from pressreview.text import safe_url
 
 
 def _default_templates() -> Path:
@@ -159,6 +160,7 @@ def template_env(config: Config, subdir: str) -> jinja2.Environment:
     env.filters["format_date"] = _date_filter(config.locale)
     env.filters["format_datetime"] = _datetime_filter(config.locale, config.tz)
     env.filters["format_number"] = _number_filter(config.locale)
+    env.filters["safe_url"] = safe_url
     return env
 
 
