@@ -63,7 +63,7 @@ def hostile_feed() -> str:
     for i, vector in enumerate(VECTORS):
         entries.append(
             f"<item><title>Contrat de ville {i} {escape(vector)}</title>"
-            f"<link>{escape(vector)}</link><guid isPermaLink=\"false\">x-{i}</guid>"
+            f'<link>{escape(vector)}</link><guid isPermaLink="false">x-{i}</guid>'
             f"<author>{escape(vector)}</author><category>{escape(vector)}</category>"
             f"<pubDate>Mon, 02 Dec 2024 10:00:00 +0100</pubDate>"
             f"<description>{escape('<p>Le contrat de ville avance. ' + vector + '</p>')}"
@@ -94,7 +94,8 @@ def published(
     assert len(ids) == len(VECTORS)
     curate.select_items(store, ids, section="signatures", actor="test")
     issues.new_draft(config, store, title="Numéro hostile", actor="test")
-    snapshot = issues.publish(config, store, actor="test", now=datetime(2026, 11, 16, 7, tzinfo=UTC))
+    published_at = datetime(2026, 11, 16, 7, tzinfo=UTC)
+    snapshot = issues.publish(config, store, actor="test", now=published_at)
     email = render_email(config, snapshot)
     build_archive(config, store)
     server = make_server(config.resolve(config.archive.out_dir), port=0, quiet=True)
@@ -136,9 +137,11 @@ def _check_page(browser: Any, load: Callable[[Any], None], where: str) -> int:
         # Nothing leaves 127.0.0.1: links to the outlets are followed no further.
         page.route(
             "**/*",
-            lambda route: route.continue_()
-            if route.request.url.startswith(("http://127.0.0.1", "about:", "data:"))
-            else route.abort(),
+            lambda route: (
+                route.continue_()
+                if route.request.url.startswith(("http://127.0.0.1", "about:", "data:"))
+                else route.abort()
+            ),
         )
         load(page)
         page.wait_for_timeout(100)
@@ -191,3 +194,17 @@ def test_hostile_items_run_nothing_in_email_or_archive(
     assert len(links) >= 3
     for link in links:
         assert safe_url(link), link
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        f'<article><a href="javascript:{RUN}">piège</a></article>',
+        f'<article><a href="#" onclick="{RUN}">piège au clic</a></article>',
+        f'<img src=x onerror="{RUN}">',
+    ],
+)
+def test_the_check_catches_a_payload_that_runs(browser: Any, page: str) -> None:
+    """The detector itself: a page whose link or markup runs script fails the check."""
+    with pytest.raises(AssertionError, match=r"ran|javascript|dialog|\[\]"):
+        _check_page(browser, lambda p: p.set_content(page), "trap")
