@@ -5,8 +5,14 @@ Every feed is served over HTTP by pytest-httpserver and collected into a real st
 
 from __future__ import annotations
 
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from fixtures_collect import FAST_COLLECT, snapshot
@@ -211,3 +217,65 @@ def test_relative_links_are_resolved_and_other_schemes_leave_no_link(
     row = next(r for r in snapshot(store) if r["guid"] == "l-3")
     assert row["title"] == "Script, modifié"
     assert row["link"] == "https://example.fr/vrai"
+
+
+# -- Ctrl-C ----------------------------------------------------------------------------
+
+
+def test_ctrl_c_during_collect_is_one_line_and_keeps_what_was_stored(
+    httpserver: HTTPServer, make_config: Callable[..., Config], tmp_path: Path
+) -> None:
+    from fixtures_collect import misbehaving_server, rss
+
+    fast = [
+        _serve(httpserver, f"/fast{i}.xml",
+               rss(f"F{i}", [(f"f{i}", f"https://f{i}.example.fr/a", f"Contrat de ville {i}")]))
+        for i in range(3)
+    ]  # fmt: skip
+    for server in misbehaving_server():
+        hung = [server.url(f"/hang?{i}") for i in range(3)]
+        feeds = [{"name": f"Rapide {i}", "url": u} for i, u in enumerate(fast)] + [
+            {"name": f"Muet {i}", "url": u} for i, u in enumerate(hung)
+        ]
+        config = make_config(
+            collect={"connect_timeout": 5, "read_timeout": 60, "total_timeout": 60},
+            feeds=feeds,
+        )
+        database = tmp_path / "store.db"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pressreview", "--config", str(config.path), "collect"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if _count(database, "SELECT count(*) FROM items") == 3:
+                    break
+                time.sleep(0.2)
+            assert _count(database, "SELECT count(*) FROM items") == 3
+            process.send_signal(signal.SIGINT)
+            out, err = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        assert process.returncode == 130, (out, err)
+        assert err.strip().splitlines() == [
+            "Interrupted: what was saved before stays, nothing is half-written; "
+            "run the command again to finish."
+        ], err
+        assert _count(database, "SELECT count(*) FROM items") == 3
+        # The interrupted sources were not marked as failing: the next run just tries them.
+        assert _count(database, "SELECT count(*) FROM sources WHERE failures > 0") == 0
+
+
+def _count(database: Path, query: str) -> int:
+    if not database.exists():
+        return -1
+    conn = sqlite3.connect(database, timeout=5)
+    try:
+        return int(conn.execute(query).fetchone()[0])
+    except sqlite3.OperationalError:  # tables not created yet
+        return -1
+    finally:
+        conn.close()

@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import multiprocessing
 import os
+import signal
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -279,13 +280,22 @@ async def _run(
             fetching: asyncio.Future[list[None]] = asyncio.gather(
                 *(fetch_one(feed, fetcher) for feed in due)
             )
-            # If the writer dies, stop waiting for fetches it would never store.
-            watched: list[asyncio.Future[Any]] = [fetching, writing]
-            await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
-            if writing.done() and not fetching.done():
-                fetching.cancel()
-                writing.result()  # raises the writer's error
-            await fetching
+            try:
+                # If the writer dies, stop waiting for fetches it would never store.
+                watched: list[asyncio.Future[Any]] = [fetching, writing]
+                await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+                if writing.done() and not fetching.done():
+                    fetching.cancel()
+                    writing.result()  # raises the writer's error
+                await fetching
+            finally:
+                # Interrupted (Ctrl-C cancels this task) or failed: stop the fetches
+                # before their client closes, and wait until they have stopped.
+                if not fetching.done():
+                    fetching.cancel()
+                    await asyncio.wait([fetching])
+                if not fetching.cancelled():
+                    fetching.exception()  # retrieved: never "exception was never retrieved"
         await queue.put(None)
         await writing
     finally:
@@ -327,6 +337,9 @@ _worker_classifier: Classifier | None = None
 def _init_worker(classifier: Classifier) -> None:
     global _worker_classifier
     _worker_classifier = classifier
+    # Ctrl-C reaches the whole process group: the parent stops the run, workers
+    # just end with it (no KeyboardInterrupt traceback from each of them).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _parse_and_classify(
