@@ -279,3 +279,82 @@ def _count(database: Path, query: str) -> int:
         return -1
     finally:
         conn.close()
+
+
+# -- many entries ----------------------------------------------------------------------
+
+
+def _many(n: int, *, prefix: str = "https://many.example.fr/", shuffle: bool = True) -> str:
+    """An RSS feed of n entries; entry i is dated i minutes after a start (newest = n - 1)."""
+    order = list(range(n))
+    if shuffle:  # feeds are not always newest first
+        order = order[::2] + order[1::2]
+    body = "".join(
+        f"<item><title>Contrat de ville {i}</title><link>{prefix}{i}</link>"
+        f'<guid isPermaLink="false">m-{i}</guid>'
+        f"<pubDate>Mon, 02 Dec 2024 {i // 60 % 24:02d}:{i % 60:02d}:00 +0000</pubDate></item>"
+        for i in order
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>Beaucoup</title>'
+        f"<link>https://many.example.fr/</link>{body}</channel></rss>"
+    )
+
+
+def test_max_entries_keeps_the_newest_and_says_so(
+    httpserver: HTTPServer, make_config: Callable[..., Config],
+    store_for: Callable[[Config], Store], cli: Callable[..., Any],
+) -> None:  # fmt: skip
+    url = _serve(httpserver, "/many.xml", _many(30))
+    config = _config(make_config, url, max_entries=10)
+    store = store_for(config)
+    report = collect(config, store)
+    (source,) = report.sources
+    assert source.entries == 10 and source.total_entries == 30
+    assert "kept the newest 10 of 30 entries (collect.max_entries)" in (source.warning or "")
+    assert sorted(int(r["guid"][2:]) for r in snapshot(store)) == list(range(20, 30))
+    httpserver.clear()
+    url = _serve(httpserver, "/many.xml", _many(31))
+    table = cli(config, "collect")
+    assert "kept the newest 10 of 31" in " ".join(table.output.split()), table.output
+
+
+def test_default_max_entries_is_2000() -> None:
+    from pressreview.config import CollectSettings
+
+    assert CollectSettings().max_entries == 2_000
+
+
+MEASURE = """
+import resource, subprocess, sys
+done = subprocess.run([sys.executable, "-m", "pressreview", "--config", sys.argv[1], "collect"],
+                      capture_output=True, text=True)
+print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)
+print(done.stdout)
+print(done.stderr)
+"""
+
+
+def test_peak_memory_of_a_run_with_huge_feeds_stays_under_300_mb(
+    httpserver: HTTPServer, make_config: Callable[..., Config], tmp_path: Path
+) -> None:
+    """Three feeds of 100,000 entries (14 MB each): the run's peak RSS, children included."""
+    huge = _many(100_000, shuffle=False).encode()
+    assert len(huge) > 13_000_000
+    urls = [_serve(httpserver, f"/huge{i}.xml", huge) for i in range(3)]
+    config = make_config(
+        collect={"max_bytes": 20_000_000},
+        feeds=[{"name": f"Énorme {i}", "url": u} for i, u in enumerate(urls)],
+    )
+    script = tmp_path / "measure.py"
+    script.write_text(MEASURE, "utf-8")
+    done = subprocess.run(
+        [sys.executable, str(script), str(config.path)], capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
+    first, *rest = done.stdout.splitlines()
+    code, peak_mb = (int(v) for v in first.split())
+    output = "\n".join(rest)
+    assert code == 0, output
+    assert "kept the newest 2,000 of 100,000" in " ".join(output.split()), output
+    assert peak_mb < 300, f"peak RSS {peak_mb} MB"

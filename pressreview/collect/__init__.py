@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -55,6 +56,8 @@ class SourceReport:
     next_attempt_at: datetime | None = None
     parser: str | None = None
     elapsed: float = 0.0
+    #: Entries the feed held when more than ``collect.max_entries`` (only the newest were read).
+    total_entries: int | None = None
 
     @property
     def failed(self) -> bool:
@@ -115,12 +118,18 @@ def _backoff(config: Config, failures: int, now: datetime) -> datetime:
     return now + timedelta(minutes=minutes)
 
 
+#: Bodies larger than this are parsed one at a time (bounds the peak memory of a run).
+LARGE_BODY = 2_000_000
 #: Below this many sources to parse, parsing stays in threads of this process.
 POOL_MIN_SOURCES = 20
 #: Title shingles kept in memory between lots (near-duplicate checks), at most.
 TITLE_CACHE_MAX = 60_000
 #: Title keys whose newest postings are kept in memory between lots, at most.
 POSTINGS_CACHE_MAX = 400_000
+
+
+#: What a parse worker is given: body, headers, base URL, excerpt length, feed, max entries.
+_ParseArgs = tuple[bytes, dict[str, str], str, int, Feed, int]
 
 
 @dataclass
@@ -214,35 +223,50 @@ async def _run(
     room = asyncio.Semaphore(max(4 * config.collect.concurrency, 16))
 
     broken: list[bool] = []  # set once the process pool is unusable
+    # Parsing a large body briefly takes several times its size: one at a time.
+    large = asyncio.Semaphore(1)
 
     async def one(feed: Feed, fetcher: Fetcher) -> _Outcome:
         await room.acquire()
         row = rows[feed.name]
         result = await fetcher.fetch(row.url, etag=row.etag, last_modified=row.last_modified)
         digest = sha256(result.body) if result.body is not None else None
-        outcome = _Outcome(feed, row.id, result, digest)
+        outcome = _Outcome(feed, row.id, dataclasses.replace(result, body=None), digest)
         if result.ok and not result.not_modified and digest != row.body_hash:
             assert result.body is not None
-            args = (result.body, result.headers, result.final_url or result.url, excerpt_chars,
-                    feed)  # fmt: skip
-            try:
-                try:
-                    if pool is None or broken:
-                        raise BrokenProcessPool
-                    outcome.parsed, outcome.batch = await loop.run_in_executor(
-                        pool, _parse_and_classify, *args
-                    )
-                except BrokenProcessPool:
-                    # No pool, or a worker died (killed, out of memory): parse here.
-                    broken.append(True)
-                    outcome.parsed, outcome.batch = await loop.run_in_executor(
-                        None, _parse_and_classify, *args, classifier
-                    )
-            except NotAFeed as exc:
-                outcome.parse_error = str(exc)
-            except Exception as exc:
-                outcome.parse_error = f"cannot parse: {type(exc).__name__}: {_first_line(exc)}"
+            args: _ParseArgs = (result.body, result.headers, result.final_url or result.url,
+                                excerpt_chars, feed, config.collect.max_entries)  # fmt: skip
+            del result  # the body is dropped as soon as it is parsed
+            if len(args[0]) > LARGE_BODY:
+                # Waiting its turn, a large body is kept compressed (XML shrinks ~10x).
+                packed = zlib.compress(args[0], 1)
+                args = (b"", *args[1:])
+                async with large:
+                    args = (zlib.decompress(packed), *args[1:])
+                    del packed
+                    await parse(outcome, args)
+            else:
+                await parse(outcome, args)
         return outcome
+
+    async def parse(outcome: _Outcome, args: _ParseArgs) -> None:
+        try:
+            try:
+                if pool is None or broken:
+                    raise BrokenProcessPool
+                outcome.parsed, outcome.batch = await loop.run_in_executor(
+                    pool, _parse_and_classify, *args
+                )
+            except BrokenProcessPool:
+                # No pool, or a worker died (killed, out of memory): parse here.
+                broken.append(True)
+                outcome.parsed, outcome.batch = await loop.run_in_executor(
+                    None, _parse_and_classify, *args, classifier
+                )
+        except NotAFeed as exc:
+            outcome.parse_error = str(exc)
+        except Exception as exc:
+            outcome.parse_error = f"cannot parse: {type(exc).__name__}: {_first_line(exc)}"
 
     def done(reports: list[SourceReport]) -> None:
         for _ in reports:
@@ -348,21 +372,24 @@ def _parse_and_classify(
     base_url: str,
     excerpt_chars: int,
     feed: Feed,
+    max_entries: int | None = None,
     classifier: Classifier | None = None,
 ) -> tuple[ParsedFeed, list[q.NewItem]]:
     """Parse a body and turn its entries into items (runs in a worker)."""
     classifier = classifier or _worker_classifier
     assert classifier is not None
-    parsed = parse_body(body, headers, base_url=base_url, excerpt_chars=excerpt_chars)
+    parsed = parse_body(
+        body, headers, base_url=base_url, excerpt_chars=excerpt_chars, max_entries=max_entries
+    )
     batch = [_to_new_item(classifier, feed, e).prepare(feed.name) for e in parsed.entries]
     return parsed, batch
 
 
-def _parse(result: FetchResult, excerpt_chars: int) -> ParsedFeed:
+def _parse(result: FetchResult, excerpt_chars: int, max_entries: int | None = None) -> ParsedFeed:
     assert result.body is not None
     return parse_body(
         result.body, result.headers, base_url=result.final_url or result.url,
-        excerpt_chars=excerpt_chars,
+        excerpt_chars=excerpt_chars, max_entries=max_entries,
     )  # fmt: skip
 
 
@@ -477,6 +504,13 @@ def _record(
             )
         else:
             rep.warning = parsed.warning
+            if parsed.total_entries:
+                capped = (
+                    f"kept the newest {len(parsed.entries):,} of {parsed.total_entries:,} "
+                    "entries (collect.max_entries)"
+                )
+                rep.total_entries = parsed.total_entries
+                rep.warning = f"{rep.warning}; {capped}" if rep.warning else capped
             state.update(
                 etag=result.headers.get("etag"),
                 last_modified=result.headers.get("last-modified"),
@@ -543,8 +577,9 @@ def check_feeds(
                     return rep
                 try:
                     parsed = await asyncio.get_running_loop().run_in_executor(
-                        None, _parse, result, config.collect.excerpt_chars
-                    )
+                        None, _parse, result, config.collect.excerpt_chars,
+                        config.collect.max_entries,
+                    )  # fmt: skip
                 except NotAFeed as exc:
                     rep.error = str(exc)
                     return rep
