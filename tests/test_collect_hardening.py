@@ -358,3 +358,26 @@ def test_peak_memory_of_a_run_with_huge_feeds_stays_under_300_mb(
     assert code == 0, output
     assert "kept the newest 2,000 of 100,000" in " ".join(output.split()), output
     assert peak_mb < 300, f"peak RSS {peak_mb} MB"
+
+
+# -- invalid UTF-8 -----------------------------------------------------------------------
+
+
+def test_invalid_utf8_is_replaced_not_read_as_mojibake(
+    httpserver: HTTPServer, make_config: Callable[..., Config],
+    store_for: Callable[[Config], Store],
+) -> None:  # fmt: skip
+    from fixtures_collect import rss
+
+    text = rss("Été", [("u-1", "https://u.example.fr/1", "Créteil signe à Amiens STRAY fin")])
+    body = text.encode("utf-8").replace(b"STRAY", b"\xff\xfe\xc3")
+    assert body.decode("utf-8", "replace") != body.decode("utf-8", "ignore")
+    for path, ctype in (("/declared.xml", XML + "; charset=utf-8"), ("/undeclared.xml", XML)):
+        config = _config(make_config, _serve(httpserver, path, body, ctype))
+        store = store_for(config)
+        collect(config, store)
+        (row,) = [r for r in snapshot(store) if r["guid"] == "u-1"]
+        assert row["title"].startswith("Créteil signe à Amiens "), row["title"]
+        assert "Ã" not in row["title"] + row["excerpt"]
+        assert "\ufffd" in row["title"]
+        row["title"].encode("utf-8")  # clean Unicode: no lone surrogate

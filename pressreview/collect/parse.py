@@ -143,6 +143,35 @@ def _correct_charset(body: bytes, headers: dict[str, str]) -> dict[str, str]:
     return {**headers, "content-type": f"{ctype}; charset=utf-8"}
 
 
+def _repair_utf8(body: bytes, headers: Mapping[str, str]) -> bytes:
+    """A UTF-8 body with a few invalid bytes, with those replaced by U+FFFD.
+
+    Without this, one stray byte makes feedparser read the whole document as
+    Windows-1252, and every accented letter is stored as mojibake ("Ã©").
+    Only for a body whose charset is UTF-8 (declared, or by default) and that
+    is mostly valid UTF-8; a body that is mostly not (Latin-1 labelled UTF-8)
+    is left to the parser's own fallback, which reads it as Windows-1252.
+    """
+    label = _charset(headers)
+    if label is None:
+        decl = _XML_DECL_RE.match(body[:200])
+        label = decl.group(1).decode("ascii").lower() if decl else "utf-8"
+    if label not in ("utf-8", "utf8") or body.isascii() or body.startswith(_BOMS[1:]):
+        return body
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        return body
+    text = body.decode("utf-8", "replace")
+    invalid = text.count("\ufffd")
+    valid = sum(1 for c in text if c > "\x7f") - invalid
+    if valid < invalid:
+        return body
+    return text.encode("utf-8")
+
+
 def parse_body(
     body: bytes,
     headers: Mapping[str, str] | None = None,
@@ -162,6 +191,7 @@ def parse_body(
     if not body.strip():
         raise NotAFeed("empty body")
     headers = _correct_charset(body, headers)
+    body = _repair_utf8(body, headers)
     total = None
     if max_entries is not None:
         body, total = _keep_newest_entries(body, max_entries)
