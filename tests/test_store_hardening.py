@@ -31,12 +31,17 @@ FIRST_RELEASE_SEARCH_POSTGRESQL = [
 ]
 
 
+#: The tables of the first release's schema.py (later revisions add others).
+FIRST_RELEASE_TABLES = ("events", "issues", "job_runs", "sources", "subscribers", "deliveries",
+                        "items", "item_keys")  # fmt: skip
+
+
 def _first_release_store(url: str) -> None:
     """What the first release's 0001 left: create_all of schema.py before claimed_by, at 0001."""
     engine = create_engine(normalize_url(url))
     try:
         with engine.begin() as conn:
-            metadata.create_all(conn)
+            metadata.create_all(conn, tables=[metadata.tables[t] for t in FIRST_RELEASE_TABLES])
             # schema.py of the first release: the same tables, without deliveries.claimed_by.
             conn.execute(text("ALTER TABLE deliveries DROP COLUMN claimed_by"))
             sqlite = conn.dialect.name == "sqlite"

@@ -26,12 +26,17 @@ INTERRUPTED = 130
 
 # One module per stage, in pipeline order; each exposes `commands`.
 COMMAND_MODULES = (
+    "db",
     "feeds",
     "collect",
     "items",
+    "review",
     "issue",
+    "events",
     "archive",
     "subscribers",
+    "deliver",
+    "web",
     "schedule",
     "demo",
 )

@@ -1,13 +1,14 @@
 """Repair stores created by the first release: add deliveries.claimed_by where it is missing.
 
 Revision ID: 0002
-Revises: 0001
+Revises: 0009
 Create Date: 2026-12-01
 
 The first release's 0001 created the tables from schema.py as it then was,
 before ``deliveries.claimed_by`` existed; the frozen 0001 creates the column.
 Stores of the first release are stamped 0001 without it: this revision adds
-it there and does nothing on stores that already have it.
+it there and does nothing on stores that already have it (so it may run
+after any later revision; it follows the newest one it was written against).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0002"
-down_revision = "0001"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
