@@ -22,39 +22,25 @@ from pressreview.store import Store, normalize_url
 from pressreview.store import collect as q
 from pressreview.store.schema import metadata
 
-FIRST_RELEASE_SEARCH_SQLITE = [
-    "CREATE VIRTUAL TABLE items_fts USING fts5(search_text, content='items', "
-    "content_rowid='id', tokenize='unicode61 remove_diacritics 2')",
-]
-FIRST_RELEASE_SEARCH_POSTGRESQL = [
-    "CREATE INDEX ix_items_search ON items USING gin (to_tsvector('simple', search_text))",
-]
-
-
-#: The tables of the first release's schema.py (later revisions add others).
-FIRST_RELEASE_TABLES = ("events", "issues", "job_runs", "sources", "subscribers", "deliveries",
-                        "items", "item_keys")  # fmt: skip
-
 
 def _first_release_store(url: str) -> None:
-    """What the first release's 0001 left: create_all of schema.py before claimed_by, at 0001."""
-    engine = create_engine(normalize_url(url))
+    """What the first release's 0001 left: its tables without deliveries.claimed_by, at 0001.
+
+    The frozen 0001 creates exactly the first release's schema plus that column
+    (it was frozen from schema.py once the column had been added).
+    """
+    from alembic import command
+
+    store = Store(url, auto_upgrade=False)
     try:
-        with engine.begin() as conn:
-            metadata.create_all(conn, tables=[metadata.tables[t] for t in FIRST_RELEASE_TABLES])
-            # schema.py of the first release: the same tables, without deliveries.claimed_by.
+        with store.engine.begin() as conn:
+            command.upgrade(store._alembic_config(conn), "0001")
             conn.execute(text("ALTER TABLE deliveries DROP COLUMN claimed_by"))
-            sqlite = conn.dialect.name == "sqlite"
-            for statement in FIRST_RELEASE_SEARCH_SQLITE if sqlite else (
-                FIRST_RELEASE_SEARCH_POSTGRESQL
-            ):  # fmt: skip
-                conn.execute(text(statement))
-            conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
-            conn.execute(text("INSERT INTO alembic_version VALUES ('0001')"))
             columns = {c["name"] for c in inspect(conn).get_columns("deliveries")}
             assert "claimed_by" not in columns
+        assert store.current_revision() == "0001"
     finally:
-        engine.dispose()
+        store.close()
 
 
 def _diff(url: str) -> list[Any]:
