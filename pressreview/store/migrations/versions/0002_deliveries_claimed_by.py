@@ -1,7 +1,7 @@
 """Repair stores created by the first release: add deliveries.claimed_by where it is missing.
 
 Revision ID: 0002
-Revises: 0008
+Revises: 0005
 Create Date: 2026-12-01
 
 The first release's 0001 created the tables from schema.py as it then was,
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0002"
-down_revision = "0008"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
