@@ -87,6 +87,8 @@ class CollectSettings:
     read_timeout: float = 20.0
     total_timeout: float = 60.0
     max_bytes: int = 15_000_000
+    #: Entries read per feed at most, the newest first (bounds memory and time).
+    max_entries: int = 2_000
     max_redirects: int = 5
     #: First back-off after a failure, doubled for each consecutive failure.
     backoff_minutes: float = 30.0

@@ -28,6 +28,7 @@ from pressreview.agenda import upcoming_in_snapshot
 from pressreview.config import Config
 from pressreview.errors import RenderError
 from pressreview.templating import email_env, render_template
+from pressreview.text import safe_url
 
 #: Stands for a subscriber's own unsubscribe link in a rendered email (HTML and
 #: text). An absolute URL that survives HTML escaping unchanged.
@@ -235,8 +236,11 @@ def _text_links(sections: list[dict[str, Any]]) -> None:
         refs: list[tuple[int, str]] = []
         for item in section["items"]:
             for entry in (item, *item.get("also", ())):
-                url = str(entry["url"])
-                if _long_link(url):
+                # Only http(s) links are written out (a feed may carry javascript:).
+                url = safe_url(entry.get("url"))
+                if not url:
+                    entry["text_link"] = ""
+                elif _long_link(url):
                     number += 1
                     refs.append((number, url))
                     entry["text_link"] = f"[{number}]"

@@ -25,6 +25,7 @@ from markupsafe import Markup
 from pressreview import typography
 from pressreview.config import Config
 from pressreview.errors import RenderError
+from pressreview.text import safe_url
 
 
 def _default_templates() -> Path:
@@ -107,6 +108,7 @@ def template_env(config: Config, subdir: str) -> jinja2.Environment:
     env.filters["typo"] = typography.typeset_value
     env.filters["typo_html"] = lambda value: Markup(typography.typeset_html(str(value or "")))
     env.filters["wrap"] = typography.wrap
+    env.filters["safe_url"] = safe_url
     return env
 
 

@@ -21,6 +21,9 @@ from pressreview.config import Config, load_config
 from pressreview.errors import PressreviewError
 from pressreview.store import Store, open_store
 
+#: Exit code after Ctrl-C (128 + SIGINT, as shells report it).
+INTERRUPTED = 130
+
 # One module per stage, in pipeline order; each exposes `commands`.
 COMMAND_MODULES = (
     "db",
@@ -84,6 +87,14 @@ class ErrorHandlingGroup(click.Group):
             error = click.ClickException(str(exc))
             error.exit_code = exc.exit_code
             raise error from None
+        except KeyboardInterrupt:
+            # Every write is one transaction: what was committed stays, the rest was not begun.
+            click.echo(
+                "Interrupted: what was saved before stays, nothing is half-written; "
+                "run the command again to finish.",
+                err=True,
+            )
+            raise SystemExit(INTERRUPTED) from None
 
 
 pass_app = click.make_pass_decorator(AppContext)

@@ -334,9 +334,16 @@ def show_command(app: AppContext, item_id: int, as_json: bool) -> None:
     date = when(item["published_at"], tz) + (
         "  (date unknown: first seen)" if item["date_is_fallback"] else ""
     )
-    lines += [("outlet", item["outlet"] or ""), ("date", date), ("url", item["url"])]
-    if item["link"] != item["url"]:
-        lines.append(("link", item["link"]))
+    lines += [("outlet", item["outlet"] or ""), ("date", date)]
+    if not item["link"]:
+        lines.append(
+            ("link", f"none (the feed gave no web link; add one: "
+                     f"`pressreview items edit {item['id']} --link URL`)")
+        )  # fmt: skip
+    else:
+        lines.append(("url", item["url"]))
+        if item["link"] != item["url"]:
+            lines.append(("link", item["link"]))
     origin = item["source"] or ("added by hand" if item["origin"] == "manual" else "")
     lines.append(("source", origin))
     if item["territories"]:
@@ -585,6 +592,7 @@ def edit_in_editor(item: Mapping[str, Any], save: Callable[[str | None, str | No
 @click.option("--title", help="New title shown to readers (the original is kept).")
 @click.option("--summary", help="New summary shown to readers (the original is kept).")
 @click.option("--revert", is_flag=True, help="Go back to the original title and summary.")
+@click.option("--link", help="The item's web address (http or https), when the feed gave none.")
 @click.option(
     "--carrier",
     "carriers",
@@ -634,10 +642,11 @@ def edit_command(
     event: str | None,
     event_date: str | None,
     no_contract: bool,
+    link: str | None,
     expected_version: int | None,
     as_json: bool,
 ) -> None:
-    """Edit an item's title and summary; without options, opens $EDITOR on a small form.
+    """Edit an item's title, summary or link; without options, opens $EDITOR on a small form.
 
     The contrat de ville options correct the classification (audited; a later
     collect never overwrites a correction):
@@ -651,8 +660,10 @@ def edit_command(
     Examples:
       pressreview items edit 42
       pressreview items edit 42 --title "Amiens : l’avenant du contrat de ville signé" --json
+      pressreview items edit 42 --link https://www.example.org/article
       pressreview items edit 42 --revert
     """
+    text_given = title is not None or summary is not None or revert or link is not None
     contract_given = (
         bool(carriers)
         or no_contract
@@ -661,13 +672,13 @@ def edit_command(
     if contract_given:
         result = _edit_contract(
             app, item_id, carriers, generation, region, event, event_date, no_contract,
-            expected_version if title is None and summary is None and not revert else None,
+            None if text_given else expected_version,
         )  # fmt: skip
-        if title is None and summary is None and not revert:
+        if not text_given:
             line = _contract_line(result["contract"])
             click.echo(f"Item {item_id} (version {result['version']}): contract {line}")
             return
-    if title is None and summary is None and not revert:
+    if not text_given:
         item = curate.item_to_edit(app.store, item_id, expected_version=expected_version)
 
         def save(new_title: str | None, new_summary: str | None) -> Any:
@@ -690,6 +701,7 @@ def edit_command(
             title=title,
             summary=summary,
             revert=revert,
+            link=link,
             expected_version=expected_version,
             actor=app.actor,
         )
