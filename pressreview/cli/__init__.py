@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "feeds",
     "collect",
     "items",
+    "contracts",
     "issue",
     "archive",
     "subscribers",
