@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from sqlalchemy import Connection
+
 from pressreview.config import (
     DEFAULT_CONTRACTS_FILE,
     Config,
@@ -180,7 +182,9 @@ class ContractStatus:
             "source": self.source,
             "note": self.decision.note if self.decision else None,
             "evidence": [ev.as_dict() for ev in self.evidence],
-            "qpv": [{"code": p.code, "name": p.name, "communes": list(p.communes)} for p in self.qpv],
+            "qpv": [
+                {"code": p.code, "name": p.name, "communes": list(p.communes)} for p in self.qpv
+            ],
         }
 
 
@@ -287,7 +291,9 @@ def derive_status(
         ordered = [staff_evidence, *[e for e in ordered if e.item_id != staff_evidence.item_id]]
     if decision is not None and decision.status is not None:
         status: Status = decision.status  # type: ignore[assignment]
-        return ContractStatus(contract, status, decision.date, "staff", ordered, decision, list(qpv))
+        return ContractStatus(
+            contract, status, decision.date, "staff", ordered, decision, list(qpv)
+        )
     if not evidence:
         return ContractStatus(contract, "no_news", None, None, ordered, decision, list(qpv))
     best = max((EVENT_STATUS[e.event] for e in evidence if e.event), key=lambda s: RANK[s])
@@ -295,6 +301,13 @@ def derive_status(
     dates = [e.event_date for e in stage if e.event_date]
     when = min(dates) if dates else min((e.published for e in stage if e.published), default=None)
     return ContractStatus(contract, best, when, "classifier", ordered, decision, list(qpv))
+
+
+def _status(value: str) -> Status:
+    for status in STATUSES:
+        if status == value:
+            return status
+    return "no_news"
 
 
 def merge_qpv(contract: Contract, imported: Iterable[Mapping[str, Any]]) -> list[Qpv]:
@@ -374,17 +387,23 @@ def load_tracker(config: Config, store: Store, *, department: str | None = None)
     """The tracker as the store says now."""
     settings = _require_enabled(config)
     with store.connect() as conn:
-        rows = q.classified_items(conn)
-        decision_rows = [_decision(r) for r in q.decisions(conn)]
-        wanted = {d.item_id for d in decision_rows if d.item_id is not None}
-        staff_items = {i: r for i in wanted if (r := q.item_brief(conn, i)) is not None}
-        qpv_rows = q.qpv_rows(conn)
+        return tracker_from(conn, settings, department=department)
+
+
+def tracker_from(
+    conn: Connection, settings: ContractsSettings, *, department: str | None = None
+) -> Tracker:
+    """The tracker read on an open connection (the classified items only)."""
+    rows = q.classified_items(conn)
+    decision_rows = [_decision(r) for r in q.decisions(conn)]
+    wanted = {d.item_id for d in decision_rows if d.item_id is not None}
+    staff_items = {i: r for i in wanted if (r := q.item_brief(conn, i)) is not None}
     return build_tracker(
         settings,
         rows,
         decision_rows,
         staff_items=staff_items,
-        qpv_rows=qpv_rows,
+        qpv_rows=q.qpv_rows(conn),
         department=department,
     )
 
@@ -509,84 +528,134 @@ def tracker_url(config: Config) -> str:
     return (base if base.endswith("/") else base + "/") + "contrats-de-ville/"
 
 
+#: Names of the départements of Hauts-de-France (others are shown by code).
+DEPARTMENT_NAMES = {
+    "02": "Aisne",
+    "59": "Nord",
+    "60": "Oise",
+    "62": "Pas-de-Calais",
+    "80": "Somme",
+}
+
+
 def snapshot_block(
     config: Config, tracker: Tracker, previous: Mapping[str, Any] | None
 ) -> dict[str, Any]:
-    """What an issue freezes: counts, each contract's state, and what changed since
-    ``previous`` (the block of the previous published issue; None: nothing to compare,
-    every signed or adopted contract is new)."""
-    states = {
-        c.contract.siren: {"status": c.status, "date": _iso(c.date)} for c in tracker.contracts
-    }
+    """The tracker as an issue freezes it (``snapshot["contracts"]``, docs/contracts.md).
+
+    Counts, every contract with its status, date and evidence links, and what
+    changed since ``previous`` (the block of the previous published issue;
+    None: nothing to compare, every signed or adopted contract is new).
+    """
     before = (previous or {}).get("states") or {}
     changes: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
     for c in tracker.contracts:
-        if c.status not in ("signed", "adopted"):
-            continue
+        links = [
+            {"item_id": e.item_id, "title": e.title, "outlet": e.outlet, "url": e.url}
+            for e in c.evidence
+            if e.url
+        ]
+        row = {
+            "siren": c.contract.siren,
+            "commune": c.contract.commune,
+            "name": c.contract.name,
+            "department": c.contract.department,
+            "status": c.status,
+            "label": c.label,
+            "date": _iso(c.date),
+            "source": c.source,
+            "evidence": links,
+        }
+        rows.append(row)
         old = before.get(c.contract.siren) or {}
-        if RANK.get(str(old.get("status")), 0) >= RANK[c.status]:
-            continue
-        link = next((e for e in c.evidence if e.url), None)
-        changes.append(
-            {
-                "siren": c.contract.siren,
-                "name": c.contract.name,
-                "department": c.contract.department,
-                "status": c.status,
-                "label": c.label,
-                "date": _iso(c.date),
-                "url": link.url if link else None,
-                "outlet": link.outlet if link else None,
-            }
-        )
+        if (
+            c.status in ("signed", "adopted")
+            and RANK.get(str(old.get("status")), 0) < RANK[c.status]
+        ):
+            first = links[0] if links else {}
+            changes.append(
+                {
+                    **{k: row[k] for k in ("siren", "name", "department", "status", "label")},
+                    "date": row["date"],
+                    "url": first.get("url"),
+                    "outlet": first.get("outlet"),
+                }
+            )
     changes.sort(key=lambda ch: (ch["status"] != "signed", ch["date"] or "", ch["name"]))
     return {
         "title": tracker.title,
+        "email": config.contracts.email_block,
         "expected": tracker.total,
         "listed": tracker.listed,
         "counts": tracker.counts(),
-        "states": states,
+        "states": {r["siren"]: {"status": r["status"], "date": r["date"]} for r in rows},
         "changes": changes,
+        "contracts": rows,
         "url": tracker_url(config),
     }
+
+
+def issue_block(config: Config, conn: Connection) -> dict[str, Any] | None:
+    """The block an issue published now freezes (None when the tracker is off)."""
+    settings = config.contracts
+    if not settings.enabled or not settings.listed:
+        return None
+    return snapshot_block(config, tracker_from(conn, settings), q.previous_block(conn))
+
+
+def page_groups(block: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A frozen block's contracts grouped by département (the archive page)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in block.get("contracts") or []:
+        safe = dict(row)
+        safe["evidence"] = [e for e in row.get("evidence") or [] if http_url(e.get("url"))]
+        groups.setdefault(str(row.get("department")), []).append(safe)
+    return [
+        {"code": code, "name": DEPARTMENT_NAMES.get(code, code), "contracts": rows}
+        for code, rows in sorted(groups.items())
+    ]
 
 
 EXPORT_FIELDS = ("siren", "commune", "name", "department", "status", "date", "evidence_urls")
 
 
-def export_rows(tracker: Tracker) -> list[dict[str, Any]]:
-    """One flat row per contract (the CSV and JSON exports)."""
+def export_rows(block: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One flat row per contract of a frozen block (the CSV and JSON exports)."""
     return [
         {
-            "siren": c.contract.siren,
-            "commune": c.contract.commune or "",
-            "name": c.contract.name,
-            "department": c.contract.department,
-            "status": c.status,
-            "date": _iso(c.date) or "",
-            "evidence_urls": c.evidence_urls(),
+            "siren": row["siren"],
+            "commune": row.get("commune") or "",
+            "name": row["name"],
+            "department": row["department"],
+            "status": row["status"],
+            "date": row.get("date") or "",
+            "evidence_urls": list(
+                dict.fromkeys(u for e in row.get("evidence") or [] if (u := http_url(e.get("url"))))
+            ),
         }
-        for c in tracker.contracts
+        for row in block.get("contracts") or []
     ]
 
 
-def export_csv(tracker: Tracker) -> str:
+def export_csv(block: Mapping[str, Any]) -> str:
     """CSV for spreadsheets: evidence URLs separated by spaces in one column."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS, lineterminator="\r\n")
     writer.writeheader()
-    for row in export_rows(tracker):
+    for row in export_rows(block):
         writer.writerow({**row, "evidence_urls": " ".join(row["evidence_urls"])})
     return buffer.getvalue()
 
 
-def export_json(tracker: Tracker) -> str:
+def export_json(block: Mapping[str, Any]) -> str:
+    """JSON for map tools and scripts."""
     data = {
-        "title": tracker.title,
-        "expected": tracker.total,
-        "listed": tracker.listed,
-        "counts": tracker.counts(),
-        "contracts": export_rows(tracker),
+        "title": block.get("title"),
+        "expected": block.get("expected"),
+        "listed": block.get("listed"),
+        "counts": block.get("counts"),
+        "contracts": export_rows(block),
     }
     return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
 

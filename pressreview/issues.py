@@ -30,6 +30,7 @@ from markdown_it import MarkdownIt
 from sqlalchemy import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
 
+from pressreview import contracts as contract_tracker
 from pressreview import render
 from pressreview.config import Config
 from pressreview.errors import Conflict, NotFound, Refused, UsageError
@@ -412,8 +413,13 @@ def build_snapshot(
     published_at: datetime,
     rows: Sequence[RowMapping],
     also: Sequence[RowMapping],
+    contracts: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The frozen document every later render reads (schema 1, see docs/email.md)."""
+    """The frozen document every later render reads (schema 1, see docs/email.md).
+
+    ``contracts``: the contrats de ville tracker as this issue freezes it
+    (``contracts.issue_block``; docs/contracts.md), or None.
+    """
     org = config.organisation
     sections = build_sections(config, rows, also)
     snapshot: dict[str, Any] = {
@@ -437,6 +443,8 @@ def build_snapshot(
         "item_count": sum(len(s["items"]) for s in sections),
         "sections": sections,
     }
+    if contracts is not None:
+        snapshot["contracts"] = dict(contracts)
     snapshot["subject"] = render.format_subject(config.email.subject, snapshot)
     return snapshot
 
@@ -463,6 +471,7 @@ def _draft_state(
         row = _require_draft(conn)
         rows, also = _gather(conn, row.id)
         number = q.next_number(conn)
+        tracker = contract_tracker.issue_block(config, conn)
     snapshot = build_snapshot(
         config,
         number=number,
@@ -471,6 +480,7 @@ def _draft_state(
         published_at=now or q.now(),
         rows=rows,
         also=also,
+        contracts=tracker,
     )
     snapshot["draft"] = True
     return row, rows, snapshot
@@ -577,6 +587,7 @@ def publish(
                 published_at=stamp,
                 rows=rows,
                 also=also,
+                contracts=contract_tracker.issue_block(config, conn),
             )
             render.render_email(config, snapshot)  # fails before anything is frozen
             if not q.publish_issue(

@@ -200,9 +200,7 @@ def contracts_import_qpv(
 def contracts_init(app: Any, path: str | None) -> None:
     """Copy the shipped list of contracts to PATH [default: contracts.yaml beside feeds.yaml]."""
     written = contracts.init_file(app.config, path)
-    click.echo(
-        f"Wrote {written}. Name it in feeds.yaml:\n  contracts:\n    file: {written.name}"
-    )
+    click.echo(f"Wrote {written}. Name it in feeds.yaml:\n  contracts:\n    file: {written.name}")
 
 
 commands = [contracts_group]

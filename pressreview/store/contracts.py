@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from pressreview.store.schema import contract_decisions, contract_qpv, items
+from pressreview.store.schema import contract_decisions, contract_qpv, issues, items
 
 
 def classified_items(conn: Connection) -> list[dict[str, Any]]:
@@ -119,3 +119,16 @@ def replace_qpv(
         conn.execute(update(contract_qpv).where(contract_qpv.c.code == row["code"]).values(values))
     if removed:
         conn.execute(delete(contract_qpv).where(contract_qpv.c.code.in_(list(removed))))
+
+
+def previous_block(conn: Connection) -> dict[str, Any] | None:
+    """The tracker block frozen in the newest published issue (None: none has one)."""
+    query = (
+        select(issues.c.snapshot)
+        .where(issues.c.status == "published", issues.c.snapshot.isnot(None))
+        .order_by(issues.c.number.desc())
+        .limit(1)
+    )
+    snapshot = conn.execute(query).scalar()
+    block = snapshot.get("contracts") if isinstance(snapshot, dict) else None
+    return dict(block) if isinstance(block, dict) else None
