@@ -154,7 +154,7 @@ def test_contracts_file_and_expected_override(tmp_path: Path) -> None:
     assert [c.name for c in config.contracts.listed] == ["MEL"] and config.contracts.total == 3
     data["contracts"]["expected"] = 5
     assert parse_config(data, base_dir=tmp_path, environ={}).contracts.total == 5
-    with pytest.raises(ConfigError, match="contracts.file: .*missing.yaml: file not found"):
+    with pytest.raises(ConfigError, match=r"contracts\.file: .*missing\.yaml: file not found"):
         parse_config({"contracts": {"file": "missing.yaml"}}, base_dir=tmp_path, environ={})
     off = parse_config({"contracts": {"enabled": False}}, environ={})
     assert off.contracts.listed == ()
