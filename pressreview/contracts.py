@@ -551,8 +551,14 @@ def snapshot_block(
     changes: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
     for c in tracker.contracts:
-        links = [
-            {"item_id": e.item_id, "title": e.title, "outlet": e.outlet, "url": e.url}
+        links: list[dict[str, Any]] = [
+            {
+                "item_id": e.item_id,
+                "title": e.title,
+                "outlet": e.outlet,
+                "url": e.url,
+                "event": e.event,
+            }
             for e in c.evidence
             if e.url
         ]
@@ -573,7 +579,15 @@ def snapshot_block(
             c.status in ("signed", "adopted")
             and RANK.get(str(old.get("status")), 0) < RANK[c.status]
         ):
-            first = links[0] if links else {}
+            # The link of the change: evidence of that very stage (staff's first), else any.
+            first = next(
+                (
+                    link
+                    for link in links
+                    if link["event"] is None or EVENT_STATUS.get(str(link["event"])) == c.status
+                ),
+                links[0] if links else {},
+            )
             changes.append(
                 {
                     **{k: row[k] for k in ("siren", "name", "department", "status", "label")},

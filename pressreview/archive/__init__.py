@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from pressreview import __version__
+from pressreview.archive import contracts as contract_pages
 from pressreview.archive import feeds, search
 from pressreview.archive.model import PageSpec, SiteModel, build_model, issue_page, issue_path
 from pressreview.archive.output import SiteSwap
@@ -336,7 +337,8 @@ def _build(
         model = build_model(config, texts, cache if isinstance(cache, dict) else None)
         theme = _load_theme(config, swap.builds / ".jinja-cache")
         read = time.perf_counter() - started
-        report = _write_site(config, model, theme, swap, base, search_index, say)
+        tracker = contract_pages.latest_block(config, texts)
+        report = _write_site(config, model, theme, swap, base, search_index, say, tracker)
         report.timings["read"] = round(read, 3)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
@@ -350,6 +352,7 @@ def _write_site(
     base: str,
     search_index: bool,
     say: Callable[[str], None],
+    tracker: dict[str, Any] | None = None,
 ) -> BuildReport:
     binary = search.find_pagefind() if search_index else None
     if not search_index:
@@ -374,6 +377,8 @@ def _write_site(
     volumes = model.volumes() if binary else {}
 
     site = _site_context(config, theme, base, search=binary is not None)
+    site["tracker"] = tracker is not None  # the contrats de ville page, in the navigation
+    all_pages = [*model.pages, *contract_pages.pages(tracker)]
     # Section titles appear on many pages (the latest title of a section wins).
     global_hash = _sha(
         BUILD_FORMAT,
@@ -389,7 +394,7 @@ def _write_site(
     kept_fragments: dict[str, str] = {}
     # Every output: its path, the hash of its inputs, and how to make it.
     outputs: list[tuple[str, str, Callable[[], bytes]]] = []
-    for spec in model.pages:
+    for spec in all_pages:
         input_hash = _sha(global_hash, spec.path, spec.key)
         make: Callable[[], bytes]
         if spec.kind == "atom":
@@ -400,7 +405,7 @@ def _write_site(
         outputs.append((spec.path, input_hash, make))
     sitemap_urls = [
         (s.url_path, s.lastmod)
-        for s in model.pages
+        for s in all_pages
         if s.kind == "html" and s.in_sitemap and s.url_path is not None
     ]
     outputs.append(
@@ -413,6 +418,8 @@ def _write_site(
     outputs.append(("robots.txt", _sha(global_hash, "robots"), lambda: feeds.robots(base)))
     for path, data in theme.asset_data.items():
         outputs.append((path, _sha(data), lambda d=data: d))  # type: ignore[misc]
+    for path, key, data in contract_pages.files(tracker):
+        outputs.append((path, _sha(key), lambda d=data: d))  # type: ignore[misc]
 
     report = BuildReport(
         out_dir=swap.out,
