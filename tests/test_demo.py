@@ -80,6 +80,15 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path, monkeypatch: pytest.Monkey
     html = (folder / "issue" / "email.html").read_text("utf-8")
     assert "<script" not in html
 
+    # The contrats de ville tracker: in the email and on its archive page.
+    assert "Contrats de ville: out/site/contrats-de-ville/index.html" in result.output
+    text = (folder / "issue" / "email.txt").read_text("utf-8")
+    assert "Contrats de ville Quartiers 2030\u202f: " in text and " sur 39" in text
+    tracker = folder / "site" / "contrats-de-ville"
+    assert "Contrats de ville Quartiers 2030" in (tracker / "index.html").read_text("utf-8")
+    assert (tracker / "contrats-de-ville.csv").read_text("utf-8").count("\n") == 38
+    assert 'href="contrats-de-ville/"' in (folder / "site" / "index.html").read_text("utf-8")
+
     # The folder is not reused by accident; --force replaces a demo folder.
     again = CliRunner().invoke(main, ["demo", "--dir", "out"])
     assert again.exit_code == 1
