@@ -601,6 +601,25 @@ def _read_contracts(where: str, _mtime_ns: int, _size: int) -> ContractList:
     return listing
 
 
+def _check_in_division(c: Contract, key: str) -> None:
+    """The carrier is an EPCI of the official division, the commune one of its members."""
+    from pressreview.geo import load_geography
+
+    geo = load_geography()
+    epci = geo.epcis.get(c.siren)
+    if epci is None:
+        raise ConfigError(
+            f"{key}.siren: {c.siren} is no EPCI of {geo.region_name} in the official division "
+            f"({geo.source} {geo.version})"
+        )
+    if c.commune is not None and c.commune not in epci.members:
+        commune = geo.communes.get(c.commune)
+        where = f"its EPCI is {commune.epci}" if commune else "no such commune in the region"
+        raise ConfigError(
+            f"{key}.commune: {c.commune} is not a member of {epci.name} ({c.siren}); {where}"
+        )
+
+
 def check_contracts(contracts: tuple[Contract, ...], where: str) -> None:
     """Formats and uniqueness of the contracts (ConfigError with the key path)."""
     sirens: dict[str, int] = {}
@@ -615,6 +634,7 @@ def check_contracts(contracts: tuple[Contract, ...], where: str) -> None:
                 "one contract per EPCI"
             )
         sirens[c.siren] = i
+        _check_in_division(c, key)
         if not c.name.strip():
             raise ConfigError(f"{key}.name: must not be empty")
         if not _DEPARTMENT_RE.fullmatch(c.department):

@@ -36,6 +36,7 @@ from pressreview.config import (
     siren_ok,
 )
 from pressreview.errors import NotFound, Refused, UsageError
+from pressreview.geo import load_geography
 from pressreview.store import Store
 from pressreview.store import contracts as q
 from pressreview.store.items import add_event
@@ -759,12 +760,14 @@ def import_qpv(
 
     A QPV goes to the contract whose SIREN is its ``siren_epci``, else to the
     contract carried by one of its communes (``insee_com``, codes separated by
-    commas). QPV of départements without a listed contract are skipped; QPV
-    of those départements that no contract carries are reported (and refuse
-    the whole import with ``strict``). A malformed file, column or SIREN
-    refuses the whole import: nothing is written.
+    commas) or by one of its communes' EPCI (official division). QPV of
+    départements without a listed contract are skipped; QPV of those
+    départements that no contract carries are reported (and refuse the whole
+    import with ``strict``). A malformed file or column, an unknown SIREN or
+    commune refuses the whole import: nothing is written.
     """
     settings = _require_enabled(config)
+    geo = load_geography()
     props = _read_geojson(path)
     departments = {c.department for c in settings.listed}
     by_siren = {c.siren: c for c in settings.listed}
@@ -788,11 +791,27 @@ def import_qpv(
         siren = _text(p["siren_epci"])
         if not siren_ok(siren):
             raise UsageError(f"{where}.siren_epci: {siren!r} is not a SIREN (9 digits, checksum)")
+        if siren not in geo.epcis:
+            raise UsageError(
+                f"{where}.siren_epci: unknown SIREN {siren}: no EPCI of {geo.region_name} "
+                f"has it in the official division ({geo.source} {geo.version})"
+            )
         communes = tuple(c.strip() for c in _text(p["insee_com"]).split(",") if c.strip())
         if not communes:
             raise UsageError(f"{where}.insee_com: no commune for {code}")
+        unknown = [c for c in communes if c not in geo.communes]
+        if unknown:
+            raise UsageError(
+                f"{where}.insee_com: {', '.join(unknown)} is no commune of {geo.region_name}"
+            )
+        # By the QPV's EPCI, else by a commune that carries a contract or whose EPCI does.
         contract = by_siren.get(siren) or next(
-            (by_commune[c] for c in communes if c in by_commune), None
+            (
+                found
+                for c in communes
+                if (found := by_commune.get(c) or by_siren.get(geo.communes[c].epci or ""))
+            ),
+            None,
         )
         if contract is None:
             report.unattributed.append(

@@ -22,6 +22,7 @@ from pressreview.config import (
     siren_ok,
 )
 from pressreview.errors import ConfigError
+from pressreview.geo import load_geography
 from pressreview.store import Store
 from pressreview.store.items import insert_item, set_item_contract
 from pressreview.store.schema import contract_qpv, events
@@ -93,6 +94,20 @@ def test_shipped_list_has_the_known_carriers_with_valid_unique_sirens() -> None:
     assert hirson is not None and hirson.commune == "02381"
 
 
+def test_shipped_carriers_are_epci_of_the_official_division() -> None:
+    """Every SIREN is an EPCI of Hauts-de-France in the data the list was made from."""
+    geo = load_geography()
+    assert (geo.source, geo.version) == ("@etalab/decoupage-administratif", "6.0.0")
+    for c in parse_config({}, environ={}).contracts.listed:
+        epci = geo.epcis[c.siren]
+        assert c.department in {m[:2] for m in epci.members}, c
+        if c.commune:
+            assert geo.communes[c.commune].epci == c.siren, c
+            assert c.commune in epci.members
+    # Carried by a commune: keyed by the commune's EPCI, as the classifier names carriers.
+    assert geo.epcis[HIRSON].name == "CC des Trois Rivières"
+
+
 def test_siren_checksum() -> None:
     assert siren_ok(LILLE)
     assert not siren_ok("200093202")  # one digit off
@@ -134,6 +149,14 @@ def _contracts_file(tmp_path: Path, data: Any) -> dict[str, Any]:
             "contracts[0].qpv[0].code",
         ),
         ([{"siren": LILLE, "name": "A", "department": "59", "colour": "red"}], "colour"),
+        (  # a valid SIREN (Bonneville, Haute-Savoie), not an EPCI of the region
+            [{"siren": "217400423", "name": "A", "department": "59"}],
+            "contracts[0].siren: 217400423 is no EPCI of Hauts-de-France",
+        ),
+        (  # Hirson is not a member of the MEL
+            [{"siren": LILLE, "name": "A", "department": "59", "commune": "59249"}],
+            "contracts[0].commune: 59249 is not a member of",
+        ),
     ],
 )
 def test_bad_contracts_file_names_the_key(
@@ -397,6 +420,8 @@ QPV_FILE = [
     feature("QN00201M", "Champagne", "02", "02408", "Laon", LAON),
     feature("QN00202M", "Hirson centre", "02", "02381", "Hirson", HIRSON),
     feature("QN05999I", "Quartier sans contrat", "59", "59249", "Fourmies", "200043404"),
+    # An EPCI without contract, but a commune of the MEL: the MEL's (by the official division).
+    feature("QN05998M", "Entre-deux", "59", "59249,59350", "Fourmies, Lille", "200043404"),
     feature("QN07501M", "Paris 19e", "75", "75119", "Paris", "200054781"),
 ]
 
@@ -420,18 +445,21 @@ def test_import_qpv_adds_changes_and_reports(
     path = write_geojson(tmp_path / "qpv.geojson", *QPV_FILE)
     result = cli(config_path, "contracts", "import-qpv", str(path), "--dry-run")
     assert result.exit_code == 0, result.output
-    assert "4 QPV would be added: QN00201M, QN00202M, QN05901M, QN05902M" in result.output
+    assert "5 QPV would be added: QN00201M, QN00202M, QN05901M, QN05902M, QN05998M" in (
+        result.output
+    )
     with store.connect() as conn:
         assert conn.execute(select(contract_qpv)).all() == []
 
     result = cli(config_path, "contracts", "import-qpv", str(path))
     assert result.exit_code == 0, result.output
-    assert "4 QPV added" in result.output and "1 QPV of other départements skipped" in result.output
+    assert "5 QPV added" in result.output and "1 QPV of other départements skipped" in result.output
     assert "QN05999I Quartier sans contrat (Fourmies, 59): its EPCI 200043404" in result.output
     shown = json.loads(cli(config_path, "contracts", "show", LILLE, "--json").output)
     assert [(q["code"], q["communes"]) for q in shown["qpv"]] == [
         ("QN05901M", ["59350"]),
         ("QN05902M", ["59512", "59599"]),
+        ("QN05998M", ["59249", "59350"]),
     ]
     hirson = json.loads(cli(config_path, "contracts", "show", HIRSON, "--json").output)
     assert [q["code"] for q in hirson["qpv"]] == ["QN00202M"]
@@ -441,11 +469,8 @@ def test_import_qpv_adds_changes_and_reports(
     path2 = write_geojson(tmp_path / "qpv2.geojson", *renamed)
     result = cli(config_path, "contracts", "import-qpv", str(path2), "--json")
     report = json.loads(result.output)
-    assert (report["added"], report["changed"], report["removed"]) == (
-        [],
-        ["QN05901M"],
-        ["QN00202M"],
-    )
+    assert report["added"] == [] and report["changed"] == ["QN05901M"]
+    assert report["removed"] == ["QN00202M", "QN05998M"]
     strict = cli(config_path, "contracts", "import-qpv", str(path), "--strict")
     assert strict.exit_code == 1 and "nothing imported" in strict.output
 
@@ -457,6 +482,8 @@ def test_import_qpv_adds_changes_and_reports(
         ({"siren_epci": "20009320"}, "siren_epci: '20009320' is not a SIREN"),
         ({"code_qp": "QP059001"}, "code_qp: 'QP059001' is not a QPV code"),
         ({"insee_com": ""}, "insee_com: no commune"),
+        ({"siren_epci": "217400423"}, "siren_epci: unknown SIREN 217400423"),
+        ({"insee_com": "59350,75056"}, "insee_com: 75056 is no commune of Hauts-de-France"),
     ],
 )
 def test_import_qpv_refuses_a_bad_file_whole(
