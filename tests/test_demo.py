@@ -88,7 +88,7 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path, monkeypatch: pytest.Monkey
     assert "- Méru – signé le 12 novembre 2026\u202f: https://www.example-centre-ressources" in text
     tracker = folder / "site" / "contrats-de-ville"
     page = (tracker / "index.html").read_text("utf-8")
-    meru = page[page.index("<th scope=\"row\">Méru</th>") :].split("</tr>")[0]
+    meru = page[page.index('<th scope="row">Méru</th>') :].split("</tr>")[0]
     assert "signé" in meru and 'datetime="2026-11-12"' in meru
     assert "meru-signe-contrat-de-ville-quartiers-2030" in meru
     assert (tracker / "contrats-de-ville.csv").read_text("utf-8").count("\n") == 38
