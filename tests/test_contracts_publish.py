@@ -7,12 +7,13 @@ import io
 import json
 import re
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pressreview import curate, issues, render
+from pressreview import contracts, curate, issues, render
 from pressreview.archive import build_archive
 from pressreview.config import Config
 from pressreview.store import Store
@@ -159,3 +160,27 @@ def test_archive_tracker_page_and_exports(tracked: tuple[Config, Store]) -> None
     data = json.loads((site / "contrats-de-ville" / "contrats-de-ville.json").read_text("utf-8"))
     assert data["expected"] == 39 and data["counts"]["in_preparation"] == 1
     assert {c["siren"]: c["status"] for c in data["contracts"]}[AMIENS] == "in_preparation"
+
+
+def test_collected_items_feed_the_tracker(
+    make_config: Callable[..., Config],
+    store_url: str,
+    store_for: Callable[[Config], Store],
+    demo_feed_url: Callable[[str], str],
+) -> None:
+    """Collect classifies the sample stories; the tracker reads them (no hand-set contract)."""
+    from pressreview.collect import collect
+
+    feeds = [{"name": "centre", "url": demo_feed_url("centre-ressources.xml")}]
+    config = make_config(database_url=store_url, feeds=feeds)
+    store = store_for(config)
+    collect(config, store)
+    by_name = {c.contract.name: c for c in contracts.load_tracker(config, store).contracts}
+    meru, noyon, psm = by_name["Méru"], by_name["Noyon"], by_name["Pont-Sainte-Maxence"]
+    assert (meru.status, meru.date, meru.source) == ("signed", date(2026, 11, 12), "classifier")
+    assert meru.evidence[0].url == (
+        "https://www.example-centre-ressources.fr/actualites/"
+        "meru-signe-contrat-de-ville-quartiers-2030"
+    )
+    assert (noyon.status, noyon.date) == ("adopted", date(2026, 11, 4))
+    assert psm.status == "in_preparation"
