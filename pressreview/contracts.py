@@ -291,7 +291,7 @@ def derive_status(
     if staff_evidence is not None:
         ordered = [staff_evidence, *[e for e in ordered if e.item_id != staff_evidence.item_id]]
     if decision is not None and decision.status is not None:
-        status: Status = decision.status  # type: ignore[assignment]
+        status = _status(decision.status)
         return ContractStatus(
             contract, status, decision.date, "staff", ordered, decision, list(qpv)
         )
