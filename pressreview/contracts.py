@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import Connection
 
+from pressreview import urls
 from pressreview.config import (
     DEFAULT_CONTRACTS_FILE,
     Config,
@@ -525,8 +526,7 @@ def history(config: Config, store: Store, siren: str) -> History:
 
 def tracker_url(config: Config) -> str:
     """The archive's tracker page."""
-    base = config.archive.base_url
-    return (base if base.endswith("/") else base + "/") + "contrats-de-ville/"
+    return urls.contracts_url(config)
 
 
 #: Names of the départements of Hauts-de-France (others are shown by code).

@@ -1,6 +1,7 @@
 """The subscription endpoints: a small Flask (WSGI) application.
 
-Routes, under the path of ``web.base_url`` (e.g. ``/abonnement/``):
+Routes, under the path of ``web.base_url`` (e.g. ``/abonnement/``), named in
+pressreview.urls (which also builds the links that lead here):
 
 - ``GET  /``                       the subscribe form
 - ``POST /``                       email (+ name) -> pending subscriber + confirmation email;
@@ -22,11 +23,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import Flask, Response, request
 
+from pressreview import urls
 from pressreview.config import Config, load_config
+from pressreview.deliver.single import confirmation_sender
 from pressreview.errors import DeliveryError
 from pressreview.store import Store, open_store
 from pressreview.subscribers import (
@@ -35,6 +37,7 @@ from pressreview.subscribers import (
     request_subscription,
     unsubscribe,
 )
+from pressreview.templating import template_env
 from pressreview.tokens import BadToken, Tokens
 
 log = logging.getLogger("pressreview.web")
@@ -48,13 +51,11 @@ def create_app(
     environ: Mapping[str, str] | None = None,
 ) -> Flask:
     """The WSGI application. Without arguments it loads feeds.yaml ($PRESSREVIEW_CONFIG)."""
-    from pressreview.render import template_env
-
     config = config or load_config()
     store = store or open_store(config)
     tokens = Tokens.from_env(environ)
     env = template_env(config, "web")
-    prefix = urlsplit(config.web.base_url).path.rstrip("/")
+    send_confirmation = confirmation_sender(config, environ=environ)
     app = Flask("pressreview.web")
     app.config["MAX_CONTENT_LENGTH"] = MAX_FORM_BYTES
     base = {
@@ -100,23 +101,30 @@ def create_app(
             "subscribe.html.j2",
             status,
             heading="S’abonner à la revue de presse",
-            action=f"{prefix}/",
+            action=urls.web_path(config, urls.SUBSCRIBE_ROUTE),
             error=error,
             email=email,
             name=name,
         )
 
-    @app.get(f"{prefix}/")
+    @app.get(urls.web_path(config, urls.SUBSCRIBE_ROUTE))
     def subscribe_form() -> Response:
         return form_page()
 
-    @app.post(f"{prefix}/")
+    @app.post(urls.web_path(config, urls.SUBSCRIBE_ROUTE))
     def subscribe() -> Response:
         email = request.form.get("email", "").strip()
         name = request.form.get("name", "").strip()[:200]
         if not request.form.get("website"):  # the hidden field only robots fill in
             try:
-                request_subscription(config, store, email, name=name or None, environ=environ)
+                request_subscription(
+                    config,
+                    store,
+                    email,
+                    send_confirmation=send_confirmation,
+                    name=name or None,
+                    environ=environ,
+                )
             except InvalidAddress:
                 return form_page(400, "Cette adresse électronique n’est pas valide.", email, name)
             except DeliveryError as exc:
@@ -142,7 +150,7 @@ def create_app(
             back=True,
         )
 
-    @app.get(f"{prefix}/confirmer/<token>")
+    @app.get(urls.web_path(config, urls.CONFIRM_ROUTE))
     def confirm_page(token: str) -> Response:
         try:
             tokens.read_confirm(token)
@@ -153,10 +161,10 @@ def create_app(
             heading="Confirmer votre abonnement",
             paragraphs=["Un clic pour recevoir chaque semaine la revue de presse."],
             button="Confirmer mon abonnement",
-            action=f"{prefix}/confirmer/{token}",
+            action=urls.web_path(config, urls.CONFIRM_ROUTE, token),
         )
 
-    @app.post(f"{prefix}/confirmer/<token>")
+    @app.post(urls.web_path(config, urls.CONFIRM_ROUTE))
     def confirm(token: str) -> Response:
         try:
             subject = tokens.read_confirm(token)
@@ -171,7 +179,7 @@ def create_app(
             back=True,
         )
 
-    @app.get(f"{prefix}/desabonnement/<token>")
+    @app.get(urls.web_path(config, urls.UNSUBSCRIBE_ROUTE))
     def unsubscribe_page(token: str) -> Response:
         try:
             tokens.read_unsubscribe(token)
@@ -182,10 +190,10 @@ def create_app(
             heading="Se désabonner",
             paragraphs=["Vous ne recevrez plus la revue de presse à cette adresse."],
             button="Me désabonner",
-            action=f"{prefix}/desabonnement/{token}",
+            action=urls.web_path(config, urls.UNSUBSCRIBE_ROUTE, token),
         )
 
-    @app.post(f"{prefix}/desabonnement/<token>")
+    @app.post(urls.web_path(config, urls.UNSUBSCRIBE_ROUTE))
     def unsubscribe_now(token: str) -> Response:
         try:
             subject = tokens.read_unsubscribe(token)

@@ -15,11 +15,9 @@ from typing import Any
 from pressreview.archive.model import PageSpec
 from pressreview.config import Config
 from pressreview.contracts import export_csv, export_json, page_groups
-
-#: Where the page and the exports go (relative to the site root).
-PAGE_DIR = "contrats-de-ville/"
-CSV_FILE = PAGE_DIR + "contrats-de-ville.csv"
-JSON_FILE = PAGE_DIR + "contrats-de-ville.json"
+from pressreview.urls import CONTRACTS_CSV_PATH as CSV_FILE
+from pressreview.urls import CONTRACTS_JSON_PATH as JSON_FILE
+from pressreview.urls import CONTRACTS_PATH as PAGE_DIR
 
 
 def latest_block(config: Config, texts: Sequence[tuple[int, str]]) -> dict[str, Any] | None:

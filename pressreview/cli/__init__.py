@@ -23,13 +23,18 @@ from pressreview.store import Store, open_store
 
 # One module per stage, in pipeline order; each exposes `commands`.
 COMMAND_MODULES = (
+    "db",
     "feeds",
     "collect",
     "items",
     "contracts",
+    "review",
     "issue",
+    "events",
     "archive",
     "subscribers",
+    "deliver",
+    "web",
     "schedule",
     "demo",
 )
