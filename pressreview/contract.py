@@ -49,6 +49,7 @@ _OTHER_PROGRAMME = re.compile(
     r"|\baction coeur de ville\b|\bpetites? villes? de demain\b"
     r"|\bcontrats? uniques? d'agglomeration\b|\bcites? de l'emploi\b"
 )
+_QUARTIERS_2030 = re.compile(r"\bquartiers 2030\b")
 _NEW = re.compile(
     r"\bquartiers 2030\b|\b2024\s*[-/a]\s*2030\b|\b2030\b|\bnouvelle generation\b"
     r"|\bcontrats? de ville et des solidarites\b|\bfuturs? contrats?\b|\bprochains? contrats?\b"
@@ -95,6 +96,8 @@ _EVENT_RES: tuple[tuple[str, re.Pattern[str]], ...] = (
         ),
     ),
 )
+#: What an adoption verb acts on when it is the year's programme, not the contract.
+_PROGRAMME_OBJECT = re.compile(r"[^.;]{0,30}?\b(?:programmations?|appels? a projets?)\b")
 #: Events that are acts of a day: only they get an event_date.
 _DATED_EVENTS = {"signing", "adoption", "amendment"}
 _SENTENCE_END = re.compile(r"[.!?;]\s|\n")
@@ -125,13 +128,15 @@ class ContractClassifier:
         outlet: str | None = None,
         source_territory: str | None = None,
         mentions: Sequence[Mention] | None = None,
+        folded: tuple[str, str] | None = None,
     ) -> Contract | None:
-        """The contract object of an item, or None when it is not about a contrat de ville."""
-        ftitle, ftext = fold(title), fold(text)
-        if not (
-            _CONTRACT.search(ftitle)
-            or (_CONTRACT.search(ftext) and not _OTHER_PROGRAMME.search(ftitle))
-        ):
+        """The contract object of an item, or None when it is not about a contrat de ville.
+
+        ``mentions`` (the places of title and text) and ``folded`` (the folded
+        title and text) may come from a caller that already has them.
+        """
+        ftitle, ftext = folded if folded is not None else (fold(title), fold(text))
+        if not _about(ftitle, ftext):
             return None
         day = published.date() if isinstance(published, datetime) else published
         if mentions is None:
@@ -149,10 +154,12 @@ class ContractClassifier:
 
     def _region(self, mentions: Sequence[Mention], source_territory: str | None) -> str:
         weight = {"hdf": 0, "other": 0}
-        first: str | None = None
-        for m in sorted(mentions, key=lambda m: (not m.in_title, m.start)):
+        for m in mentions:
             weight[m.place.region] += 2 if m.in_title else 1
-            first = first or m.place.region
+        kicker = next((m.place.region for m in mentions if m.kicker), None)
+        if kicker and weight["hdf"] and weight["other"]:
+            # Places of both: the headline's "Place :" says where the story is.
+            return kicker
         if weight["hdf"] > weight["other"]:
             return "hdf"
         if weight["other"] > weight["hdf"]:
@@ -175,6 +182,23 @@ class ContractClassifier:
             if territory:
                 sirens.append(territory)
         return sirens
+
+
+def _about(ftitle: str, ftext: str) -> bool:
+    """The title names a contrat de ville; or the text does, and the title names
+    something that happens to a contract ("Signature officielle à Laon") or the
+    generation ("Quartiers 2030") and no other programme. A text that names the
+    contract in passing ("en appui des équipes des contrats de ville") under a
+    title about something else is not contract news."""
+    if _CONTRACT.search(ftitle):
+        return True
+    if not _CONTRACT.search(ftext) or _OTHER_PROGRAMME.search(ftitle):
+        return False
+    return bool(
+        _QUARTIERS_2030.search(ftitle)
+        or _SIGN_FUTURE.search(ftitle)
+        or any(regex.search(ftitle) for _, regex in _EVENT_RES)
+    )
 
 
 def _generation(ftitle: str, ftext: str, day: date | None) -> str | None:
@@ -203,7 +227,12 @@ def _event_matches(folded: str) -> list[tuple[int, int, str]]:
         for m in regex.finditer(folded):
             if event == "signing" and any(a <= m.start() < b for a, b in future):
                 continue
-            found.append((m.start(), m.end(), event))
+            if event == "adoption" and _PROGRAMME_OBJECT.match(folded, m.end()):
+                # "a validé la programmation 2027": the annual programme, not the contract.
+                event_here = "programming"
+            else:
+                event_here = event
+            found.append((m.start(), m.end(), event_here))
     found.sort()
     return found
 
@@ -212,11 +241,14 @@ def _event(ftitle: str, ftext: str, day: date | None) -> tuple[str | None, date 
     in_title = _event_matches(ftitle)
     in_text = _event_matches(ftext)
     event: str | None = None
+    # An act on an avenant is an amendment ("signe l'avenant", "adopte un avenant").
     if in_title:
-        event = in_title[0][2]
+        amended = any(e[2] == "amendment" for e in in_title)
+        event = "amendment" if amended else in_title[0][2]
     elif in_text:
         acts = [e for e in in_text if e[2] != "preparation"]
-        event = (acts or in_text)[0][2]
+        amended = any(e[2] == "amendment" for e in acts)
+        event = "amendment" if amended else (acts or in_text)[0][2]
     if event is None or event not in _DATED_EVENTS or day is None:
         return event, None
     for folded, matches in ((ftext, in_text), (ftitle, in_title)):

@@ -4,6 +4,11 @@
 "hier", "19/03/2024": :func:`find_dates` gives each expression found in a
 (folded) text with the day it means. A small parser rather than a general
 one: it knows the few forms news items use, and runs in microseconds.
+
+It reads reports of acts, so a date without a year is the *last* such day
+(not well after the publication) and a bare weekday the last one on or before
+it; ``pressreview.agenda.dates`` reads announcements of events to come (the
+*next* occurrence, times, ranges and cycles of dates).
 """
 
 from __future__ import annotations

@@ -85,6 +85,9 @@ class Mention:
     in_title: bool
     #: Named as the seat of a State official ("préfet de l'Aisne").
     official: bool = False
+    #: The headline's kicker: the title opens with this place and a colon
+    #: ("Val-d'Oise : ..."), the French press's way of saying where the story is.
+    kicker: bool = False
 
 
 @dataclass
@@ -157,7 +160,13 @@ class PlaceMatcher:
         self._territory_siren: dict[str, str] = {}
         self._department_territory: dict[str, str] = {}
         dep_names = {fold(n): c for c, n in geo.departments.items()}
-        epci_by_name = {fold(e.name): e.siren for e in geo.epcis.values()}
+        # EPCI names as staff may write them: "CA Béthune-Bruay Artois Lys Romane"
+        # is the division's "CA de Béthune-Bruay, Artois-Lys Romane".
+        epci_by_name: dict[tuple[str, ...], str] = {}
+        for e in geo.epcis.values():
+            core = _epci_core(e.name)
+            for variant in [*_epci_variants(e.name), *([core] if core else [])]:
+                epci_by_name.setdefault(_name_key(variant), e.siren)
         commune_by_name: dict[str, str] = {}
         for c in geo.communes.values():
             key = fold(c.name)
@@ -167,7 +176,7 @@ class PlaceMatcher:
 
         # 1. The configuration: names, aliases, acronyms (staff own them).
         for t in config.territories:
-            siren = t.siren or self._resolve_siren(t, epci_by_name, commune_by_name)
+            siren = t.siren or _resolve_siren(geo, t, epci_by_name, commune_by_name)
             department = t.department
             if department is None and siren in geo.epcis:
                 members = geo.epcis[siren].members
@@ -269,6 +278,8 @@ class PlaceMatcher:
                 index.add(form, place, sensitive=True)
         # Outlet names are words to skip, unless the outlet is itself a place (an EPCI's site).
         self._known_outlets: set[tuple[str, ...]] = set()
+        #: Per outlet of an item: the regex that blanks its name (None: nothing to do).
+        self._outlet_regexes: dict[str, re.Pattern[str] | None] = {}
         for name in dict.fromkeys([*cls.outlets, *(f.name for f in config.feeds)]):
             words = tuple(fold(w) for w in _WORD.findall(unaccent(name)))
             if words and not self._is_place(index, name):
@@ -278,25 +289,17 @@ class PlaceMatcher:
         index.finish()
         self._index = index
 
-    @staticmethod
-    def _resolve_siren(
-        t: Territory, epci_by_name: dict[str, str], commune_by_name: dict[str, str]
-    ) -> str | None:
-        geo = load_geography()
-        for label in (t.name, *t.aliases):
-            key = fold(label)
-            if key in epci_by_name:
-                return epci_by_name[key]
-        for label in (t.name, *t.aliases):
-            code = commune_by_name.get(fold(label))
-            if code is not None:
-                return geo.communes[code].epci
-        return None
-
     # -- matching ---------------------------------------------------------------
 
-    def find(self, title: str, text: str = "", outlet: str | None = None) -> list[Mention]:
-        """The places named in a title and a text, in order (outlet names left out)."""
+    def find(
+        self, title: str, text: str = "", outlet: str | None = None, *, unaccented: bool = False
+    ) -> list[Mention]:
+        """The places named in a title and a text, in order (outlet names left out).
+
+        ``unaccented``: the caller already removed the accents (``text.unaccent``).
+        """
+        if not unaccented:
+            title, text = unaccent(title), unaccent(text)
         mentions = self._scan(self._blank_outlets(title, outlet), True)
         mentions += self._scan(self._blank_outlets(text, outlet), False)
         return self._resolve_context(mentions)
@@ -312,15 +315,20 @@ class PlaceMatcher:
         return place is not None and place.kind != "outlet"
 
     def _blank_outlets(self, text: str, outlet: str | None) -> str:
-        """The text to scan: accents removed, and the item's own outlet blanked
-        when it is not one of the outlets the index already skips."""
-        text = unaccent(text).replace("’", "'")
+        """The (unaccented) text to scan, the item's own outlet blanked when it is
+        not one of the outlets the index already skips."""
+        if "’" in text:
+            text = text.replace("’", "'")
         if not text or not outlet:
             return text
-        words = tuple(fold(w) for w in _WORD.findall(unaccent(outlet)))
-        if words in self._known_outlets or self.is_place(outlet):
-            return text
-        regex = _outlet_regex((outlet,))
+        if outlet in self._outlet_regexes:
+            regex = self._outlet_regexes[outlet]
+        else:
+            words = tuple(fold(w) for w in _WORD.findall(unaccent(outlet)))
+            skip = words in self._known_outlets or self.is_place(outlet)
+            regex = None if skip else _outlet_regex((outlet,))
+            if len(self._outlet_regexes) < 1000:
+                self._outlet_regexes[outlet] = regex
         return regex.sub(_blank, text) if regex is not None else text
 
     def _scan(self, text: str, in_title: bool) -> list[Mention]:
@@ -370,7 +378,8 @@ class PlaceMatcher:
                     matched = length  # an address: skip the words, no place
                     break
                 official = bool(_OFFICIAL.search(before))
-                found.append(Mention(place, start, in_title, official))
+                kicker = in_title and not text[:start].strip() and text[end:].lstrip()[:1] == ":"
+                found.append(Mention(place, start, in_title, official, kicker))
                 matched = length
                 break
             resume = i + matched
@@ -391,7 +400,7 @@ class PlaceMatcher:
             candidates = self._shared_acronyms.get(key, [m.place])
             for candidate in candidates:
                 if candidate.department in departments:
-                    kept.append(Mention(candidate, m.start, m.in_title, m.official))
+                    kept.append(Mention(candidate, m.start, m.in_title, m.official, m.kicker))
                     break
         return kept
 
@@ -421,6 +430,32 @@ class PlaceMatcher:
     def epci_name(self, siren: str) -> str:
         epci = self.geo.epcis.get(siren)
         return epci.name if epci else siren
+
+
+_NAME_STOPWORDS = frozenset({"de", "du", "des", "la", "le", "les", "l", "d", "et", "en"})
+
+
+def _name_key(name: str) -> tuple[str, ...]:
+    """The words of a name that tell it apart (articles and "et" dropped)."""
+    return tuple(w for w in (fold(t) for t in _WORD.findall(name)) if w not in _NAME_STOPWORDS)
+
+
+def _resolve_siren(
+    geo: Geography,
+    t: Territory,
+    epci_by_name: dict[tuple[str, ...], str],
+    commune_by_name: dict[str, str],
+) -> str | None:
+    """The EPCI a configured territory names: an EPCI's name, else a commune's EPCI."""
+    for label in (t.name, *t.aliases):
+        key = _name_key(label)
+        if key in epci_by_name:
+            return epci_by_name[key]
+    for label in (t.name, *t.aliases):
+        code = commune_by_name.get(fold(label))
+        if code is not None:
+            return geo.communes[code].epci
+    return None
 
 
 def _acronym(place: Place, acronym: str, context: bool) -> Place:

@@ -178,10 +178,11 @@ def _rows(store: Any) -> dict[str, Any]:
 
 
 def test_collect_classifies_routes_and_keeps_staff_corrections(
-    httpserver: HTTPServer, make_config: Any, store_for: Any, cli: Any
+    httpserver: HTTPServer, make_config: Any, store_for: Any, cli: Any, store_url: str
 ) -> None:
     httpserver.expect_request("/v.xml").respond_with_data(FEED, content_type="application/rss+xml")
     config = make_config(
+        database_url=store_url,
         feeds=[{"name": "Veille", "url": httpserver.url_for("/v.xml")}],
         filters={"include": ["contrat de ville", "ANRU"]},
         sections=SECTIONS,
@@ -234,8 +235,12 @@ def test_collect_classifies_routes_and_keeps_staff_corrections(
     }
     assert any(e["action"] == "item.contract" for e in shown["events"])
     assert "contract" in cli(config, "items", "show", str(other.id)).output
-    cleared = cli(config, "items", "edit", str(anru.id), "--no-contract")
+    cleared = cli(config, "items", "edit", str(current.id), "--no-contract")
     assert cleared.exit_code == 0, cleared.output
+    assert (
+        json.loads(cli(config, "items", "show", str(current.id), "--json").output)["contract"]
+        is None
+    )
 
     httpserver.clear()
     httpserver.expect_request("/v.xml").respond_with_data(
@@ -247,16 +252,17 @@ def test_collect_classifies_routes_and_keeps_staff_corrections(
     collect(config, store)
     again = _rows(store)
     assert again["v-3"].contract == shown["contract"] and again["v-3"].contract_source == "staff"
-    assert again["v-1"].contract_source == "auto"
+    # Cleared by staff: stays cleared although its text changed.
+    assert again["v-1"].contract is None and again["v-1"].contract_source == "staff"
 
     # Bad input: one clear line, exit code 2, nothing changed.
-    bad = cli(config, "items", "edit", str(current.id), "--carrier", "123")
+    bad = cli(config, "items", "edit", str(other.id), "--carrier", "123")
     assert bad.exit_code == 2 and "not the SIREN of an EPCI" in bad.output
-    bad_date = cli(config, "items", "edit", str(current.id), "--event-date", "19 mars")
+    bad_date = cli(config, "items", "edit", str(other.id), "--event-date", "19 mars")
     assert bad_date.exit_code == 2 and "YYYY-MM-DD" in bad_date.output
-    mixed = cli(config, "items", "edit", str(current.id), "--no-contract", "--event", "signing")
+    mixed = cli(config, "items", "edit", str(other.id), "--no-contract", "--event", "signing")
     assert mixed.exit_code == 2
-    assert _rows(store)["v-1"].contract == current.contract
+    assert _rows(store)["v-3"].contract == shown["contract"]
 
 
 def test_shipped_config_names_the_contracts_section(shipped: Config, tmp_path: Path) -> None:
@@ -269,3 +275,165 @@ def test_shipped_config_names_the_contracts_section(shipped: Config, tmp_path: P
     bad.write_text("classification:\n  contracts_section: nope\n", "utf-8")
     with pytest.raises(ConfigError, match=r"classification\.contracts_section"):
         load_config(bad)
+
+
+def _tarball(path: Path, files: dict[str, Any]) -> Path:
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in files.items():
+            raw = json.dumps(data).encode()
+            info = tarfile.TarInfo(f"package/{name}")
+            info.size = len(raw)
+            tar.addfile(info, io.BytesIO(raw))
+    return path
+
+
+def test_make_geo_writes_the_region_and_what_is_needed_elsewhere(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    communes = [
+        {
+            "code": "59350",
+            "nom": "Lille",
+            "departement": "59",
+            "region": "32",
+            "type": "commune-actuelle",
+            "population": 238246,
+        },
+        {
+            "code": "59512",
+            "nom": "Roubaix",
+            "departement": "59",
+            "region": "32",
+            "type": "commune-actuelle",
+            "population": 98286,
+        },
+        {
+            "code": "59298",
+            "nom": "Hellemmes-Lille",
+            "departement": "59",
+            "region": "32",
+            "type": "commune-deleguee",
+        },
+        {
+            "code": "78621",
+            "nom": "Trappes",
+            "departement": "78",
+            "region": "11",
+            "type": "commune-actuelle",
+            "population": 32000,
+        },
+        {
+            "code": "78001",
+            "nom": "Petitbourg",
+            "departement": "78",
+            "region": "11",
+            "type": "commune-actuelle",
+            "population": 120,
+        },
+    ]
+    epci = [
+        {"code": "200093201", "nom": "Métropole Européenne de Lille", "type": "METRO",
+         "membres": [{"code": "59350"}, {"code": "59512"}]},
+        {"code": "200058782", "nom": "CA de Saint Quentin en Yvelines", "type": "CA", "membres": [{"code": "78621"}]},
+    ]  # fmt: skip
+    tarball = _tarball(
+        tmp_path / "geo.tgz",
+        {
+            "package.json": {
+                "name": "@etalab/decoupage-administratif",
+                "version": "9.9.9",
+                "license": "MIT",
+            },
+            "data/regions.json": [
+                {"code": "32", "nom": "Hauts-de-France"},
+                {"code": "11", "nom": "Île-de-France"},
+            ],
+            "data/departements.json": [
+                {"code": "59", "nom": "Nord", "region": "32"},
+                {"code": "78", "nom": "Yvelines", "region": "11"},
+            ],
+            "data/communes.json": communes,
+            "data/epci.json": epci,
+            "data/ept.json": [],
+        },
+    )
+    out = tmp_path / "geo.json"
+    script = ROOT / "scripts" / "make_geo.py"
+    done = subprocess.run([sys.executable, str(script), str(tarball), "--out", str(out)],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    data = json.loads(out.read_text("utf-8"))
+    assert (data["source"], data["version"]) == ("@etalab/decoupage-administratif", "9.9.9")
+    assert data["communes"] == [
+        ["59350", "Lille", 238246, "200093201"],
+        ["59512", "Roubaix", 98286, "200093201"],
+    ]
+    assert data["epci"] == [
+        {
+            "siren": "200093201",
+            "name": "Métropole Européenne de Lille",
+            "kind": "METRO",
+            "members": ["59350", "59512"],
+        }
+    ]
+    assert data["elsewhere"]["communes"] == [["Trappes", "78", 32000]]
+    assert data["elsewhere"]["epci"] == [["CA de Saint Quentin en Yvelines", "78"]]
+    assert data["elsewhere"]["departements"] == [["78", "Yvelines"]]
+    broken = subprocess.run([sys.executable, str(script), str(tmp_path / "missing.tgz"), "--out", str(out)],
+                            capture_output=True, text=True, check=False)  # fmt: skip
+    assert broken.returncode == 1 and "cannot read the package" in broken.stderr
+
+
+def test_territories_without_siren_are_resolved_from_the_division() -> None:
+    from pressreview.places import PlaceMatcher
+
+    demo = PlaceMatcher(load_config(ROOT / "pressreview" / "demo" / "demo.yaml"))
+    # Staff's spelling of an EPCI name, the name without "CA", a commune.
+    assert demo.territory_siren("CA Béthune-Bruay Artois Lys Romane") == "200072460"
+    assert demo.territory_siren("Amiens Métropole") == "248000531"
+    assert demo.territory_siren("Roubaix") == "200093201"
+    assert demo.territory_siren("Nord") is None
+
+
+def test_about_and_amendments(shipped: Config) -> None:
+    c = ContractClassifier(shipped)
+    # A passing mention under a title about something else is not contract news...
+    assert (
+        c.classify(
+            "Nomination de deux délégués du préfet dans le Pas-de-Calais",
+            "En appui des équipes des contrats de ville de Boulogne-sur-Mer.",
+            date(2026, 10, 9),
+        )
+        is None
+    )
+    # ...a title about what happens to it is.
+    signed = c.classify(
+        "Signature officielle ce mardi à Laon",
+        "Les contrats de ville de l'Aisne.",
+        date(2024, 3, 20),
+    )
+    assert (
+        signed is not None and signed["event"] == "signing" and signed["event_date"] == "2024-03-19"
+    )
+    # An act on an avenant is an amendment, not the contract's signing.
+    avenant = c.classify(
+        "Amiens Métropole signe l'avenant de son contrat de ville", "", date(2026, 10, 4)
+    )
+    assert avenant is not None and avenant["event"] == "amendment"
+
+
+def test_the_headline_kicker_says_where_the_story_is(shipped: Config) -> None:
+    c = ContractClassifier(shipped)
+    other = c.classify(
+        "Val-d'Oise : comme Creil, Cergy signe son contrat de ville", "", date(2024, 5, 2)
+    )
+    here = c.classify(
+        "Creil : comme Cergy-Pontoise, l'ACSO signe son contrat de ville", "", date(2024, 5, 2)
+    )
+    assert other is not None and other["region"] == "other"
+    assert here is not None and here["region"] == "hdf"
+    assert [x["siren"] for x in here["carriers"]] == ["200068047"]

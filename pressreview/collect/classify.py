@@ -8,7 +8,7 @@ from datetime import date, datetime
 from pressreview.config import Config
 from pressreview.contract import Contract, ContractClassifier, is_current_hdf
 from pressreview.places import PlaceMatcher
-from pressreview.text import TermMatcher, fold, folded_words
+from pressreview.text import TermMatcher, folded_words, unaccent
 
 
 @dataclass(frozen=True)
@@ -57,18 +57,21 @@ class Classifier:
         published: datetime | date | None = None,
         outlet: str | None = None,
     ) -> Classification:
-        folded = fold(f"{title}\n{text}")
+        # Accents removed once: the place matcher keeps the capitals, the rest folds.
+        plain_title, plain_text = unaccent(title), unaccent(text)
+        folded = f"{plain_title}\n{plain_text}".casefold()
         present = folded_words(folded)
         included = self.include.matches(folded, folded=True, present=present)
         excluded = self.exclude.matches(folded, folded=True, present=present)
         # Title matches count double: a headline about the subject beats a passing mention.
-        in_title = self.include.matches(fold(title), folded=True) if included else []
+        folded_title = plain_title.casefold()
+        in_title = self.include.matches(folded_title, folded=True) if included else []
         score = len(included) + len(in_title) - 2 * len(excluded)
         relevant = (not self.has_include or score >= self.min_score) and not excluded
         # The section whose terms weigh most (title matches double); on a tie, the
         # one the title names first ("Lutte contre les discriminations : ... Quartiers
         # 2030" is about discrimination), then the section placed first.
-        mentions = self.places.find(title, text, outlet)
+        mentions = self.places.find(plain_title, plain_text, outlet, unaccented=True)
         contract = self.contracts.classify(
             title,
             text,
@@ -76,12 +79,12 @@ class Classifier:
             outlet=outlet,
             source_territory=source_territory,
             mentions=mentions,
+            folded=(folded_title, plain_text.casefold()),
         )
         current = is_current_hdf(contract)
         reserved = self.settings.contracts_section
         section = None
         best: tuple[int, int] = (0, 0)
-        folded_title: str | None = None
         for key, matcher in self.sections:
             if key == reserved and not current:
                 # The contracts section holds 2024-2030 Hauts-de-France contract news only.
@@ -89,8 +92,6 @@ class Classifier:
             found = matcher.matches(folded, folded=True, present=present)
             if not found:
                 continue
-            if folded_title is None:
-                folded_title = fold(title)
             weight = len(found) + len(matcher.matches(folded_title, folded=True))
             where = matcher.first_match(folded_title)
             rank = (weight, -(where if where is not None else len(folded_title) + 1))

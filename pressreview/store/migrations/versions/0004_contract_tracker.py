@@ -1,7 +1,7 @@
 """Contrats de ville tracker: staff decisions and imported QPV.
 
 Revision ID: 0004
-Revises: 0003, 0009 (merges the contract column and the agenda)
+Revises: 0003
 Create Date: 2026-12-01
 
 ``contract_decisions`` records each staff decision on a contract's status
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = ("0003", "0009")
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
