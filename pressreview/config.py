@@ -14,6 +14,7 @@ options), then the environment for the few values that may come from it
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 import types
@@ -260,6 +261,63 @@ class DigestSettings:
 
 
 @dataclass(frozen=True)
+class Qpv:
+    """A quartier prioritaire of a contract (2024 geography)."""
+
+    #: ANCT code, e.g. ``QN05901M``.
+    code: str
+    name: str
+    #: INSEE codes of its communes.
+    communes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Contract:
+    """One contrat de ville, keyed by the SIREN of the EPCI that carries it."""
+
+    siren: str
+    name: str
+    department: str
+    #: INSEE code of the commune when a commune carries the contract.
+    commune: str | None = None
+    qpv: tuple[Qpv, ...] = ()
+
+
+@dataclass(frozen=True)
+class ContractList:
+    """The contracts file (staff-owned data)."""
+
+    expected: int | None = None
+    contracts: tuple[Contract, ...] = ()
+
+
+#: The list shipped with the package (Hauts-de-France, Quartiers 2030).
+DEFAULT_CONTRACTS_FILE = Path(__file__).resolve().parent / "data" / "contracts_hdf.yaml"
+
+
+@dataclass(frozen=True)
+class ContractsSettings:
+    """The contrats de ville tracker (docs/contracts.md)."""
+
+    enabled: bool = True
+    #: The contracts file; unset: the list shipped with pressreview.
+    file: str | None = None
+    #: How many contracts the region expects (overrides the file's ``expected``).
+    expected: int | None = None
+    #: The compact tracker block in the email.
+    email_block: bool = True
+    title: str = "Contrats de ville Quartiers 2030"
+    #: The contracts, read from ``file`` at load time.
+    listed: tuple[Contract, ...] = field(default=(), metadata={"internal": True})
+    #: The expected total (``expected``, else the file's, else the number listed).
+    total: int = field(default=0, metadata={"internal": True})
+    #: The file the contracts were read from.
+    path: Path | None = field(default=None, metadata={"internal": True})
+
+    def contract(self, siren: str) -> Contract | None:
+        return next((c for c in self.listed if c.siren == siren), None)
+
+
 class AgendaSettings:
     """Upcoming events: in the email, the archive and agenda.ics."""
 
@@ -297,6 +355,7 @@ class Config:
     web: WebSettings = field(default_factory=WebSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     digest: DigestSettings = field(default_factory=DigestSettings)
+    contracts: ContractsSettings = field(default_factory=ContractsSettings)
     agenda: AgendaSettings = field(default_factory=AgendaSettings)
     #: Folder of the configuration file: relative paths are resolved against it.
     base_dir: Path = field(default=Path("."), metadata={"internal": True})
@@ -575,7 +634,128 @@ def parse_config(
     config: Config = _build(Config, merged, "")
     config = dataclasses.replace(config, base_dir=base_dir or Path("."), path=path)
     _check(config)
-    return config
+    return dataclasses.replace(config, contracts=_load_contracts(config))
+
+
+_SIREN_RE = re.compile(r"\d{9}")
+_INSEE_RE = re.compile(r"(\d{2}|2A|2B)\d{3}")
+_DEPARTMENT_RE = re.compile(r"\d{2}|2A|2B|97\d")
+_QPV_CODE_RE = re.compile(r"QN(\d{3}|02A|02B)\d{2,3}[A-Z]")
+
+
+def siren_ok(value: str) -> bool:
+    """A SIREN: nine digits whose Luhn checksum holds."""
+    if not _SIREN_RE.fullmatch(value):
+        return False
+    total = 0
+    for i, ch in enumerate(reversed(value)):
+        digit = int(ch) * (2 if i % 2 else 1)
+        total += digit - 9 if digit > 9 else digit
+    return total % 10 == 0
+
+
+def qpv_code_ok(value: str) -> bool:
+    """An ANCT QPV code of the 2024 geography (``QN05901M``)."""
+    return bool(_QPV_CODE_RE.fullmatch(value))
+
+
+def insee_ok(value: str) -> bool:
+    return bool(_INSEE_RE.fullmatch(value))
+
+
+def _load_contracts(config: Config) -> ContractsSettings:
+    """Read and check the contracts file named by ``contracts.file`` (or the shipped one)."""
+    settings = config.contracts
+    if not settings.enabled:
+        return settings
+    path = config.resolve(settings.file) if settings.file else DEFAULT_CONTRACTS_FILE
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise ConfigError(f"contracts.file: {path}: file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"contracts.file: {path}: cannot read: {exc}") from None
+    listing = _read_contracts(str(path), stat.st_mtime_ns, stat.st_size)
+    total = settings.expected or listing.expected or len(listing.contracts)
+    if total < len(listing.contracts):
+        raise ConfigError(
+            f"{path}: expected: {total} contracts expected but {len(listing.contracts)} listed"
+        )
+    return dataclasses.replace(settings, listed=listing.contracts, total=total, path=path)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_contracts(where: str, _mtime_ns: int, _size: int) -> ContractList:
+    """The parsed and checked contracts file (cached while the file is unchanged)."""
+    try:
+        data = yaml.safe_load(Path(where).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"contracts.file: {where}: cannot read: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(f"{where}: invalid YAML{at}") from None
+    try:
+        listing: ContractList = _build(ContractList, data, "")
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    check_contracts(listing.contracts, where)
+    return listing
+
+
+def _check_in_division(c: Contract, key: str) -> None:
+    """The carrier is an EPCI of the official division, the commune one of its members."""
+    from pressreview.geo import load_geography
+
+    geo = load_geography()
+    epci = geo.epcis.get(c.siren)
+    if epci is None:
+        raise ConfigError(
+            f"{key}.siren: {c.siren} is no EPCI of {geo.region_name} in the official division "
+            f"({geo.source} {geo.version})"
+        )
+    if c.commune is not None and c.commune not in epci.members:
+        commune = geo.communes.get(c.commune)
+        where = f"its EPCI is {commune.epci}" if commune else "no such commune in the region"
+        raise ConfigError(
+            f"{key}.commune: {c.commune} is not a member of {epci.name} ({c.siren}); {where}"
+        )
+
+
+def check_contracts(contracts: tuple[Contract, ...], where: str) -> None:
+    """Formats and uniqueness of the contracts (ConfigError with the key path)."""
+    sirens: dict[str, int] = {}
+    codes: dict[str, str] = {}
+    for i, c in enumerate(contracts):
+        key = f"{where}: contracts[{i}]"
+        if not siren_ok(c.siren):
+            raise ConfigError(f"{key}.siren: {c.siren!r} is not a SIREN (9 digits, checksum)")
+        if c.siren in sirens:
+            raise ConfigError(
+                f"{key}.siren: {c.siren} is listed twice (also contracts[{sirens[c.siren]}]); "
+                "one contract per EPCI"
+            )
+        sirens[c.siren] = i
+        _check_in_division(c, key)
+        if not c.name.strip():
+            raise ConfigError(f"{key}.name: must not be empty")
+        if not _DEPARTMENT_RE.fullmatch(c.department):
+            raise ConfigError(f"{key}.department: {c.department!r} is not a département code")
+        if c.commune is not None and (
+            not insee_ok(c.commune) or not c.commune.startswith(c.department[:2])
+        ):
+            raise ConfigError(
+                f"{key}.commune: {c.commune!r} is not an INSEE code of département {c.department}"
+            )
+        for j, qpv in enumerate(c.qpv):
+            if not qpv_code_ok(qpv.code):
+                raise ConfigError(f"{key}.qpv[{j}].code: {qpv.code!r} is not a QPV code")
+            if qpv.code in codes:
+                raise ConfigError(f"{key}.qpv[{j}].code: {qpv.code} also in {codes[qpv.code]}")
+            codes[qpv.code] = c.siren
+            for commune in qpv.communes:
+                if not insee_ok(commune):
+                    raise ConfigError(f"{key}.qpv[{j}].communes: {commune!r} is not an INSEE code")
 
 
 def find_config_path(path: str | os.PathLike[str] | None = None) -> Path:

@@ -31,6 +31,7 @@ from sqlalchemy import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from pressreview import agenda, render, urls
+from pressreview import contracts as contract_tracker
 from pressreview.config import Config
 from pressreview.errors import Conflict, NotFound, Refused, UsageError
 from pressreview.store import Store
@@ -414,9 +415,14 @@ def build_snapshot(
     published_at: datetime,
     rows: Sequence[RowMapping],
     also: Sequence[RowMapping],
+    contracts: Mapping[str, Any] | None = None,
     agenda_events: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The frozen document every later render reads (schema 1, see docs/email.md)."""
+    """The frozen document every later render reads (schema 1, see docs/email.md).
+
+    ``contracts``: the contrats de ville tracker as this issue freezes it
+    (``contracts.issue_block``; docs/contracts.md), or None.
+    """
     org = config.organisation
     sections = build_sections(config, rows, also)
     snapshot: dict[str, Any] = {
@@ -443,6 +449,8 @@ def build_snapshot(
         # The agenda of the coming weeks, as it stood when the issue was frozen.
         "agenda": [dict(e) for e in agenda_events],
     }
+    if contracts is not None:
+        snapshot["contracts"] = dict(contracts)
     snapshot["subject"] = render.format_subject(config.email.subject, snapshot)
     return snapshot
 
@@ -461,6 +469,7 @@ def _draft_state(
         row = _require_draft(conn)
         rows, also = _gather(conn, row.id)
         number = q.next_number(conn)
+        tracker = contract_tracker.issue_block(config, conn)
     at = now or q.now()
     snapshot = build_snapshot(
         config,
@@ -470,6 +479,7 @@ def _draft_state(
         published_at=at,
         rows=rows,
         also=also,
+        contracts=tracker,
         agenda_events=agenda.snapshot_events(config, store, at=at),
     )
     snapshot["draft"] = True
@@ -578,6 +588,7 @@ def publish(
                 published_at=stamp,
                 rows=rows,
                 also=also,
+                contracts=contract_tracker.issue_block(config, conn),
                 agenda_events=upcoming,
             )
             render.render_email(config, snapshot)  # fails before anything is frozen

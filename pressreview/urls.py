@@ -39,6 +39,10 @@ LEGAL_PATH = "mentions-legales/"
 PRIVACY_PATH = "donnees-personnelles/"
 #: Where the archive publishes organisation.logo_file (the email's logo).
 LOGO_PATH = "logo.png"
+#: The contrats de ville tracker page and its exports (docs/contracts.md).
+CONTRACTS_PATH = "contrats-de-ville/"
+CONTRACTS_CSV_PATH = CONTRACTS_PATH + "contrats-de-ville.csv"
+CONTRACTS_JSON_PATH = CONTRACTS_PATH + "contrats-de-ville.json"
 #: The folder of the issue pages (``numeros/<n>/``).
 ISSUES_DIR = "numeros"
 #: The kinds of group pages: one page per section, one per territory.
@@ -76,6 +80,7 @@ def archive_paths() -> dict[str, str]:
         "agenda_ics": AGENDA_ICS_PATH,
         "legal": LEGAL_PATH,
         "privacy": PRIVACY_PATH,
+        "contracts": CONTRACTS_PATH,
         "sections": f"{SECTIONS_DIR}/",
         "territories": f"{TERRITORIES_DIR}/",
     }
@@ -124,6 +129,11 @@ def issue_url(base_url: str, number: int) -> str:
 def archive_issue_url(config: Config, number: int) -> str:
     """The public page of an issue in the configured archive (a snapshot's ``archive_url``)."""
     return issue_url(config.archive.base_url, number)
+
+
+def contracts_url(config: Config) -> str:
+    """The archive's contrats de ville tracker page (the email block links to it)."""
+    return archive_root(config) + CONTRACTS_PATH
 
 
 # -- the web endpoints: routes under the path of web.base_url --------------------------

@@ -85,6 +85,20 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path, monkeypatch: pytest.Monkey
     html = (folder / "issue" / "email.html").read_text("utf-8")
     assert "<script" not in html
 
+    # The contrats de ville tracker: in the email and on its archive page.
+    assert "Contrats de ville: out/site/contrats-de-ville/index.html" in result.output
+    text = (folder / "issue" / "email.txt").read_text("utf-8")
+    # The sample feeds' signing at Méru, classified at collect time, is the evidence.
+    assert "Contrats de ville Quartiers 2030\u202f: 1 signé sur 39" in text
+    assert "- Méru – signé le 12\u00a0novembre 2026\u202f: https://www.example-centre-ressources" in text
+    tracker = folder / "site" / "contrats-de-ville"
+    page = (tracker / "index.html").read_text("utf-8")
+    meru = page[page.index('<th scope="row">Méru</th>') :].split("</tr>")[0]
+    assert "signé" in meru and 'datetime="2026-11-12"' in meru
+    assert "meru-signe-contrat-de-ville-quartiers-2030" in meru
+    assert (tracker / "contrats-de-ville.csv").read_text("utf-8").count("\n") == 38
+    assert 'href="contrats-de-ville/"' in (folder / "site" / "index.html").read_text("utf-8")
+
     # The folder is not reused by accident; --force replaces a demo folder.
     again = CliRunner().invoke(main, ["demo", "--dir", "out"])
     assert again.exit_code == 1

@@ -14,10 +14,11 @@ PACKAGE = Path(__file__).resolve().parent.parent / "pressreview"
 
 #: Lowest first. A unit is a top-level module or sub-package of pressreview.
 LAYERS: list[set[str]] = [
-    {"pressreview", "errors", "text", "process"},
-    {"config", "tokens", "geo", "frdates", "typography"},
+    {"pressreview", "errors", "text", "process", "frdates"},
+    {"geo"},
+    {"config", "tokens", "typography"},
     {"urls", "templating", "store", "places"},
-    {"agenda", "contract"},
+    {"agenda", "contract", "contracts"},
     {"collect", "opml", "render"},
     {"pageinfo", "issues", "subscribers", "archive"},
     {"curate"},

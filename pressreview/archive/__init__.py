@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 from pressreview import __version__, agenda, urls
 from pressreview.agenda import EventView
 from pressreview.agenda.ics import agenda_ics
+from pressreview.archive import contracts as contract_pages
 from pressreview.archive import feeds, search
 from pressreview.archive.model import PageSpec, SiteModel, build_model, issue_page
 from pressreview.archive.output import SiteSwap
@@ -352,8 +353,18 @@ def _build(
         model = build_model(config, texts, cache if isinstance(cache, dict) else None)
         theme = _load_theme(config, swap.builds / ".jinja-cache")
         read = time.perf_counter() - started
+        tracker = contract_pages.latest_block(config, texts)
         report = _write_site(
-            config, model, theme, swap, base, search_index, say, events=events, now=now
+            config,
+            model,
+            theme,
+            swap,
+            base,
+            search_index,
+            say,
+            events=events,
+            now=now,
+            tracker=tracker,
         )
         report.timings["read"] = round(read, 3)
     report.seconds = round(time.perf_counter() - started, 3)
@@ -371,6 +382,7 @@ def _write_site(
     *,
     events: Sequence[EventView] = (),
     now: datetime | None = None,
+    tracker: dict[str, Any] | None = None,
 ) -> BuildReport:
     binary = search.find_pagefind() if search_index else None
     if not search_index:
@@ -395,6 +407,8 @@ def _write_site(
     volumes = model.volumes() if binary else {}
 
     site = _site_context(config, theme, base, search=binary is not None)
+    site["tracker"] = tracker is not None  # the contrats de ville page, in the navigation
+    all_pages = [*model.pages, *contract_pages.pages(tracker)]
     # Section titles appear on many pages (the latest title of a section wins).
     global_hash = _sha(
         BUILD_FORMAT,
@@ -410,7 +424,7 @@ def _write_site(
     kept_fragments: dict[str, str] = {}
     # Every output: its path, the hash of its inputs, and how to make it.
     outputs: list[tuple[str, str, Callable[[], bytes]]] = []
-    for spec in model.pages:
+    for spec in all_pages:
         input_hash = _sha(global_hash, spec.path, spec.key)
         make: Callable[[], bytes]
         if spec.kind == "atom":
@@ -422,7 +436,7 @@ def _write_site(
     outputs.extend(_agenda_outputs(config, theme, site, global_hash, events, now))
     sitemap_urls = [
         (s.url_path, s.lastmod)
-        for s in model.pages
+        for s in all_pages
         if s.kind == "html" and s.in_sitemap and s.url_path is not None
     ]
     sitemap_urls.append((urls.AGENDA_PATH, None))
@@ -439,6 +453,8 @@ def _write_site(
     logo = _logo_bytes(config)
     if logo is not None:
         outputs.append((urls.LOGO_PATH, _sha(logo), lambda: logo))
+    for path, key, data in contract_pages.files(tracker):
+        outputs.append((path, _sha(key), lambda d=data: d))  # type: ignore[misc]
 
     report = BuildReport(
         out_dir=swap.out,

@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "feeds",
     "collect",
     "items",
+    "contracts",
     "review",
     "issue",
     "events",

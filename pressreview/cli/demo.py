@@ -60,6 +60,8 @@ def demo_command(folder: Path, force: bool) -> None:
     click.echo(f"  Archive: {_show(report.site_index)}")
     click.echo(f"           browse it with: pressreview --config {config} archive serve")
     click.echo("           then open http://127.0.0.1:8000/")
+    if report.tracker_page is not None:
+        click.echo(f"  Contrats de ville: {_show(report.tracker_page)} ({report.contracts_line})")
     click.echo(
         f"  Outbox:  {_show(report.outbox_dir)} ({len(report.messages)} messages, "
         "one .eml per subscriber)"

@@ -69,6 +69,9 @@ class DemoReport:
     site_dir: Path | None = None
     site_index: Path | None = None
     issue_page: Path | None = None
+    #: The contrats de ville tracker page of the archive, and the issue's count of signed ones.
+    tracker_page: Path | None = None
+    contracts_line: str = ""
     search: str = ""
     outbox_dir: Path | None = None
     messages: list[Path] = field(default_factory=list)
@@ -318,6 +321,15 @@ def run_demo(
             report.site_dir = site
             report.site_index = site / "index.html"
             report.issue_page = site / "numeros" / str(number) / "index.html"
+            tracker = snapshot.get("contracts")
+            if isinstance(tracker, dict):
+                report.tracker_page = site / "contrats-de-ville" / "index.html"
+                counts = tracker["counts"]
+                report.contracts_line = (
+                    f"{counts['signed']} signed, {counts['adopted']} adopted, "
+                    f"{counts['in_preparation']} in preparation of {tracker['expected']} expected"
+                )
+                say(f"Contrats de ville: {report.contracts_line}")
             archive = digest.summary.get("archive")
             if isinstance(archive, dict):
                 report.search = str(archive.get("search_note") or "")

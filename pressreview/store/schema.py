@@ -14,6 +14,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -156,6 +157,42 @@ items = Table(
     Index(None, "status", "published_at"),
     Index(None, "duplicate_of"),
     Index(None, "first_seen_at"),
+)
+# The tracker reads classified items only (partial index, no scan of the others).
+Index(
+    "ix_items_contract_classified",
+    items.c.id,
+    sqlite_where=items.c.contract.isnot(None),
+    postgresql_where=items.c.contract.isnot(None),
+)
+
+# Staff decisions on the status of a contrat de ville (newest per SIREN in force;
+# status NULL: cleared, the classifier's evidence speaks again).
+contract_decisions = Table(
+    "contract_decisions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("siren", String(9), nullable=False),
+    Column("status", String(20)),
+    Column("decided_on", Date),
+    Column("item_id", Integer, ForeignKey("items.id", ondelete="SET NULL")),
+    Column("note", Text),
+    Column("actor", Text, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Index(None, "siren", "at"),
+)
+
+# QPV imported from ANCT's national file, attributed to a contract by SIREN.
+contract_qpv = Table(
+    "contract_qpv",
+    metadata,
+    Column("code", String(12), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("siren", String(9), nullable=False),
+    Column("department", String(3), nullable=False),
+    Column("communes", JSON, nullable=False),
+    Column("imported_at", UTCDateTime, nullable=False),
+    Index(None, "siren"),
 )
 
 # Title fingerprints for near-duplicate detection (looked up by key, never scanned).
