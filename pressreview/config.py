@@ -166,6 +166,14 @@ class WebSettings:
     """The subscription endpoints (``pressreview serve``)."""
 
     base_url: str = "http://localhost:8080/"
+    #: Other ``host[:port]`` the endpoints answer to (the host of base_url always is).
+    allowed_hosts: tuple[str, ...] = ()
+    #: Subscription requests accepted per client address (IPv6: per /64) and hour.
+    client_limit: int = 10
+    #: Confirmation emails per mailbox (case and +tag ignored) and day.
+    mailbox_limit: int = 3
+    #: Reverse proxies in front of the app whose X-Forwarded-For is trusted (0: none).
+    proxy_hops: int = 0
 
 
 @dataclass(frozen=True)
@@ -397,6 +405,16 @@ def _check(config: Config) -> None:
     ):
         if not _is_url(value):
             raise ConfigError(f"{name}: not an http(s) URL ({value!r})")
+    if config.web.client_limit < 1 or config.web.mailbox_limit < 1:
+        raise ConfigError("web.client_limit and web.mailbox_limit: must be at least 1")
+    if config.web.proxy_hops < 0:
+        raise ConfigError("web.proxy_hops: must be 0 or more")
+    for i, host in enumerate(config.web.allowed_hosts):
+        if not re.fullmatch(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?", host):
+            raise ConfigError(
+                f"web.allowed_hosts[{i}]: {host!r} is not a host name with an optional port "
+                "(e.g. veille.example.org or 127.0.0.1:8080)"
+            )
     if config.collect.concurrency < 1 or config.collect.per_host < 1:
         raise ConfigError("collect.concurrency and collect.per_host: must be at least 1")
     if not 0 < config.collect.near_duplicate_threshold <= 1:

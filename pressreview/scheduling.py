@@ -68,11 +68,13 @@ DIGEST_ACTOR = "digest"
 JOBS: dict[str, str] = {
     "collect": "pressreview.scheduling:collect_job",
     "digest": "pressreview.scheduling:digest_job",
+    "confirmations": "pressreview.scheduling:confirmations_job",
 }
 
 DESCRIPTIONS = {
     "collect": "fetch every source",
     "digest": "weekly digest",
+    "confirmations": "send the confirmation emails of the subscription form",
 }
 
 
@@ -458,9 +460,21 @@ def _pick(summary: Any, keys: tuple[str, ...]) -> Any:
     return {k: summary[k] for k in keys if k in summary}
 
 
+def run_confirmations(config: Config, store: Store) -> JobResult:
+    """Drain the sign-up queue (pressreview.signup); every minute, so not logged in job_runs."""
+    from pressreview.signup import drain_confirmations
+
+    report = drain_confirmations(config, store)
+    summary = report.as_dict()
+    outcome = "partial" if report.deferred or report.failed else "ok"
+    message = ", ".join(f"{n} {k}" for k, n in summary.items())
+    return JobResult(job="confirmations", outcome=outcome, message=message, summary=summary)
+
+
 RUNNERS: dict[str, Callable[[Config, Store], JobResult]] = {
     "collect": run_collect,
     "digest": run_digest,
+    "confirmations": run_confirmations,
 }
 
 
@@ -513,6 +527,11 @@ def digest_job(config_path: str) -> dict[str, Any] | None:
     return _scheduled("digest", config_path)
 
 
+def confirmations_job(config_path: str) -> dict[str, Any] | None:
+    """Scheduled drain of the sign-up queue."""
+    return _scheduled("confirmations", config_path)
+
+
 # ---------------------------------------------------------------------------
 # Triggers and the scheduler
 
@@ -546,6 +565,7 @@ def build_triggers(config: Config) -> dict[str, Any]:
     return {
         "collect": IntervalTrigger(hours=s.collect_every_hours, timezone=config.tz),
         "digest": cron,
+        "confirmations": IntervalTrigger(minutes=1, timezone=config.tz),
     }
 
 
@@ -556,7 +576,7 @@ def describe_trigger(trigger: Any) -> str:
 
     if isinstance(trigger, IntervalTrigger):
         hours = trigger.interval_length / 3600
-        return f"every {hours:g} h"
+        return f"every {hours:g} h" if hours >= 1 else f"every {hours * 60:g} min"
     if isinstance(trigger, CronTrigger):
         fields = {f.name: str(f) for f in trigger.fields}
         hour, minute = fields["hour"], fields["minute"]

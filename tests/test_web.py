@@ -14,18 +14,29 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
 from pressreview.config import Config
+from pressreview.signup import DrainReport, drain_confirmations
 from pressreview.store import Store
 from pressreview.subscribers import add_subscriber, get_subscriber, remove_subscriber
 from pressreview.tokens import Tokens
-from pressreview.web import create_app
-from tests.fixtures_deliver import SECRET, body_of
+from pressreview.web import RedactingRequestHandler, create_app
+from tests.fixtures_deliver import SECRET, body_of, free_port
 
 ENV = {"PRESSREVIEW_SECRET_KEY": SECRET}
 PREFIX = "/abonnement"  # the path of web.base_url in the test configuration
+SITE = "https://veille.example.org"  # its scheme and host
+
+
+class SiteClient(FlaskClient):
+    """A test client that speaks to the configured host (as the reverse proxy does)."""
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("base_url", SITE)
+        return super().open(*args, **kwargs)
 
 
 @pytest.fixture
@@ -38,8 +49,26 @@ def web(
     outbox = tmp_path / "outbox"
     config = make_config(database_url=store_url, delivery={"outbox_dir": str(outbox)})
     store = store_for(config)
-    app = create_app(config, store, environ=ENV)
+    app = create_app(config, store, environ=ENV, background=False)
+    app.test_client_class = SiteClient
     return config, store, app.test_client(), outbox
+
+
+def form_token(client: FlaskClient) -> str:
+    page = client.get(f"{PREFIX}/")
+    found = re.search(r'name="form_token" value="([^"]+)"', page.text)
+    assert found, page.text
+    return found[1]
+
+
+def post_form(client: FlaskClient, **data: str) -> Any:
+    """What a browser showing our form sends: the form's token, our Origin."""
+    data.setdefault("form_token", form_token(client))
+    return client.post(f"{PREFIX}/", data=data, headers={"Origin": SITE})
+
+
+def drain(config: Config, store: Store, **options: Any) -> DrainReport:
+    return drain_confirmations(config, store, environ=ENV, **options)
 
 
 def _outbox_links(outbox: Path) -> list[str]:
@@ -55,11 +84,12 @@ def _path(url: str) -> str:
 
 
 def test_double_opt_in(web: tuple[Config, Store, FlaskClient, Path]) -> None:
-    _, store, client, outbox = web
+    config, store, client, outbox = web
     page = client.get(f"{PREFIX}/")
     assert page.status_code == 200 and 'lang="fr"' in page.text and "S’abonner" in page.text
-    answer = client.post(f"{PREFIX}/", data={"email": "Marie@Example.fr", "name": "Marie Dupont"})
+    answer = post_form(client, email="Marie@Example.fr", name="Marie Dupont")
     assert answer.status_code == 200 and "Vérifiez votre messagerie" in answer.text
+    assert drain(config, store).sent == 1
     subscriber = get_subscriber(store, "marie@example.fr")
     assert (subscriber.status, subscriber.consent_method, subscriber.consent_at) == (
         "pending",
@@ -81,7 +111,7 @@ def test_double_opt_in(web: tuple[Config, Store, FlaskClient, Path]) -> None:
 
 
 def test_the_form_reveals_nothing(web: tuple[Config, Store, FlaskClient, Path]) -> None:
-    _, store, client, outbox = web
+    config, store, client, outbox = web
     add_subscriber(store, "deja@example.fr", actor="test")
     add_subscriber(store, "parti@example.fr", actor="test")
     remove_subscriber(store, "parti@example.fr", actor="test")
@@ -92,10 +122,11 @@ def test_the_form_reveals_nothing(web: tuple[Config, Store, FlaskClient, Path]) 
         "parti@example.fr",
         "inconnu@example.fr",
     ]:
-        answer = client.post(f"{PREFIX}/", data={"email": address})
+        answer = post_form(client, email=address)
         assert answer.status_code == 200
         bodies.add(answer.text)
     assert len(bodies) == 1
+    drain(config, store)
     # the active subscriber is left alone; the one who left must confirm again
     assert get_subscriber(store, "deja@example.fr").status == "active"
     assert get_subscriber(store, "parti@example.fr").status == "pending"
@@ -104,11 +135,12 @@ def test_the_form_reveals_nothing(web: tuple[Config, Store, FlaskClient, Path]) 
 
 
 def test_bad_address_and_robots(web: tuple[Config, Store, FlaskClient, Path]) -> None:
-    _, _, client, outbox = web
-    answer = client.post(f"{PREFIX}/", data={"email": "pas-une-adresse"})
+    config, store, client, outbox = web
+    answer = post_form(client, email="pas-une-adresse")
     assert answer.status_code == 400 and "n’est pas valide" in answer.text
-    answer = client.post(f"{PREFIX}/", data={"email": "robot@example.fr", "website": "http://spam"})
+    answer = post_form(client, email="robot@example.fr", website="http://spam")
     assert answer.status_code == 200
+    drain(config, store)
     assert not outbox.exists() or not list(outbox.glob("*.eml"))
 
 
@@ -202,19 +234,56 @@ def test_missing_secret_key_is_a_clear_error(make_config: Callable[..., Config])
         create_app(make_config(), environ={})
 
 
+Served = tuple[str, Store, Config]
+
+
 @pytest.fixture
-def live_server(
-    web: tuple[Config, Store, FlaskClient, Path],
-) -> Iterator[tuple[str, Store, Config]]:
-    config, store, client, _ = web
-    server = make_server("127.0.0.1", 0, client.application, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", store, config
-    finally:
+def serve_app(
+    make_config: Callable[..., Config],
+    store_for: Callable[[Config], Store],
+    store_url: str,
+    tmp_path: Path,
+) -> Iterator[Callable[..., Served]]:
+    """Start the application under werkzeug's real threaded server on 127.0.0.1.
+
+    serve_app(background=False, web={...}, delivery={...}) -> (base URL, store, config)
+    """
+    started: list[tuple[Any, threading.Thread, Flask]] = []
+
+    def start(
+        *, background: bool = False, web: dict[str, Any] | None = None, **values: Any
+    ) -> Served:
+        port = free_port()
+        values.setdefault("delivery", {"outbox_dir": str(tmp_path / "outbox")})
+        config = make_config(
+            database_url=store_url,
+            web={
+                "base_url": f"{SITE}{PREFIX}/",
+                "allowed_hosts": [f"127.0.0.1:{port}"],
+                **(web or {}),
+            },
+            **values,
+        )
+        store = store_for(config)
+        app = create_app(config, store, environ=ENV, background=background)
+        server = make_server(
+            "127.0.0.1", port, app, threaded=True, request_handler=RedactingRequestHandler
+        )
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        started.append((server, thread, app))
+        return f"http://127.0.0.1:{port}", store, config
+
+    yield start
+    for server, thread, app in started:
         server.shutdown()
         thread.join()
+        app.extensions["pressreview.confirmations"].stop()
+
+
+@pytest.fixture
+def live_server(serve_app: Callable[..., Served]) -> Served:
+    return serve_app()
 
 
 def test_one_click_through_a_real_http_server(live_server: tuple[str, Store, Config]) -> None:

@@ -264,12 +264,19 @@ def serve_command(app: Any, host: str, port: int) -> None:
     from werkzeug.serving import run_simple
 
     from pressreview.tokens import secret_key
-    from pressreview.web import create_app
+    from pressreview.web import RedactingRequestHandler, create_app
 
     secret_key()  # a clear error now rather than at the first request
     application = create_app(app.config, app.store)
     click.echo(f"Serving {app.config.web.base_url} on http://{host}:{port}/ (Ctrl-C to stop)")
-    run_simple(host, port, application, use_reloader=False, threaded=True)
+    run_simple(
+        host,
+        port,
+        application,
+        use_reloader=False,
+        threaded=True,
+        request_handler=RedactingRequestHandler,
+    )
 
 
 commands = [subscribers_group, send_command, serve_command]
