@@ -114,6 +114,8 @@ def create_app(
     config = config or load_config()
     store = store or open_store(config)
     tokens = Tokens.from_env(environ)
+    # Migrate (or refuse an old schema) now, once: not in parallel in the first requests.
+    store.ensure_schema()
     env = template_env(config, "web")
     prefix = urlsplit(config.web.base_url).path.rstrip("/")
     hosts = served_hosts(config)
