@@ -4,7 +4,8 @@ Statuses: ``pending`` (asked through the form, awaiting the confirmation link),
 ``active``, ``unsubscribed``, ``bounced`` (a server said the address does not
 exist). Addresses are checked for syntax only (email-validator, no DNS) and are
 unique case-insensitively (``email_key``). Consent is recorded: when and how
-(``form``, ``import``, ``staff``) with a short detail. ``export_subscribers``
+(``form``, ``import``, ``staff``) with a short detail, and every change of consent
+is appended to the consent history (``consent_events``). ``export_subscribers``
 gives a person's data (GDPR right of access); ``remove_subscriber(forget=True)``
 erases it (the row is deleted, delivery rows keep only counts).
 """

@@ -358,4 +358,6 @@ def create_app(
             "page.html.j2", 413, heading="Requête trop volumineuse", paragraphs=[], back=True
         )
 
+    if background:
+        worker.wake()  # also sends what a previous process left queued
     return app

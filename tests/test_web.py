@@ -789,3 +789,27 @@ def test_random_secret_keys_are_accepted() -> None:
     for _ in range(200):
         assert secret_weakness(secrets.token_urlsafe(32)) is None
         assert secret_weakness(secrets.token_urlsafe(12)) is None
+
+
+def test_behind_a_proxy_the_client_is_read_from_x_forwarded_for(
+    make_config: Callable[..., Config], store_for: Callable[[Config], Store], tmp_path: Path
+) -> None:
+    config = make_config(
+        delivery={"outbox_dir": str(tmp_path / "outbox")},
+        web={"base_url": f"{SITE}{PREFIX}/", "client_limit": 1, "proxy_hops": 1},
+    )
+    app = create_app(config, store_for(config), environ=ENV, background=False)
+    app.test_client_class = SiteClient
+    client = app.test_client()
+    token = form_token(client)
+
+    def post(client_address: str) -> int:
+        return int(
+            client.post(
+                f"{PREFIX}/",
+                data={"email": "marie@example.fr", "form_token": token},
+                headers={"Origin": SITE, "X-Forwarded-For": f"203.0.113.9, {client_address}"},
+            ).status_code
+        )
+
+    assert [post("192.0.2.1"), post("192.0.2.2"), post("192.0.2.1")] == [200, 200, 429]
