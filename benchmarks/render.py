@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from fixtures_issues import fixed_config, fixed_snapshot
 
-from pressreview import render
+from pressreview import render, templating
 
 
 def main() -> None:
@@ -30,7 +30,7 @@ def main() -> None:
     config = fixed_config()
     snapshot = fixed_snapshot(args.items)
     render.render_email(config, snapshot)  # warm up: template compilation, imports
-    env = render.template_env(config, "email")
+    env = templating.template_env(config, "email")
     context = render.email_context(config, snapshot)
     timings: dict[str, list[float]] = {
         "full": [],
@@ -44,13 +44,13 @@ def main() -> None:
         rendered = render.render_email(config, snapshot)
         timings["full"].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        source = render.render_template(env, render.EMAIL_HTML_TEMPLATE, context)
+        source = templating.render_template(env, render.EMAIL_HTML_TEMPLATE, context)
         t1 = time.perf_counter()
         compiled = render.compile_mjml(source)
         t2 = time.perf_counter()
         render.minify_html(compiled)
         t3 = time.perf_counter()
-        render.render_template(env, render.EMAIL_TEXT_TEMPLATE, context)
+        templating.render_template(env, render.EMAIL_TEXT_TEMPLATE, context)
         t4 = time.perf_counter()
         for key, value in zip(
             ("jinja", "mjml", "minify", "text"), (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True

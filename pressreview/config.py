@@ -18,7 +18,6 @@ import os
 import re
 import types
 import typing
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from pressreview.errors import ConfigError
+from pressreview.text import fold
 
 CONFIG_ENV = "PRESSREVIEW_CONFIG"
 DATABASE_ENV = "PRESSREVIEW_DATABASE_URL"
@@ -80,6 +80,8 @@ class Feed:
     territory: str | None = None
     tags: tuple[str, ...] = ()
     enabled: bool = True
+    #: "feed" (RSS, Atom, JSON Feed) or "ical" (an iCalendar .ics of events for the agenda).
+    kind: Literal["feed", "ical"] = "feed"
 
 
 @dataclass(frozen=True)
@@ -197,6 +199,22 @@ class DigestSettings:
 
 
 @dataclass(frozen=True)
+class AgendaSettings:
+    """Upcoming events: in the email, the archive and agenda.ics."""
+
+    #: Show an "Agenda" section in the email (when it has events).
+    in_email: bool = True
+    #: Where the section stands in the email: after the news (default) or before.
+    position: Literal["after", "before"] = "after"
+    #: How far ahead the email's agenda looks.
+    horizon_weeks: int = 6
+    #: How far ahead recurring events of calendars are expanded.
+    calendar_months: int = 6
+    #: At most this many occurrences are read from one calendar.
+    max_events_per_calendar: int = 2000
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated configuration."""
 
@@ -216,6 +234,7 @@ class Config:
     web: WebSettings = field(default_factory=WebSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     digest: DigestSettings = field(default_factory=DigestSettings)
+    agenda: AgendaSettings = field(default_factory=AgendaSettings)
     #: Folder of the configuration file: relative paths are resolved against it.
     base_dir: Path = field(default=Path("."), metadata={"internal": True})
     #: The file the configuration was read from (None when built in code).
@@ -345,11 +364,6 @@ def _build(cls: Any, data: Any, path: str) -> Any:
     return cls(**kwargs)
 
 
-def _fold(text: str) -> str:
-    nfkd = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in nfkd if not unicodedata.combining(c)).casefold()
-
-
 def _check(config: Config) -> None:
     """Rules that span fields or need more than a type."""
     seen: dict[str, int] = {}
@@ -360,7 +374,7 @@ def _check(config: Config) -> None:
             raise ConfigError(
                 f"feeds[{i}].url: not a URL ({feed.url!r}); use http://, https:// or file://"
             )
-        folded = _fold(feed.name)
+        folded = fold(feed.name)
         if folded in seen:
             raise ConfigError(
                 f"feeds[{i}].name: duplicate source name {feed.name!r} "
@@ -368,8 +382,8 @@ def _check(config: Config) -> None:
             )
         seen[folded] = i
         if feed.territory is not None and config.territories:
-            names = {_fold(t.name) for t in config.territories}
-            if _fold(feed.territory) not in names:
+            names = {fold(t.name) for t in config.territories}
+            if fold(feed.territory) not in names:
                 raise ConfigError(
                     f"feeds[{i}].territory: {feed.territory!r} is not one of the territories"
                 )
@@ -415,6 +429,20 @@ def _check(config: Config) -> None:
                 f"web.allowed_hosts[{i}]: {host!r} is not a host name with an optional port "
                 "(e.g. veille.example.org or 127.0.0.1:8080)"
             )
+    for name, value in (
+        ("archive.base_url", config.archive.base_url),
+        ("web.base_url", config.web.base_url),
+    ):
+        parts = urlsplit(value)
+        if parts.query or parts.fragment:
+            raise ConfigError(f"{name}: must not have a query or a fragment ({value!r})")
+    if bool(config.delivery.dkim_selector) != bool(config.delivery.dkim_domain):
+        raise ConfigError("delivery.dkim_selector and delivery.dkim_domain: set both or neither")
+    agenda = config.agenda
+    if agenda.horizon_weeks < 1 or agenda.calendar_months < 1:
+        raise ConfigError("agenda.horizon_weeks and agenda.calendar_months: must be at least 1")
+    if agenda.max_events_per_calendar < 1:
+        raise ConfigError("agenda.max_events_per_calendar: must be at least 1")
     if config.collect.concurrency < 1 or config.collect.per_host < 1:
         raise ConfigError("collect.concurrency and collect.per_host: must be at least 1")
     if not 0 < config.collect.near_duplicate_threshold <= 1:
@@ -484,8 +512,3 @@ def load_config(
         raise ConfigError(f"{config_path}: invalid YAML{where}: {problem}") from None
     base_dir = config_path.resolve().parent
     return parse_config(data, base_dir=base_dir, path=config_path, overrides=overrides)
-
-
-def fold(text: str) -> str:
-    """Case- and accent-insensitive form of a text (shared by matching code)."""
-    return _fold(text)

@@ -41,10 +41,6 @@ class Conflict(Refused):
     """A change based on a stale version of a row."""
 
 
-class FetchError(PressreviewError):
-    """A source or page could not be fetched or parsed."""
-
-
 class RenderError(PressreviewError):
     """A template or MJML document could not be rendered."""
 

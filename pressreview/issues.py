@@ -30,7 +30,7 @@ from markdown_it import MarkdownIt
 from sqlalchemy import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
 
-from pressreview import render
+from pressreview import agenda, render, urls
 from pressreview.config import Config
 from pressreview.errors import Conflict, NotFound, Refused, UsageError
 from pressreview.store import Store
@@ -412,6 +412,7 @@ def build_snapshot(
     published_at: datetime,
     rows: Sequence[RowMapping],
     also: Sequence[RowMapping],
+    agenda_events: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """The frozen document every later render reads (schema 1, see docs/email.md)."""
     org = config.organisation
@@ -433,20 +434,14 @@ def build_snapshot(
             "contact_email": org.contact_email,
             "reason": org.reason,
         },
-        "archive_url": archive_url(config, number),
+        "archive_url": urls.archive_issue_url(config, number),
         "item_count": sum(len(s["items"]) for s in sections),
         "sections": sections,
+        # The agenda of the coming weeks, as it stood when the issue was frozen.
+        "agenda": [dict(e) for e in agenda_events],
     }
     snapshot["subject"] = render.format_subject(config.email.subject, snapshot)
     return snapshot
-
-
-def archive_url(config: Config, number: int) -> str:
-    """The public page of an issue: ``<archive.base_url>numeros/<n>/``."""
-    base = config.archive.base_url
-    if not base.endswith("/"):
-        base += "/"
-    return f"{base}numeros/{number}/"
 
 
 def _gather(conn: Connection, draft_id: int | None) -> tuple[list[RowMapping], list[RowMapping]]:
@@ -463,14 +458,16 @@ def _draft_state(
         row = _require_draft(conn)
         rows, also = _gather(conn, row.id)
         number = q.next_number(conn)
+    at = now or q.now()
     snapshot = build_snapshot(
         config,
         number=number,
         title=row.title,
         intro_md=row.intro_md or "",
-        published_at=now or q.now(),
+        published_at=at,
         rows=rows,
         also=also,
+        agenda_events=agenda.snapshot_events(config, store, at=at),
     )
     snapshot["draft"] = True
     return row, rows, snapshot
@@ -559,6 +556,7 @@ def publish(
     stamp = now or q.now()
     if stamp.tzinfo is None:
         raise UsageError("publish: `now` must be an aware datetime")
+    upcoming = agenda.snapshot_events(config, store, at=stamp)
     try:
         with store.begin() as conn:
             row = _require_draft(conn)
@@ -577,6 +575,7 @@ def publish(
                 published_at=stamp,
                 rows=rows,
                 also=also,
+                agenda_events=upcoming,
             )
             render.render_email(config, snapshot)  # fails before anything is frozen
             if not q.publish_issue(

@@ -17,8 +17,9 @@ import defusedxml.ElementTree as SafeET
 import yaml
 from defusedxml import DefusedXmlException
 
-from pressreview.config import Config, Feed, fold, load_config
+from pressreview.config import Config, Feed, load_config
 from pressreview.errors import ConfigError, UsageError
+from pressreview.text import fold
 
 
 @dataclass(frozen=True)

@@ -1,54 +1,32 @@
-"""Rendering: Jinja2 templates, MJML compiled by mjml-python, and the plain-text part.
+"""The email of an issue: a snapshot in, a :class:`RenderedEmail` (MJML compiled, text) out.
 
 Everything a render needs comes from an issue *snapshot* (see issues.py): a
 published issue renders the same email years later, whatever happened in the
-store since. Templates live in ``templates/<subdir>/`` of the project; a
-``templates_dir`` in the configuration is searched first
-(``<templates_dir>/<subdir>/``), so an organisation can restyle one file
-without forking the others.
+store since. The Jinja environment and its filters are templating.py's; the
+files of ``issue preview`` / ``issue render`` are preview.py's.
 
 The email is rendered once per issue. The personal unsubscribe link is the
-constant :data:`UNSUBSCRIBE_PLACEHOLDER` in both parts; :func:`personalize`
-substitutes a subscriber's link (escaped for the HTML part).
+constant :data:`UNSUBSCRIBE_PLACEHOLDER` in both parts; deliver.message
+substitutes each subscriber's link (escaped for the HTML part).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import html as html_lib
 import re
-import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, datetime
 from html.parser import HTMLParser
-from pathlib import Path
 from typing import Any
 
-import jinja2
 import mjml
-from babel.dates import format_date as babel_format_date
-from babel.dates import format_datetime as babel_format_datetime
-from babel.numbers import format_decimal
 from markupsafe import Markup
 
+from pressreview.agenda import upcoming_in_snapshot
 from pressreview.config import Config
 from pressreview.errors import RenderError
-
-
-def _default_templates() -> Path:
-    """The default theme: templates/ at the repository's root (a checkout or an
-    editable install), or its copy installed as pressreview/templates (a wheel)."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "templates", here / "templates"):
-        if (candidate / "email").is_dir():
-            return candidate
-    return here / "templates"  # pragma: no cover - a broken installation
-
-
-#: Where the default theme lives: templates/<subdir>/.
-TEMPLATES_ROOT = _default_templates()
+from pressreview.templating import email_env, render_template
 
 #: Stands for a subscriber's own unsubscribe link in a rendered email (HTML and
 #: text). An absolute URL that survives HTML escaping unchanged.
@@ -74,139 +52,6 @@ class RenderedEmail:
     def html_bytes(self) -> int:
         """Size of the HTML part in UTF-8 bytes (what Gmail's clipping counts)."""
         return len(self.html.encode("utf-8"))
-
-
-# -- the Jinja environment -----------------------------------------------------
-
-
-def _as_date(value: Any) -> date | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value[:10])
-        except ValueError:
-            raise RenderError(f"format_date: not an ISO date: {value!r}") from None
-    raise RenderError(f"format_date: cannot format {type(value).__name__} as a date")
-
-
-@functools.lru_cache(maxsize=4096)
-def _babel_date(d: date, format: str, locale: str) -> str:
-    return str(babel_format_date(d, format=format, locale=locale))
-
-
-def _date_filter(locale: str) -> Callable[..., str]:
-    def format_date_filter(value: Any, format: str = "long") -> str:
-        """A date in words for readers: ``lundi 3 juin 2024`` (format="full")."""
-        d = _as_date(value)
-        return "" if d is None else _babel_date(d, format, locale)
-
-    return format_date_filter
-
-
-def _datetime_filter(locale: str, tz: Any) -> Callable[..., str]:
-    def format_datetime_filter(value: Any, format: str = "medium") -> str:
-        if value is None or value == "":
-            return ""
-        if isinstance(value, str):
-            value = datetime.fromisoformat(value)
-        return babel_format_datetime(value, format=format, tzinfo=tz, locale=locale)
-
-    return format_datetime_filter
-
-
-def _number_filter(locale: str) -> Callable[..., str]:
-    def format_number_filter(value: Any) -> str:
-        return "" if value is None else format_decimal(value, locale=locale)
-
-    return format_number_filter
-
-
-def template_dirs(config: Config, subdir: str) -> list[Path]:
-    """Folders searched for the templates of ``subdir``, first match wins."""
-    dirs: list[Path] = []
-    if config.templates_dir:
-        dirs.append(config.resolve(config.templates_dir) / subdir)
-    dirs.append(TEMPLATES_ROOT / subdir)
-    return dirs
-
-
-def template_env(config: Config, subdir: str) -> jinja2.Environment:
-    """The Jinja2 environment for ``templates/<subdir>`` (email, archive, web).
-
-    ``<templates_dir>/<subdir>`` of the configuration is searched first, then
-    the project's default theme. Autoescape is on (except for ``*.txt.j2``
-    templates, which produce plain text), undefined variables are errors, and
-    the filters ``format_date`` (Babel: ``value|format_date("full")`` gives
-    "lundi 3 juin 2024"), ``format_datetime`` and ``format_number`` use
-    ``config.locale`` and ``config.timezone``.
-    """
-    loader = jinja2.FileSystemLoader([str(d) for d in template_dirs(config, subdir)])
-    env = jinja2.Environment(
-        loader=loader,
-        autoescape=jinja2.select_autoescape(
-            disabled_extensions=("txt.j2", "txt"), default_for_string=True, default=True
-        ),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    env.filters["format_date"] = _date_filter(config.locale)
-    env.filters["format_datetime"] = _datetime_filter(config.locale, config.tz)
-    env.filters["format_number"] = _number_filter(config.locale)
-    return env
-
-
-@functools.lru_cache(maxsize=16)
-def _cached_env(dirs: tuple[str, ...], locale: str, timezone: str) -> jinja2.Environment:
-    config = Config(templates_dir=None, locale=locale, timezone=timezone)
-    env = template_env(config, "email")
-    env.loader = jinja2.FileSystemLoader(list(dirs))
-    return env
-
-
-def email_env(config: Config) -> jinja2.Environment:
-    """The (cached) environment of the email templates; templates reload when their file changes."""
-    dirs = tuple(str(d) for d in template_dirs(config, "email"))
-    return _cached_env(dirs, config.locale, config.timezone)
-
-
-def _template_location(exc: BaseException, name: str) -> str:
-    """``name, line N`` from a Jinja error or from the traceback of a render."""
-    lineno = getattr(exc, "lineno", None)
-    filename = getattr(exc, "filename", None) or getattr(exc, "name", None)
-    if lineno is None:
-        for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-            if frame.filename.endswith(".j2") or frame.filename == "<template>":
-                lineno, filename = frame.lineno, frame.filename
-                break
-    where = filename or name
-    return f"{where}, line {lineno}" if lineno else str(where)
-
-
-def render_template(env: jinja2.Environment, name: str, context: Mapping[str, Any]) -> str:
-    """Render one template; any failure becomes a RenderError naming the template and line."""
-    try:
-        template = env.get_template(name)
-        return template.render(**context)
-    except jinja2.TemplateNotFound as exc:
-        searched = ", ".join(str(p) for p in getattr(env.loader, "searchpath", []))
-        raise RenderError(f"template {exc.name} not found (searched {searched})") from None
-    except jinja2.TemplateSyntaxError as exc:
-        raise RenderError(
-            f"{_template_location(exc, name)}: template syntax error: {exc.message}"
-        ) from None
-    except jinja2.UndefinedError as exc:
-        raise RenderError(f"{_template_location(exc, name)}: {exc.message}") from None
-    except RenderError as exc:
-        raise RenderError(f"{_template_location(exc, name)}: {exc}") from None
-    except (TypeError, ValueError, AttributeError, KeyError) as exc:
-        raise RenderError(f"{_template_location(exc, name)}: {type(exc).__name__}: {exc}") from None
 
 
 # -- email -----------------------------------------------------------------------
@@ -363,10 +208,23 @@ def format_subject(pattern: str, snapshot: Mapping[str, Any]) -> str:
         ) from None
 
 
-def email_context(config: Config, snapshot: Mapping[str, Any]) -> dict[str, Any]:
-    """What the email templates see (everything from the snapshot)."""
+def email_context(
+    config: Config, snapshot: Mapping[str, Any], *, now: datetime | None = None
+) -> dict[str, Any]:
+    """What the email templates see (everything from the snapshot).
+
+    The agenda leaves out the events already over at ``now`` (the time of
+    sending): an issue never announces a past event.
+    """
     intro_html = snapshot.get("intro_html") or ""
+    upcoming = (
+        upcoming_in_snapshot(snapshot.get("agenda") or [], now or datetime.now(UTC))
+        if config.agenda.in_email
+        else []
+    )
     return {
+        "agenda": upcoming,
+        "agenda_position": config.agenda.position,
         "issue": snapshot,
         "org": snapshot["organisation"],
         "sections": snapshot["sections"],
@@ -381,7 +239,9 @@ def email_context(config: Config, snapshot: Mapping[str, Any]) -> dict[str, Any]
     }
 
 
-def render_email(config: Config, snapshot: Mapping[str, Any]) -> RenderedEmail:
+def render_email(
+    config: Config, snapshot: Mapping[str, Any], *, now: datetime | None = None
+) -> RenderedEmail:
     """The email of an issue snapshot: subject, HTML (MJML compiled, minified), text, preheader.
 
     Raises RenderError naming the template and line on a missing variable, a
@@ -390,24 +250,13 @@ def render_email(config: Config, snapshot: Mapping[str, Any]) -> RenderedEmail:
     if snapshot.get("schema") != 1:
         raise RenderError(f"unsupported issue snapshot schema {snapshot.get('schema')!r}")
     env = email_env(config)
-    context = email_context(config, snapshot)
+    context = email_context(config, snapshot, now=now)
     source = render_template(env, EMAIL_HTML_TEMPLATE, context)
     html = minify_html(compile_mjml(source))
     text = render_template(env, EMAIL_TEXT_TEMPLATE, context)
     text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
     return RenderedEmail(
         subject=context["subject"], html=html, text=text, preheader=context["preheader"]
-    )
-
-
-def personalize(rendered: RenderedEmail, unsubscribe_url: str) -> RenderedEmail:
-    """The email for one subscriber: the placeholder replaced by their unsubscribe link."""
-    return dataclasses.replace(
-        rendered,
-        html=rendered.html.replace(
-            UNSUBSCRIBE_PLACEHOLDER, html_lib.escape(unsubscribe_url, quote=True)
-        ),
-        text=rendered.text.replace(UNSUBSCRIBE_PLACEHOLDER, unsubscribe_url),
     )
 
 
@@ -447,68 +296,3 @@ def check_email_html(document: str) -> list[str]:
     if re.search(r"<script\b|<link\b[^>]*stylesheet", document, re.I):
         problems.append("script or external stylesheet in the HTML")
     return problems
-
-
-# -- files -------------------------------------------------------------------------
-
-
-@dataclass
-class EmailFiles:
-    """What ``issue render`` / ``issue preview`` wrote, and what to warn about."""
-
-    rendered: RenderedEmail
-    paths: list[Path]
-    warnings: list[str]
-
-
-def write_email_files(
-    config: Config, snapshot: Mapping[str, Any], out_dir: Path, *, eml: bool = True
-) -> EmailFiles:
-    """Write email.html, email.txt and (``eml``) email.eml, a complete MIME message.
-
-    The MIME message is addressed to ``email.from_address`` and keeps the
-    unsubscribe placeholder: it is for looking at, not for sending.
-    """
-    rendered = render_email(config, snapshot)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        paths = [out_dir / "email.html", out_dir / "email.txt"]
-        paths[0].write_text(rendered.html, encoding="utf-8")
-        paths[1].write_text(rendered.text, encoding="utf-8")
-        if eml:
-            from pressreview.deliver.message import build_message
-
-            message = build_message(
-                config,
-                rendered,
-                to=config.email.from_address,
-                unsubscribe_url=UNSUBSCRIBE_PLACEHOLDER,
-            )
-            paths.append(out_dir / "email.eml")
-            paths[-1].write_bytes(message.as_bytes())
-    except OSError as exc:
-        raise RenderError(f"cannot write into {out_dir}: {exc.strerror or exc}") from None
-    warnings = [w for w in [size_warning(config, rendered)] if w]
-    warnings.extend(check_email_html(rendered.html))
-    return EmailFiles(rendered, paths, warnings)
-
-
-def write_preview(config: Config, snapshot: Mapping[str, Any], out_dir: Path) -> EmailFiles:
-    """Write email.html, email.txt and page.html (the issue's archive page) of a snapshot.
-
-    The snapshot is a draft's (``issues.draft_snapshot``) or a published
-    issue's. Both renders happen before anything is written: a broken template
-    leaves no half-made preview.
-    """
-    # Imported here: the archive builds its templates with this module's template_env.
-    from pressreview.archive import render_issue_page
-
-    page_html = render_issue_page(config, snapshot)
-    files = write_email_files(config, snapshot, out_dir, eml=False)
-    page = out_dir / "page.html"
-    try:
-        page.write_text(page_html, encoding="utf-8")
-    except OSError as exc:
-        raise RenderError(f"cannot write into {out_dir}: {exc.strerror or exc}") from None
-    files.paths.append(page)
-    return files

@@ -24,7 +24,6 @@ import dataclasses
 import logging
 import os
 import socket
-import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -34,7 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from pressreview.config import Config, load_config
+from pressreview.deliver.message import dkim_signer, make_message_id
+from pressreview.deliver.single import send_test_copies
+from pressreview.deliver.transports import open_transport
 from pressreview.errors import ConfigError, PressreviewError, UsageError
+from pressreview.process import process_alive
+from pressreview.render import render_email
 from pressreview.store import Store, open_store
 from pressreview.store import jobs as q
 from pressreview.store.schema import now as store_now
@@ -108,15 +112,9 @@ def owner_alive(owner: object) -> bool | None:
     if not isinstance(owner, str) or ":" not in owner:
         return None
     host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit() or sys.platform == "win32":
-        return None  # on Windows, os.kill(pid, 0) would end the process
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by another user
-        return True
-    return True
+    if not pid.isdigit():
+        return None
+    return process_alive(host, int(pid))
 
 
 INTERRUPTED_ERROR = "interrupted: its process ended without recording an outcome (killed?)"
@@ -412,26 +410,16 @@ def send_preview(
 ) -> int:
     """Email a "[TEST]" copy of a (draft) snapshot to each recipient through
     ``delivery.transport``; the unsubscribe link is a sample. Returns the count."""
-    from pressreview.deliver.message import build_message, make_message_id
-    from pressreview.deliver.transports import open_transport
-    from pressreview.render import render_email
-    from pressreview.subscribers import normalize_email, send_single, unsubscribe_url
-
     rendered = render_email(config, snapshot)
-    transport = open_transport(config, environ=environ)
-    sample_link = unsubscribe_url(config, "exemple-de-lien-personnel")
-    for index, recipient in enumerate(recipients, start=1):
-        address = normalize_email(recipient)
-        message = build_message(
-            config,
-            rendered,
-            to=address,
-            unsubscribe_url=sample_link,
-            message_id=make_message_id(config, "preview", snapshot.get("number"), index),
-            test=True,
-        )
-        send_single(config, message, to=address, transport=transport)
-    return len(recipients)
+    sent = send_test_copies(
+        config,
+        rendered,
+        recipients,
+        transport=open_transport(config, environ=environ),
+        signer=dkim_signer(config, environ),
+        message_id=lambda index: make_message_id(config, "preview", snapshot.get("number"), index),
+    )
+    return len(sent)
 
 
 def _as_summary(report: Any) -> Any:

@@ -32,11 +32,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pressreview import urls
 from pressreview.config import Config
 from pressreview.errors import DeliveryError, Refused
 from pressreview.store import Store
 from pressreview.store import signup as q
 from pressreview.store.schema import now
+from pressreview.subscribers import ConfirmationSender
 
 log = logging.getLogger("pressreview.signup")
 
@@ -183,32 +185,29 @@ def drain_confirmations(
     store: Store,
     *,
     environ: Mapping[str, str] | None = None,
-    transport: Any = None,
+    send: ConfirmationSender | None = None,
     at: datetime | None = None,
     limit: int = 200,
 ) -> DrainReport:
     """Decide the new requests of the form and send the confirmations that are due.
 
+    ``send`` defaults to deliver.single.confirmation_sender (``delivery.transport``).
     Safe to run from several processes at once (every step is a conditional
     UPDATE). Raises ConfigError without a secret key; never raises for a
     transport failure (the rows wait for the next pass).
     """
+    from pressreview.deliver.single import confirmation_sender
     from pressreview.deliver.transports import (
         HandoverUnknown,
         PermanentFailure,
         TransportUnavailable,
-        open_transport,
     )
     from pressreview.store import subscribers as subscribers_db
-    from pressreview.subscribers import (
-        confirm_url,
-        confirmation_message,
-        prepare_confirmation,
-        send_single,
-    )
+    from pressreview.subscribers import prepare_confirmation
     from pressreview.tokens import Tokens
 
     tokens = Tokens.from_env(environ)
+    send = send or confirmation_sender(config, environ=environ)
     stamp = at or now()
     report = DrainReport()
     worker = _worker_name()
@@ -237,10 +236,6 @@ def drain_confirmations(
     with store.begin() as conn:
         q.requeue_stale(conn, stamp - STALE_CLAIM, stamp)
         queued = q.due_ids(conn, "queued", stamp, limit)
-    if not queued:
-        _housekeeping(store, stamp)
-        return report
-    transport = transport or open_transport(config, environ=environ)
     for row_id in queued:
         with store.begin() as conn:
             if not q.take(
@@ -260,28 +255,26 @@ def drain_confirmations(
                 continue
         attempts = int(row["attempts"]) + 1
         token = tokens.confirm(int(subscriber["id"]), subscriber["email_key"])
-        message = confirmation_message(
-            config, to=subscriber["email"], confirm_url=confirm_url(config, token)
-        )
         outcome: dict[str, Any]
         stop = False
         try:
-            send_single(config, message, to=subscriber["email"], transport=transport)
-        except PermanentFailure as exc:
-            outcome = {"status": "failed", "last_error": str(exc)[:500]}
-            report.failed += 1
-        except HandoverUnknown as exc:
-            # The server may have accepted it: not sent again (as for the digest).
-            outcome = {"status": "unconfirmed", "last_error": str(exc)[:500]}
-            report.failed += 1
+            send(subscriber["email"], urls.confirm_url(config, token))
         except DeliveryError as exc:
-            stop = isinstance(exc, TransportUnavailable)
-            report.errors.append(str(exc))
-            if stamp - row["requested_at"] >= GIVE_UP_AFTER:
+            # deliver.single names the message; the transport's own failure is its cause.
+            cause = exc.__cause__ or exc
+            if isinstance(cause, PermanentFailure):
+                outcome = {"status": "failed", "last_error": str(exc)[:500]}
+                report.failed += 1
+            elif isinstance(cause, HandoverUnknown):
+                # The server may have accepted it: not sent again (as for the digest).
+                outcome = {"status": "unconfirmed", "last_error": str(exc)[:500]}
+                report.failed += 1
+            elif stamp - row["requested_at"] >= GIVE_UP_AFTER:
                 outcome = {"status": "failed", "last_error": str(exc)[:500]}
                 report.failed += 1
                 log.error("confirmation given up after %d attempts: %s", attempts, exc)
             else:
+                stop = isinstance(cause, TransportUnavailable)
                 outcome = {
                     "status": "queued",
                     "last_error": str(exc)[:500],
@@ -289,6 +282,7 @@ def drain_confirmations(
                 }
                 report.deferred += 1
                 log.warning("confirmation deferred (attempt %d): %s", attempts, exc)
+            report.errors.append(str(exc))
         else:
             outcome = {"status": "sent", "sent_at": now(), "last_error": None}
             report.sent += 1

@@ -17,20 +17,18 @@ import io
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from email.headerregistry import Address
-from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import RowMapping
 from sqlalchemy.exc import IntegrityError
 
-from pressreview.config import Config
 from pressreview.errors import NotFound, Refused, UsageError
 from pressreview.store import Store
 from pressreview.store import subscribers as db
 from pressreview.store.schema import now
+from pressreview.tokens import address_digest
 
 STATUSES = db.STATUSES
 CONSENT_METHODS = ("form", "import", "staff")
@@ -112,12 +110,6 @@ def get_subscriber(store: Store, address: str) -> Subscriber:
     if row is None:
         raise NotFound(f"{address}: no such subscriber (see `pressreview subscribers list`)")
     return Subscriber.of(row)
-
-
-def get_subscriber_by_id(store: Store, subscriber_id: int) -> Subscriber | None:
-    with store.connect() as conn:
-        row = db.get_by_id(conn, subscriber_id)
-    return Subscriber.of(row) if row else None
 
 
 def list_subscribers(store: Store, *, status: str | None = None) -> list[Subscriber]:
@@ -435,6 +427,16 @@ def remove_subscriber(
 # -- the web's double opt-in -----------------------------------------------------------
 
 
+class ConfirmationSender(Protocol):
+    """Sends the double opt-in email (deliver.single.confirmation_sender makes one).
+
+    Passed in by the caller (the sign-up queue's worker), so that this stage
+    decides *when* a confirmation is due and the delivery stage *how* it leaves.
+    """
+
+    def __call__(self, to: str, confirm_url: str) -> None: ...
+
+
 def prepare_confirmation(
     conn: Any, *, email: str, name: str | None, at: datetime, actor: str = "web"
 ) -> int | None:
@@ -481,8 +483,6 @@ def confirm_subscription(store: Store, subscriber_id: int, digest: str) -> bool:
 
     Returns True when the subscriber is active afterwards.
     """
-    from pressreview.tokens import address_digest
-
     stamp = now()
     with store.begin() as conn:
         row = db.get_by_id(conn, subscriber_id)
@@ -518,8 +518,6 @@ def confirm_subscription(store: Store, subscriber_id: int, digest: str) -> bool:
 
 def unsubscribe(store: Store, subscriber_id: int, digest: str, *, method: str = "link") -> bool:
     """Unsubscribe at once (link page or RFC 8058 one-click). Idempotent; False for a stranger."""
-    from pressreview.tokens import address_digest
-
     stamp = now()
     with store.begin() as conn:
         row = db.get_by_id(conn, subscriber_id)
@@ -549,60 +547,3 @@ def unsubscribe(store: Store, subscriber_id: int, digest: str, *, method: str = 
                 details={"method": method},
             )
         return True
-
-
-# -- links and the confirmation email --------------------------------------------------
-
-
-def web_url(config: Config, path: str) -> str:
-    base = config.web.base_url
-    return (base if base.endswith("/") else base + "/") + path
-
-
-def confirm_url(config: Config, token: str) -> str:
-    return web_url(config, f"confirmer/{token}")
-
-
-def unsubscribe_url(config: Config, token: str) -> str:
-    return web_url(config, f"desabonnement/{token}")
-
-
-def confirmation_message(config: Config, *, to: str, confirm_url: str) -> EmailMessage:
-    """The double opt-in email (French, plain text)."""
-    org = config.organisation
-    msg = EmailMessage()
-    msg["Subject"] = f"Confirmez votre abonnement à la revue de presse de {org.name}"
-    msg["From"] = Address(config.email.from_name, addr_spec=config.email.from_address)
-    msg["To"] = to
-    from email.utils import format_datetime
-
-    from pressreview.deliver.message import make_message_id
-
-    msg["Date"] = format_datetime(now())
-    msg["Message-ID"] = make_message_id(config, "confirm")
-    msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content(
-        "Bonjour,\n\n"
-        f"Quelqu'un (vous, sans doute) a demandé à recevoir la revue de presse de {org.name} "
-        "à cette adresse.\n\n"
-        f"Pour confirmer votre abonnement, ouvrez ce lien :\n{confirm_url}\n\n"
-        "Si vous n'êtes pas à l'origine de cette demande, ignorez ce message : "
-        "vous ne recevrez rien.\n\n"
-        f"-- \n{org.name}\n{org.url}\n",
-        cte="quoted-printable",
-    )
-    return msg
-
-
-def send_single(config: Config, message: EmailMessage, *, to: str, transport: Any) -> None:
-    """Send one message outside any campaign (confirmation emails, test copies)."""
-    from pressreview.deliver.transports import Envelope
-
-    # The message's own policy with CRLF line ends: a message from build_message keeps its
-    # headers exactly as made (policy=email.policy.SMTP would refold the long URL header).
-    data = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
-    connection = transport.open()
-    try:
-        connection.send(Envelope(config.email.from_address, to), data, lambda: True)
-    finally:
-        connection.close()

@@ -1,6 +1,7 @@
 """The subscription endpoints: a small Flask (WSGI) application.
 
-Routes, under the path of ``web.base_url`` (e.g. ``/abonnement/``):
+Routes, under the path of ``web.base_url`` (e.g. ``/abonnement/``), named in
+pressreview.urls (which also builds the links that lead here):
 
 - ``GET  /``                       the subscribe form
 - ``POST /``                       email (+ name) -> pending subscriber + confirmation email;
@@ -32,10 +33,12 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, request
 from werkzeug.serving import WSGIRequestHandler
 
+from pressreview import urls
 from pressreview.config import Config, load_config
 from pressreview.signup import ConfirmationWorker, RateLimited, enqueue_signup
 from pressreview.store import Store, open_store
 from pressreview.subscribers import InvalidAddress, confirm_subscription, unsubscribe
+from pressreview.templating import template_env
 from pressreview.tokens import BadToken, Tokens
 
 log = logging.getLogger("pressreview.web")
@@ -109,15 +112,14 @@ def create_app(
     after each request); without it, something else (the scheduler's
     ``confirmations`` job, a test) drains the queue.
     """
-    from pressreview.render import template_env
-
     config = config or load_config()
     store = store or open_store(config)
     tokens = Tokens.from_env(environ)
     # Migrate (or refuse an old schema) now, once: not in parallel in the first requests.
     store.ensure_schema()
     env = template_env(config, "web")
-    prefix = urlsplit(config.web.base_url).path.rstrip("/")
+    prefix = urls.web_prefix(config)
+    form_route = urls.web_path(config, urls.SUBSCRIBE_ROUTE)
     hosts = served_hosts(config)
     base_scheme = urlsplit(config.web.base_url).scheme
     default_port = "443" if base_scheme == "https" else "80"
@@ -184,25 +186,29 @@ def create_app(
             "subscribe.html.j2",
             status,
             heading="S’abonner à la revue de presse",
-            action=f"{prefix}/",
+            action=form_route,
             error=error,
             email=email,
             name=name,
             form_token=tokens.form(),
         )
 
-    def same_origin() -> bool:
-        """Origin (or, without it, Referer) names one of our hosts; neither sent: True
-        (some privacy settings strip both; the signed form token still applies)."""
+    # Where the form may be posted from: our hosts and the archive's (its static form).
+    archive = urlsplit(config.archive.base_url)
+    origins = hosts | {_netloc(archive.netloc, "443" if archive.scheme == "https" else "80")}
+
+    def origin() -> str:
+        """``ours``, ``foreign`` or ``absent``: the Origin header, or without it the Referer."""
         for header in ("Origin", "Referer"):
             value = request.headers.get(header)
             if value is None:
                 continue
             parts = urlsplit(value)
             if parts.scheme not in ("http", "https") or not parts.netloc:
-                return False
-            return _netloc(parts.netloc, "443" if parts.scheme == "https" else "80") in hosts
-        return True
+                return "foreign"
+            port = "443" if parts.scheme == "https" else "80"
+            return "ours" if _netloc(parts.netloc, port) in origins else "foreign"
+        return "absent"
 
     if prefix:
 
@@ -210,20 +216,25 @@ def create_app(
         def to_form() -> Response:
             return Response(status=301, headers={"Location": config.web.base_url})
 
-    @app.get(f"{prefix}/")
+    @app.get(form_route)
     def subscribe_form() -> Response:
         return form_page()
 
-    @app.post(f"{prefix}/")
+    @app.post(form_route)
     def subscribe() -> Response:
         email = request.form.get("email", "").strip()
         name = request.form.get("name", "").strip()[:200]
-        if not same_origin():
+        # Cross-site requests: a foreign Origin (or Referer) is refused; a form token, when
+        # sent (our form), must be ours and recent; without one (the archive's static form)
+        # the request must name one of our origins.
+        source = origin()
+        if source == "foreign":
             return form_page(
                 403, "Cette demande ne vient pas du formulaire de ce site : validez-le ici.",
                 email, name,
             )  # fmt: skip
-        if not tokens.check_form(request.form.get("form_token", "")):
+        token = request.form.get("form_token")
+        if not (tokens.check_form(token) if token is not None else source == "ours"):
             return form_page(
                 400, "Le formulaire a expiré : merci de le valider à nouveau.", email, name
             )
@@ -265,7 +276,7 @@ def create_app(
             back=True,
         )
 
-    @app.get(f"{prefix}/confirmer/<token>")
+    @app.get(urls.web_path(config, urls.CONFIRM_ROUTE))
     def confirm_page(token: str) -> Response:
         try:
             tokens.read_confirm(token)
@@ -276,10 +287,10 @@ def create_app(
             heading="Confirmer votre abonnement",
             paragraphs=["Un clic pour recevoir chaque semaine la revue de presse."],
             button="Confirmer mon abonnement",
-            action=f"{prefix}/confirmer/{token}",
+            action=urls.web_path(config, urls.CONFIRM_ROUTE, token),
         )
 
-    @app.post(f"{prefix}/confirmer/<token>")
+    @app.post(urls.web_path(config, urls.CONFIRM_ROUTE))
     def confirm(token: str) -> Response:
         try:
             subject = tokens.read_confirm(token)
@@ -294,7 +305,7 @@ def create_app(
             back=True,
         )
 
-    @app.get(f"{prefix}/desabonnement/<token>")
+    @app.get(urls.web_path(config, urls.UNSUBSCRIBE_ROUTE))
     def unsubscribe_page(token: str) -> Response:
         try:
             tokens.read_unsubscribe(token)
@@ -305,10 +316,10 @@ def create_app(
             heading="Se désabonner",
             paragraphs=["Vous ne recevrez plus la revue de presse à cette adresse."],
             button="Me désabonner",
-            action=f"{prefix}/desabonnement/{token}",
+            action=urls.web_path(config, urls.UNSUBSCRIBE_ROUTE, token),
         )
 
-    @app.post(f"{prefix}/desabonnement/<token>")
+    @app.post(urls.web_path(config, urls.UNSUBSCRIBE_ROUTE))
     def unsubscribe_now(token: str) -> Response:
         try:
             subject = tokens.read_unsubscribe(token)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import feedparser
 import lxml.html
@@ -35,11 +36,16 @@ from fixtures_archive import (
     weekly_snapshots,
 )
 
-from pressreview.archive import BuildReport, build_archive, issue_url
+from pressreview.archive import BuildReport, build_archive
 from pressreview.archive.serve import make_server
 from pressreview.config import Config
 from pressreview.errors import NotFound, RenderError, UsageError
+from pressreview.signup import drain_confirmations
 from pressreview.store import Store
+from pressreview.subscribers import get_subscriber
+from pressreview.urls import issue_url
+from pressreview.web import create_app
+from tests.fixtures_deliver import SECRET
 
 
 @pytest.fixture
@@ -526,21 +532,42 @@ def test_search_disabled_when_pagefind_is_missing(
     check_links(site)
 
 
-def test_subscribe_form_posts_to_the_configured_endpoint(
+def test_the_archive_subscribe_form_subscribes_through_the_web_app(
     make_config: Callable[..., Config], store_for: Callable[[Config], Store], tmp_path: Path
 ) -> None:
-    config = make_config(web={"base_url": "https://veille.example.org/abonnement/"})
+    """The about page's real form, submitted as a browser would, reaches a route that serves it."""
+    config = make_config(
+        web={"base_url": "https://veille.example.org/abonnement/"},
+        delivery={"outbox_dir": str(tmp_path / "outbox")},
+    )
     store = store_for(config)
     build_archive(config, store, search_index=False)
     about = lxml.html.document_fromstring((site_dir(config) / "a-propos/index.html").read_bytes())
     form = about.xpath("//form[@class='subscribe']")[0]
     assert form.get("method") == "post"
-    assert form.get("action") == "https://veille.example.org/abonnement/subscribe"
     assert form.xpath(".//input[@type='email'][@name='email'][@required]")
+    action = urlsplit(form.get("action"))
+    assert (action.scheme, action.netloc) == ("https", "veille.example.org")
+    fields = {field.get("name"): field.get("value") or "" for field in form.xpath(".//input")}
+    fields.update(email="lecteur@example.fr", name="Un lecteur")
+    environ = {"PRESSREVIEW_SECRET_KEY": SECRET}
+    client = create_app(config, store, environ=environ, background=False).test_client()
+    page_origin = urlsplit(config.archive.base_url)  # the browser sends the page's origin
+    answer = client.post(
+        action.path,
+        data=fields,
+        base_url=f"{action.scheme}://{action.netloc}",
+        headers={"Origin": f"{page_origin.scheme}://{page_origin.netloc}"},
+    )
+    assert answer.status_code == 200, answer.text
+    assert "Vérifiez votre messagerie" in answer.text
+    assert drain_confirmations(config, store, environ=environ).sent == 1
+    assert get_subscriber(store, "lecteur@example.fr").status == "pending"
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
     unconfigured = make_config(web={})
     build_archive(unconfigured, store, search_index=False)
-    about = (site_dir(unconfigured) / "a-propos/index.html").read_text("utf-8")
-    assert "<form" not in about and "mailto:contact@crpv.example.org" in about
+    about_text = (site_dir(unconfigured) / "a-propos/index.html").read_text("utf-8")
+    assert "<form" not in about_text and "mailto:contact@crpv.example.org" in about_text
 
 
 # -- the command line and the local server -------------------------------------------
@@ -650,7 +677,7 @@ def test_settings_used_by_one_page_rewrite_only_that_page(
     report = build_archive(other, store, search_index=False)
     assert report.written_paths == ["a-propos/index.html"]
     about = (site_dir(other) / "a-propos/index.html").read_text("utf-8")
-    assert 'action="https://b.example.org/subscribe"' in about
+    assert 'action="https://b.example.org/"' in about
 
 
 def test_one_build_at_a_time(

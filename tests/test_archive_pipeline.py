@@ -11,11 +11,12 @@ from fixtures_archive import check_links, check_page, html_pages
 from sqlalchemy import select
 
 from pressreview import curate, issues
-from pressreview.archive import build_archive, issue_url
+from pressreview.archive import build_archive
 from pressreview.collect import collect
 from pressreview.config import Config
 from pressreview.store import Store
 from pressreview.store.schema import items
+from pressreview.urls import issue_url
 
 DEMO = ["presse-hdf.xml", "courrier-picardie.xml", "prefecture-hdf.xml"]
 

@@ -9,6 +9,7 @@ import yaml
 
 from pressreview.config import load_config, parse_config
 from pressreview.errors import ConfigError
+from pressreview.text import fold
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,6 +58,10 @@ def test_demo_config_is_valid() -> None:
           "feeds": [{"name": "A", "url": "https://a.fr/", "territory": "Lens"}]},
          "feeds[0].territory: 'Lens' is not one of the territories"),
         (["a", "list"], "must be a mapping"),
+        ({"delivery": {"dkim_selector": "pr2026"}},
+         "delivery.dkim_selector and delivery.dkim_domain: set both or neither"),
+        ({"web": {"base_url": "https://veille.example.org/abonnement/?x=1"}},
+         "web.base_url: must not have a query or a fragment"),
     ],
 )  # fmt: skip
 def test_invalid_config_names_the_key(data: object, message: str) -> None:
@@ -125,3 +130,19 @@ def test_cli_missing_config_file(cli, tmp_path: Path) -> None:  # type: ignore[n
     result = cli(tmp_path / "nope.yaml", "feeds", "list")
     assert result.exit_code == 2
     assert "configuration file not found" in result.output
+
+
+def test_territories_are_matched_with_the_classifier_s_folding() -> None:
+    """ "Coeur" names the territory "Cœur" (œ folds to oe here as in the classifier)."""
+    config = parse_config(
+        {
+            "territories": [{"name": "Cœur d'Ostrevent"}, {"name": "Læ"}],
+            "feeds": [
+                {"name": "A", "url": "https://a.fr/", "territory": "COEUR D'OSTREVENT"},
+                {"name": "B", "url": "https://b.fr/", "territory": "lae"},
+            ],
+        },
+        environ={},
+    )
+    assert [f.territory for f in config.feeds] == ["COEUR D'OSTREVENT", "lae"]
+    assert fold("Cœur") == "coeur" and fold("Æ") == "ae"

@@ -351,9 +351,9 @@ def test_send_single_keeps_the_headers_of_build_message(
 ) -> None:
     """Test copies sent outside a campaign: List-Unsubscribe is not refolded into encoded words."""
     from pressreview.deliver.message import build_message
+    from pressreview.deliver.single import send_single
     from pressreview.deliver.transports import open_transport
     from pressreview.render import render_email
-    from pressreview.subscribers import send_single
     from tests.fixtures_issues import fixed_snapshot
 
     config = make_config(delivery=sink.delivery_config())

@@ -23,13 +23,14 @@ from fixtures_issues import distinct_colours, png_pixels
 from sqlalchemy import select
 
 from pressreview import curate, issues
-from pressreview.archive import build_archive, issue_url, render_issue_page
+from pressreview.archive import build_archive, render_issue_page
 from pressreview.collect import collect
 from pressreview.config import Config
 from pressreview.errors import RenderError
-from pressreview.render import TEMPLATES_ROOT
 from pressreview.store import Store
 from pressreview.store.schema import items
+from pressreview.templating import TEMPLATES_ROOT
+from pressreview.urls import issue_url
 
 DEMO = ["google-actualites.xml", "presse-hdf.xml", "courrier-picardie.xml", "prefecture-hdf.xml"]
 BASE_URL = "https://veille.example.org/"

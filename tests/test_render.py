@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from fixtures_issues import SNAPSHOT_DIR, UPDATE_ENV, fixed_config, fixed_snapshot, mask
 
-from pressreview import render
+from pressreview import preview, render, templating
+from pressreview.deliver.message import build_message
 from pressreview.errors import RenderError
 from pressreview.issues import render_intro
 
@@ -137,10 +138,11 @@ def test_also_covered_by_in_both_parts() -> None:
 def test_personalize_substitutes_and_escapes() -> None:
     rendered = render.render_email(fixed_config(), fixed_snapshot(1))
     url = "https://veille.example.org/desabonnement?t=abc&u=1"
-    mine = render.personalize(rendered, url)
-    assert render.UNSUBSCRIBE_PLACEHOLDER not in mine.html + mine.text
-    assert 'href="https://veille.example.org/desabonnement?t=abc&amp;u=1"' in mine.html
-    assert f"Se désabonner : {url}" in mine.text
+    message = build_message(fixed_config(), rendered, to="moi@example.fr", unsubscribe_url=url)
+    plain, html = (part.get_content() for part in message.iter_parts())
+    assert render.UNSUBSCRIBE_PLACEHOLDER not in html + plain
+    assert 'href="https://veille.example.org/desabonnement?t=abc&amp;u=1"' in html
+    assert f"Se désabonner : {url}" in plain
 
 
 def test_intro_markdown_is_safe() -> None:
@@ -235,7 +237,7 @@ def test_unknown_snapshot_schema_is_refused() -> None:
 
 
 def test_template_env_filters_for_other_stages(tmp_path: Path) -> None:
-    env = render.template_env(fixed_config(), "email")
+    env = templating.template_env(fixed_config(), "email")
     template = env.from_string("{{ d|format_date('full') }} · {{ n|format_number }} · {{ t }}")
     out = template.render(d="2024-06-03", n=1234567, t="<b>")
     assert out == "lundi 3 juin 2024 · 1\u202f234\u202f567 · &lt;b&gt;"
@@ -245,7 +247,7 @@ def test_template_env_filters_for_other_stages(tmp_path: Path) -> None:
 
 
 def test_email_files_and_eml_structure(tmp_path: Path) -> None:
-    files = render.write_email_files(fixed_config(), fixed_snapshot(3), tmp_path / "out")
+    files = preview.write_email_files(fixed_config(), fixed_snapshot(3), tmp_path / "out")
     assert [p.name for p in files.paths] == ["email.html", "email.txt", "email.eml"]
     assert files.warnings == []
     message = email.message_from_bytes(
@@ -273,7 +275,7 @@ def contrast(a: str, b: str) -> float:
 
 
 def test_default_palette_meets_wcag_aa() -> None:
-    source = (render.TEMPLATES_ROOT / "email" / "issue.mjml.j2").read_text(encoding="utf-8")
+    source = (templating.TEMPLATES_ROOT / "email" / "issue.mjml.j2").read_text(encoding="utf-8")
     palette = dict(re.findall(r'{% set (\w+) = "(#[0-9a-fA-F]{6})" %}', source))
     assert set(palette) >= {"brand", "link", "ink", "muted", "paper", "canvas"}
     pairs = [

@@ -658,7 +658,7 @@ def test_the_form_needs_our_origin_and_a_fresh_signed_token(
     old.get_timestamp = lambda: int(time.time()) - FORM_MAX_AGE - 60  # type: ignore[method-assign]
     foreign = Tokens("another-secret-key-0123456789").form()
     refused = [
-        client.post(url, data=data, headers={"Origin": SITE}),  # no token
+        client.post(url, data=data),  # no token, no origin: no proof at all
         client.post(url, data={**data, "form_token": foreign}, headers={"Origin": SITE}),
         client.post(
             url,
@@ -691,7 +691,14 @@ def test_the_form_needs_our_origin_and_a_fresh_signed_token(
         ).status_code
         == 200
     )
-    assert len(_queued(store)) == 2
+    # the archive's static form (no token): accepted from our origins only
+    archive_form = {"Origin": "https://veille.example.org"}
+    assert client.post(url, data=data, headers=archive_form).status_code == 200
+    assert client.post(url, data=data, headers={"Referer": f"{SITE}/a-propos/"}).status_code == 200
+    assert (
+        client.post(url, data=data, headers={"Origin": "https://evil.example"}).status_code == 403
+    )
+    assert len(_queued(store)) == 4
 
 
 SECURITY = {

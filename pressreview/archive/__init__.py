@@ -27,22 +27,25 @@ import mimetypes
 import os
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from pressreview import __version__
+from pressreview import __version__, agenda, urls
+from pressreview.agenda import EventView
+from pressreview.agenda.ics import agenda_ics
 from pressreview.archive import feeds, search
-from pressreview.archive.model import PageSpec, SiteModel, build_model, issue_page, issue_path
+from pressreview.archive.model import PageSpec, SiteModel, build_model, issue_page
 from pressreview.archive.output import SiteSwap
 from pressreview.config import Config
-from pressreview.errors import RenderError, UsageError
+from pressreview.errors import RenderError
 from pressreview.store import Store
 from pressreview.store.archive import published_snapshot_texts
+from pressreview.templating import template_env
 from pressreview.text import clean_text, excerpt
 
 if TYPE_CHECKING:
@@ -51,11 +54,12 @@ if TYPE_CHECKING:
 __all__ = [
     "BuildReport",
     "build_archive",
-    "issue_path",
-    "issue_url",
     "render_issue_page",
     "resolve_out_dir",
 ]
+
+#: The agenda page lists upcoming events, then a year of past ones.
+AGENDA_PAST = timedelta(days=365)
 
 #: Bumped when the builder's output changes for the same inputs (forces a full build).
 BUILD_FORMAT = "1"
@@ -93,25 +97,11 @@ class BuildReport:
         return data
 
 
-def issue_url(base_url: str, number: int) -> str:
-    """The permanent address of an issue's page: ``<base_url>numeros/<n>/``."""
-    return _check_base_url(base_url) + issue_path(number)
-
-
 def resolve_out_dir(config: Config, out_dir: str | os.PathLike[str] | None = None) -> Path:
     """The folder the site is served from (``--out``, else ``archive.out_dir``)."""
     if out_dir is not None:
         return Path(os.path.abspath(Path(out_dir).expanduser()))
     return Path(os.path.abspath(config.resolve(config.archive.out_dir)))
-
-
-def _check_base_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise UsageError(f"base URL {url!r}: not an http(s) URL (e.g. https://veille.example.org/)")
-    if parts.query or parts.fragment:
-        raise UsageError(f"base URL {url!r}: must not have a query or a fragment")
-    return url if url.endswith("/") else url + "/"
 
 
 def _sha(*parts: str | bytes) -> str:
@@ -146,8 +136,6 @@ class _Theme:
 
 def _load_theme(config: Config, bytecode_dir: Path | None = None) -> _Theme:
     from jinja2 import FileSystemBytecodeCache
-
-    from pressreview.render import template_env
 
     env = template_env(config, "archive")
     if bytecode_dir is not None:  # compiled templates, reused by the next builds
@@ -186,7 +174,7 @@ def _page_meta(spec: PageSpec, site: dict[str, Any]) -> dict[str, Any]:
         root = "../" * depth
         canonical = site["base_url"] + spec.url_path
     first = (spec.url_path or "").split("/", 1)[0]
-    nav = {"": "numeros", "page": "numeros", "numeros": "numeros"}.get(first, first)
+    nav = {"": "numeros", "page": "numeros", urls.ISSUES_DIR: "numeros"}.get(first, first)
     return {
         "path": spec.url_path,
         "canonical": canonical,
@@ -194,7 +182,7 @@ def _page_meta(spec: PageSpec, site: dict[str, Any]) -> dict[str, Any]:
         "root": root,
         "home": root or "./",
         "nav": nav,
-        "og_type": "article" if first == "numeros" else "website",
+        "og_type": "article" if first == urls.ISSUES_DIR else "website",
     }
 
 
@@ -210,7 +198,8 @@ def _site_context(config: Config, theme: _Theme, base: str, *, search: bool) -> 
         "organisation": dataclasses.asdict(config.organisation),
         "assets": theme.assets,
         "search": search,
-        "feed_path": "atom.xml",
+        "feed_path": urls.FEED_PATH,
+        "paths": urls.archive_paths(),
     }
 
 
@@ -328,15 +317,19 @@ def _build(
     started = time.perf_counter()
     say = progress or (lambda _message: None)
     out = resolve_out_dir(config, out_dir)
-    base = _check_base_url(base_url or config.archive.base_url)
+    base = urls.site_root(base_url or config.archive.base_url)
     texts = published_snapshot_texts(store)
+    now = datetime.now(UTC)
+    events = agenda.list_events(store, start=now - AGENDA_PAST)
     with SiteSwap(out) as swap:
         say(f"building into {swap.dir}")
         cache = swap.previous_manifest.get("index")
         model = build_model(config, texts, cache if isinstance(cache, dict) else None)
         theme = _load_theme(config, swap.builds / ".jinja-cache")
         read = time.perf_counter() - started
-        report = _write_site(config, model, theme, swap, base, search_index, say)
+        report = _write_site(
+            config, model, theme, swap, base, search_index, say, events=events, now=now
+        )
         report.timings["read"] = round(read, 3)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
@@ -350,6 +343,9 @@ def _write_site(
     base: str,
     search_index: bool,
     say: Callable[[str], None],
+    *,
+    events: Sequence[EventView] = (),
+    now: datetime | None = None,
 ) -> BuildReport:
     binary = search.find_pagefind() if search_index else None
     if not search_index:
@@ -398,19 +394,21 @@ def _write_site(
         else:
             make = functools.partial(_render_page, theme, spec, site)
         outputs.append((spec.path, input_hash, make))
+    outputs.extend(_agenda_outputs(config, theme, site, global_hash, events, now))
     sitemap_urls = [
         (s.url_path, s.lastmod)
         for s in model.pages
         if s.kind == "html" and s.in_sitemap and s.url_path is not None
     ]
+    sitemap_urls.append((urls.AGENDA_PATH, None))
     outputs.append(
         (
-            "sitemap.xml",
+            urls.SITEMAP_PATH,
             _sha(global_hash, _canonical_json(sitemap_urls)),
             lambda: feeds.sitemap(base, sitemap_urls),
         )
     )
-    outputs.append(("robots.txt", _sha(global_hash, "robots"), lambda: feeds.robots(base)))
+    outputs.append((urls.ROBOTS_PATH, _sha(global_hash, "robots"), lambda: feeds.robots(base)))
     for path, data in theme.asset_data.items():
         outputs.append((path, _sha(data), lambda d=data: d))  # type: ignore[misc]
 
@@ -469,7 +467,7 @@ def _write_site(
     swap.remove_stale_trees("search", set(volume_hashes))
     report.timings["search"] = round(time.perf_counter() - clock, 3)
     clock = time.perf_counter()
-    if "atom.xml" not in report.written_paths:  # the feed was linked: keep what it used
+    if urls.FEED_PATH not in report.written_paths:  # the feed was linked: keep what it used
         kept_fragments = {k: v for k, v in previous_fragments.items() if isinstance(v, str)}
     swap.commit(
         {
@@ -487,6 +485,29 @@ def _write_site(
     report.reused = swap.reused
     report.kept = swap.kept
     return report
+
+
+def _agenda_outputs(
+    config: Config,
+    theme: _Theme,
+    site: dict[str, Any],
+    global_hash: str,
+    events: Sequence[EventView],
+    now: datetime | None,
+) -> list[tuple[str, str, Callable[[], bytes]]]:
+    """The agenda page and ``agenda.ics`` (from the store's confirmed events)."""
+    content = agenda.archive_agenda(config, events, now or datetime.now(UTC))
+    spec = PageSpec(
+        urls.AGENDA_PATH + "index.html", "html", "agenda.html.j2", "agenda",
+        lambda: {"agenda": content}, url_path=urls.AGENDA_PATH,
+    )  # fmt: skip
+    page_hash = _sha(global_hash, "agenda", _canonical_json(content))
+    ics_hash = _sha(global_hash, "agenda.ics", _canonical_json([e.as_dict() for e in events]))
+    page_url = site["base_url"] + urls.AGENDA_PATH
+    return [
+        (spec.path, page_hash, functools.partial(_render_page, theme, spec, site)),
+        (urls.AGENDA_ICS_PATH, ics_hash, lambda: agenda_ics(config, events, page_url=page_url)),
+    ]
 
 
 def render_issue_page(config: Config, snapshot: Mapping[str, Any]) -> str:
@@ -508,7 +529,7 @@ def render_issue_page(config: Config, snapshot: Mapping[str, Any]) -> str:
     number = snapshot.get("number")
     if isinstance(number, bool) or not isinstance(number, int) or number < 1:
         raise RenderError(f"the issue snapshot has no valid number ({number!r})")
-    base = _check_base_url(config.archive.base_url)
+    base = urls.site_root(config.archive.base_url)
     model = build_model(config, [(number, _canonical_json(dict(snapshot)))])
     spec = next(s for s in model.pages if s.path == issue_page(number))
     theme = _load_theme(config)

@@ -12,6 +12,8 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 from urllib.parse import urlsplit
 
+from pressreview.urls import FEED_PATH, ISSUES_DIR, SITEMAP_PATH
+
 ATOM_NS = "http://www.w3.org/2005/Atom"
 SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
@@ -52,7 +54,7 @@ def atom_feed(
     updated = issues[0]["published_at"] if issues else datetime(2000, 1, 1, tzinfo=UTC)
     _text(feed, "updated", _iso(updated))
     ET.SubElement(
-        feed, "link", {"rel": "self", "type": "application/atom+xml", "href": base_url + "atom.xml"}
+        feed, "link", {"rel": "self", "type": "application/atom+xml", "href": base_url + FEED_PATH}
     )
     ET.SubElement(feed, "link", {"rel": "alternate", "type": "text/html", "href": base_url})
     author = ET.SubElement(feed, "author")
@@ -66,7 +68,7 @@ def atom_feed(
     for issue in issues:
         entry = ET.SubElement(feed, "entry")
         url = base_url + issue["path"]
-        _text(entry, "id", tag_uri(base_url, issue["date"], f"numeros/{issue['number']}"))
+        _text(entry, "id", tag_uri(base_url, issue["date"], f"{ISSUES_DIR}/{issue['number']}"))
         _text(entry, "title", issue["title"])
         ET.SubElement(entry, "link", {"rel": "alternate", "type": "text/html", "href": url})
         published = issue["published_at"] or datetime.combine(issue["date"], time(), UTC)
@@ -99,4 +101,4 @@ def _document(root: ET.Element) -> bytes:
 
 def robots(base_url: str) -> bytes:
     """robots.txt: everything may be crawled; the sitemap's address."""
-    return f"User-agent: *\nAllow: /\n\nSitemap: {base_url}sitemap.xml\n".encode()
+    return f"User-agent: *\nAllow: /\n\nSitemap: {base_url}{SITEMAP_PATH}\n".encode()

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
-from pressreview.config import Config, WebSettings
+from pressreview import urls
+from pressreview.config import Config
 from pressreview.errors import RenderError
 from pressreview.text import fold, sanitize_html
 
@@ -57,14 +58,6 @@ class Entry(NamedTuple):
     number: int
     section: int  # index of the section in the snapshot
     position: int  # index of the item in its section
-
-
-def subscribe_url(config: Config) -> str | None:
-    """Where the subscribe form posts: the web endpoint, when one is configured."""
-    base = config.web.base_url
-    if base == WebSettings().base_url:
-        return None  # the default (a local development address) is not an endpoint
-    return base.rstrip("/") + "/subscribe"
 
 
 class IssueInfo:
@@ -143,7 +136,7 @@ class Group:
 
     @property
     def path(self) -> str:
-        return f"{self.kind}/{self.key}/"
+        return urls.group_path(self.kind, self.key)
 
     def summary(self) -> dict[str, Any]:
         latest = self.entries[0].sort_key[0] if self.entries else None
@@ -169,12 +162,9 @@ def slugify(text: str) -> str:
     return slug or "sans-nom"
 
 
-def issue_path(number: int) -> str:
-    return f"numeros/{number}/"
-
-
 def issue_page(number: int) -> str:
-    return issue_path(number) + "index.html"
+    """The file of an issue's page in the site's folder."""
+    return urls.issue_path(number) + "index.html"
 
 
 def _date(value: Any, where: str) -> date | None:
@@ -220,7 +210,7 @@ def _process_issue(info: IssueInfo) -> dict[str, Any]:
                 "key": key,
                 "title": str(raw_section.get("title") or key),
                 "anchor": f"rubrique-{slug}",
-                "path": f"rubriques/{slug}/",
+                "path": urls.group_path(urls.SECTIONS_DIR, slug),
                 "items": [
                     _item(raw, f"{where}: sections[{s_index}].items[{i_index}]")
                     for i_index, raw in enumerate(raw_section.get("items") or ())
@@ -231,7 +221,7 @@ def _process_issue(info: IssueInfo) -> dict[str, Any]:
         "number": info.number,
         "digest": info.digest,
         "title": info.title,
-        "path": issue_path(info.number),
+        "path": urls.issue_path(info.number),
         "date": info.date,
         "published_at": published_at,
         "intro_html": sanitize_html(snapshot.get("intro_html") or ""),
@@ -245,7 +235,7 @@ def _item(raw: dict[str, Any], where: str) -> dict[str, Any]:
     if item_id is None or not raw.get("title") or not raw.get("url"):
         raise RenderError(f"{where}: an item needs an id, a title and a url; republish the issue")
     territories = [
-        {"name": str(name), "path": f"territoires/{slugify(str(name))}/"}
+        {"name": str(name), "path": urls.group_path(urls.TERRITORIES_DIR, slugify(str(name)))}
         for name in raw.get("territories") or ()
         if str(name).strip()
     ]
@@ -316,13 +306,13 @@ class SiteModel:
                 key = section_keys[s_index]
                 group = sections.get(key)
                 if group is None:
-                    group = sections[key] = Group("rubriques", key, self.section_titles[key])
+                    group = sections[key] = Group(urls.SECTIONS_DIR, key, self.section_titles[key])
                 group.entries.append(entry)
                 for name in names:
                     t_slug = slug_of(name)
                     territory = territories.get(t_slug)
                     if territory is None:
-                        territory = territories[t_slug] = Group("territoires", t_slug, name)
+                        territory = territories[t_slug] = Group(urls.TERRITORIES_DIR, t_slug, name)
                     territory.title = name  # the latest spelling wins
                     territory.entries.append(entry)
         for configured in config.sections:
@@ -363,7 +353,7 @@ class SiteModel:
         return {
             "number": info.number,
             "title": info.title,
-            "path": issue_path(info.number),
+            "path": urls.issue_path(info.number),
             "date": info.date,
             "item_count": info.item_count,
             "sections": [{"title": t, "count": n} for t, n in info.section_counts if n],
@@ -407,7 +397,7 @@ class SiteModel:
             "section": {
                 "key": slug,
                 "title": self.section_titles.get(slug, section["title"]),
-                "path": f"rubriques/{slug}/",
+                "path": urls.group_path(urls.SECTIONS_DIR, slug),
             },
         }
 
@@ -428,7 +418,7 @@ class SiteModel:
         ranges = [
             {
                 "page": n,
-                "path": f"page/{n}/",
+                "path": urls.list_page_path(n),
                 "first": chunk[0].number,
                 "last": chunk[-1].number,
                 "count": len(chunk),
@@ -461,12 +451,12 @@ class SiteModel:
             key = json.dumps([ranges[n - 1], neighbours, [(i.number, i.digest) for i in chunk]])
             pages.append(
                 PageSpec(
-                    f"page/{n}/index.html",
+                    urls.list_page_path(n) + "index.html",
                     "html",
                     "issues.html.j2",
                     key,
                     functools.partial(self._list_context, chunk, ranges[n - 1], neighbours),
-                    f"page/{n}/",
+                    urls.list_page_path(n),
                 )
             )
 
@@ -476,7 +466,7 @@ class SiteModel:
                 {
                     "number": previous.number,
                     "title": previous.title,
-                    "path": issue_path(previous.number),
+                    "path": urls.issue_path(previous.number),
                 }
                 if previous
                 else None
@@ -495,13 +485,16 @@ class SiteModel:
                     "issue.html.j2",
                     key,
                     issue_context,
-                    issue_path(info.number),
+                    urls.issue_path(info.number),
                     lastmod=info.date,
                 )
             )
             previous = info
 
-        for kind, groups in (("rubriques", self.sections), ("territoires", self.territories)):
+        for kind, groups in (
+            (urls.SECTIONS_DIR, self.sections),
+            (urls.TERRITORIES_DIR, self.territories),
+        ):
             summaries = [g.summary() for g in groups]
             pages.append(
                 PageSpec(
@@ -516,26 +509,26 @@ class SiteModel:
             for group in groups:
                 pages.extend(self._group_pages(group))
 
-        subscribe = {"subscribe_url": subscribe_url(self.config)}
+        subscribe = {"subscribe_url": urls.archive_subscribe_url(self.config)}
         pages.append(
             PageSpec(
-                "a-propos/index.html",
+                urls.ABOUT_PATH + "index.html",
                 "html",
                 "about.html.j2",
                 json.dumps(subscribe),
                 functools.partial(dict, subscribe),
-                "a-propos/",
+                urls.ABOUT_PATH,
             )
         )
         volumes = sorted(self.volumes(), reverse=True)
         pages.append(
             PageSpec(
-                "recherche/index.html",
+                urls.SEARCH_PATH + "index.html",
                 "html",
                 "search.html.j2",
                 ",".join(volumes),
                 lambda: {"volumes": volumes},
-                "recherche/",
+                urls.SEARCH_PATH,
                 in_sitemap=False,
             )
         )
@@ -543,7 +536,7 @@ class SiteModel:
         feed = newest_first[:FEED_ENTRIES]
         pages.append(
             PageSpec(
-                "atom.xml",
+                urls.FEED_PATH,
                 "atom",
                 "feed_entry.html.j2",
                 ",".join(f"{i.number}:{i.digest}" for i in feed),
@@ -582,7 +575,7 @@ class SiteModel:
                     "digest": info.digest,
                     "title": info.title,
                     "date": info.date,
-                    "path": issue_path(info.number),
+                    "path": urls.issue_path(info.number),
                     "published_at": _datetime(_required(snapshot, "published_at", where), where),
                     "intro_html": sanitize_html(snapshot.get("intro_html") or ""),
                 }
@@ -600,7 +593,7 @@ class SiteModel:
         by_year = group.years()
         # Year pages list the years without counts: adding an issue then changes only
         # the page of its year (and the group's main page).
-        years = [{"year": y, "path": f"{group.path}{y}/"} for y in by_year]
+        years = [{"year": y, "path": urls.year_path(group.path, y)} for y in by_year]
         counts = {str(y): len(entries) for y, entries in by_year.items()}
         latest = group.entries[:LATEST_ITEMS]
         pages = [
@@ -623,14 +616,14 @@ class SiteModel:
         for year, entries in by_year.items():
             pages.append(
                 PageSpec(
-                    f"{group.path}{year}/index.html",
+                    urls.year_path(group.path, year) + "index.html",
                     "html",
                     "listing.html.j2",
                     json.dumps(
                         [title, years, self._digests(entries), len(entries)], sort_keys=True
                     ),
                     functools.partial(self._year_context, title, years, year, entries),
-                    f"{group.path}{year}/",
+                    urls.year_path(group.path, year),
                 )
             )
         return pages

@@ -23,12 +23,17 @@ from pressreview.store import Store, open_store
 
 # One module per stage, in pipeline order; each exposes `commands`.
 COMMAND_MODULES = (
+    "db",
     "feeds",
     "collect",
     "items",
+    "review",
     "issue",
+    "events",
     "archive",
     "subscribers",
+    "deliver",
+    "web",
     "schedule",
     "demo",
 )

@@ -1,4 +1,4 @@
-"""`pressreview collect` and `pressreview db ...`."""
+"""`pressreview collect`: fetch the sources."""
 
 from __future__ import annotations
 
@@ -79,41 +79,4 @@ def collect_command(app, sources: tuple[str, ...], force: bool, as_json: bool) -
         raise SystemExit(1)
 
 
-@click.group("db")
-def db_group() -> None:
-    """The store: create or migrate the database."""
-
-
-@db_group.command("upgrade")
-@click.pass_obj
-def db_upgrade(app) -> None:
-    """Create the database or apply pending migrations (no row is lost)."""
-    from pressreview.store import open_store
-
-    store = open_store(app.config, auto_upgrade=False)
-    try:
-        before, after = store.upgrade()
-    finally:
-        store.close()
-    if before == after:
-        click.echo(f"{store.describe()}: already at schema {after}.")
-    else:
-        click.echo(f"{store.describe()}: upgraded from {before or 'empty'} to schema {after}.")
-
-
-@db_group.command("status")
-@click.pass_obj
-def db_status(app) -> None:
-    """Show the database URL and its schema revision."""
-    from pressreview.store import open_store
-
-    store = open_store(app.config, auto_upgrade=False)
-    try:
-        current, head = store.current_revision(), store.head_revision()
-    finally:
-        store.close()
-    state = "up to date" if current == head else "run `pressreview db upgrade`"
-    click.echo(f"{store.describe()}: schema {current or 'none'} (latest {head}): {state}.")
-
-
-commands = [collect_command, db_group]
+commands = [collect_command]

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from pressreview import issues, render
+from pressreview import issues, preview
 from pressreview.cli import display
 from pressreview.cli.display import print_json, table, warn
 from pressreview.errors import UsageError
@@ -154,7 +154,7 @@ def issue_show(app: Any, number: int | None, as_json: bool) -> None:
     _print_outline(app, outline)
 
 
-def _report(files: render.EmailFiles) -> None:
+def _report(files: preview.EmailFiles) -> None:
     for path in files.paths:
         click.echo(f"wrote {path}")
     for message in files.warnings:
@@ -179,7 +179,7 @@ def issue_preview(app: Any, number: int | None, out_dir: Path, open_browser: boo
         snapshot = issues.draft_snapshot(app.config, app.store)
     else:
         snapshot = issues.get_snapshot(app.store, number)
-    files = render.write_preview(app.config, snapshot, out_dir)
+    files = preview.write_preview(app.config, snapshot, out_dir)
     _report(files)
     if open_browser:
         _open_in_browser(files.paths[0])
@@ -217,7 +217,7 @@ def _open_in_browser(path: Path) -> None:
 def issue_render(app: Any, number: int, out_dir: Path) -> None:
     """Render published issue NUMBER: email.html, email.txt and email.eml (a full MIME message)."""
     snapshot = issues.get_snapshot(app.store, number)
-    _report(render.write_email_files(app.config, snapshot, out_dir, eml=True))
+    _report(preview.write_email_files(app.config, snapshot, out_dir, eml=True))
 
 
 @issue_group.command("publish")

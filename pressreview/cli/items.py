@@ -1,4 +1,4 @@
-"""`pressreview items ...`, `pressreview review` and `pressreview log`: curation."""
+"""`pressreview items ...`: listing and curating items one command at a time."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ STATUS_SHORT = {
 # -- shared options -------------------------------------------------------------------
 
 
-def _filter_options(*, section: bool = True, status_default: str = "new") -> Callable[[Any], Any]:
+def filter_options(*, section: bool = True, status_default: str = "new") -> Callable[[Any], Any]:
     """The options that choose items (for list, review and the bulk changes)."""
 
     def decorate(f: Any) -> Any:
@@ -95,7 +95,7 @@ def _filter_options(*, section: bool = True, status_default: str = "new") -> Cal
     return decorate
 
 
-def _query(
+def build_query(
     app: AppContext,
     kw: Mapping[str, Any],
     *,
@@ -151,7 +151,7 @@ def _ids_or_filter(
         raise UsageError(
             f"which items? give ids (42 43 50-57) or filters (--search, --since) to {verb}"
         )
-    query = _query(app, kw, default_status=default_status)
+    query = build_query(app, kw, default_status=default_status)
     found = curate.list_items(app.config, app.store, query).items
     if not found:
         click.echo("No item matches.")
@@ -159,7 +159,7 @@ def _ids_or_filter(
     noun = "item" if len(found) == 1 else "items"
     if not yes:
         for item in found[:10]:
-            click.echo(f"  {item['id']:>5}  {_cut(curate.display_title(item), 80)}")
+            click.echo(f"  {item['id']:>5}  {cut(curate.display_title(item), 80)}")
         if len(found) > 10:
             click.echo(f"  ... and {len(found) - 10} more")
         if not click.confirm(f"{verb.capitalize()} these {len(found)} {noun}?", default=False):
@@ -168,7 +168,7 @@ def _ids_or_filter(
     return [i["id"] for i in found], {i["id"]: i["version"] for i in found}
 
 
-def _cut(text: str | None, width: int) -> str:
+def cut(text: str | None, width: int) -> str:
     text = " ".join((text or "").split())
     if width <= 0:
         return ""
@@ -189,7 +189,7 @@ def items_group() -> None:
 
 
 @items_group.command("list")
-@_filter_options()
+@filter_options()
 @click.option(
     "--limit",
     type=int,
@@ -224,7 +224,7 @@ def list_command(
         limit = None
     elif limit is None:
         limit = 50
-    result = curate.list_items(app.config, app.store, _query(app, kw, limit=limit, sort=sort))
+    result = curate.list_items(app.config, app.store, build_query(app, kw, limit=limit, sort=sort))
     if as_json:
         print_json(result.items)
         return
@@ -268,9 +268,9 @@ def _items_table(
         if several_statuses:
             row.append(STATUS_SHORT.get(r["status"], r["status"]))
         row += [
-            _cut(r["outlet"], outlet_w),
-            _cut(r["section"] or "", section_w),
-            _cut(title, title_w),
+            cut(r["outlet"], outlet_w),
+            cut(r["section"] or "", section_w),
+            cut(title, title_w),
         ]
         out.append(row)
     if out:
@@ -361,16 +361,16 @@ def show_command(app: AppContext, item_id: int, as_json: bool) -> None:
         for other in item["also"]:
             click.echo(
                 f"  #{other['id']:<5} {when(other['published_at'], tz, with_time=False)}  "
-                f"{other['outlet']}: {_cut(other['title'], 60)}"
+                f"{other['outlet']}: {cut(other['title'], 60)}"
             )
             click.echo(f"         {other['url']}")
     if item["events"]:
         click.echo("\nHistory:")
         for event in item["events"]:
-            click.echo(f"  {when(event['at'], tz)}  {event['actor']}: {_describe_event(event)}")
+            click.echo(f"  {when(event['at'], tz)}  {event['actor']}: {describe_event(event)}")
 
 
-def _describe_event(event: Mapping[str, Any]) -> str:
+def describe_event(event: Mapping[str, Any]) -> str:
     details = event.get("details") or {}
     action = str(event["action"]).removeprefix("item.")
     if isinstance(details, dict) and details.get("changes"):
@@ -381,7 +381,7 @@ def _describe_event(event: Mapping[str, Any]) -> str:
         return text
     if isinstance(details, dict) and details:
         shown = {k: v for k, v in details.items() if k != "version"}
-        return f"{action}: " + ", ".join(f"{k}={_cut(str(v), 60)}" for k, v in shown.items())
+        return f"{action}: " + ", ".join(f"{k}={cut(str(v), 60)}" for k, v in shown.items())
     return action
 
 
@@ -391,7 +391,7 @@ def _describe_event(event: Mapping[str, Any]) -> str:
 def _bulk_options(status_default: str = "new") -> Callable[[Any], Any]:
     def decorate(f: Any) -> Any:
         f = click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (bulk).")(f)
-        return _filter_options(section=False, status_default=status_default)(f)
+        return filter_options(section=False, status_default=status_default)(f)
 
     return decorate
 
@@ -507,7 +507,7 @@ def parse_form(text: str) -> tuple[str, str]:
     return title, " ".join(" ".join(summary_lines).split())
 
 
-def _edit_in_editor(item: Mapping[str, Any], save: Callable[[str | None, str | None], Any]) -> Any:
+def edit_in_editor(item: Mapping[str, Any], save: Callable[[str | None, str | None], Any]) -> Any:
     """Open $EDITOR on the form, then save what changed; on a conflict the text is kept."""
     form = edit_form(item)
     edited = click.edit(form, extension=".txt", require_save=True)
@@ -567,7 +567,7 @@ def edit_command(
                 actor=app.actor,
             )
 
-        result = _edit_in_editor(item, save)
+        result = edit_in_editor(item, save)
         if result is None:
             return
     else:
@@ -613,7 +613,7 @@ def move_command(app: AppContext, item_id: int, before: int | None, after: int |
     click.echo(f"Section {item['section'] or '(none)'} now reads:")
     for row in ordered:
         mark = "→" if row["id"] == item_id else " "
-        click.echo(f" {mark} {row['id']:>5}  {_cut(curate.display_title(row), 85)}")
+        click.echo(f" {mark} {row['id']:>5}  {cut(curate.display_title(row), 85)}")
 
 
 # -- add ------------------------------------------------------------------------------
@@ -680,193 +680,4 @@ def add_command(
     )
 
 
-# -- review ---------------------------------------------------------------------------
-
-REVIEW_HELP = """\
-  s  select (then a section number, or Enter for the detected one)
-  r  reject            R  reject with a reason
-  e  edit title and summary ($EDITOR)
-  k  or space: skip    u  undo the last decision
-  q  quit              ?  this help"""
-
-
-@click.command("review")
-@_filter_options(status_default="new")
-@click.pass_obj
-def review_command(app: AppContext, **kw: Any) -> None:
-    """Triage new items one by one with single keys (s, r, e, k, u, q, ?)."""
-    kw["status"] = kw.get("status") or ("new",)
-    ids = curate.review_queue(app.config, app.store, _query(app, kw))
-    if not ids:
-        click.echo("Nothing to review: no new item.")
-        return
-    session = curate.ReviewSession(app.config, app.store, ids, actor=app.actor)
-    sections = app.config.ordered_sections()
-    click.echo(f"{session.total} item(s) to review. Keys: s r e k u q, ? for help.")
-    shown: tuple[int, int] | None = None
-    while True:
-        item = session.current()
-        for passed in session.passed:
-            click.echo(f"(#{passed['id']} is already {passed['status']}: passed over)")
-        if item is None:
-            break
-        if shown != (session.index, item["version"]):
-            _show_for_review(app, session, item)
-            shown = (session.index, item["version"])
-        key = _key("> ")
-        try:
-            if key in ("q", "", "\x1b"):
-                break
-            if key == "?":
-                click.echo(REVIEW_HELP)
-            elif key == "s":
-                section = _choose_section(sections, item["section"])
-                if section is not _CANCEL:
-                    after = session.select(section)  # type: ignore[arg-type]
-                    click.echo(
-                        f"✓ selected #{after['id']}"
-                        + (f" into {after['section']}" if after["section"] else "")
-                    )
-            elif key in ("r", "R"):
-                reason = (
-                    click.prompt("reason", default="", show_default=False) if key == "R" else None
-                )
-                session.reject(reason or None)
-                click.echo(f"✗ rejected #{item['id']}")
-            elif key == "e":
-                _edit_in_editor(item, lambda t, s: session.edit(title=t, summary=s))
-            elif key in ("k", " ", "\r", "\n"):
-                session.skip()
-            elif key == "u":
-                step = session.undo()
-                if step is None:
-                    click.echo("Nothing to undo.")
-                else:
-                    click.echo(f"↶ undone: {step.kind} #{step.item_id}")
-            else:
-                click.echo(f"unknown key {key!r}; ? for help")
-        except PressreviewError as exc:
-            # The item is read again and shown as it is now: decide again, nothing is lost.
-            click.echo(f"Error: {exc}", err=True)
-            shown = None
-    counts = session.counts()
-    click.echo(
-        f"Reviewed {min(session.index, session.total)} / {session.total}: "
-        f"{counts['selected']} selected, {counts['rejected']} rejected, "
-        f"{counts['edited']} edited, {counts['skipped']} skipped."
-    )
-
-
-_CANCEL = object()
-
-
-def _key(prompt: str) -> str:
-    click.echo(prompt, nl=False)
-    try:
-        key = click.getchar()
-    except (KeyboardInterrupt, EOFError):
-        key = "q"
-    click.echo(key if key.isprintable() else "")
-    return key
-
-
-def _choose_section(sections: Sequence[Any], detected: str | None) -> object:
-    if not sections:
-        return None
-    choices = "  ".join(f"{i}={s.key}" for i, s in enumerate(sections, start=1))
-    click.echo(f"section: {choices}  0=none  Enter={detected or 'none'}  Esc=cancel")
-    if len(sections) <= 9:
-        key = _key("section> ")
-    else:
-        key = click.prompt("section number", default="", show_default=False)
-    if key in ("\r", "\n", "", "s"):
-        return detected
-    if key == "\x1b":
-        click.echo("cancelled: not selected")
-        return _CANCEL
-    if key.isdigit():
-        n = int(key)
-        if n == 0:
-            return None
-        if 1 <= n <= len(sections):
-            return sections[n - 1].key
-    click.echo(f"no section {key!r}; not selected")
-    return _CANCEL
-
-
-def _show_for_review(
-    app: AppContext, session: curate.ReviewSession, item: Mapping[str, Any]
-) -> None:
-    tz = app.config.tz
-    click.echo("")
-    click.echo(
-        f"[{session.index + 1} / {session.total}]  #{item['id']}  "
-        f"{when(item['published_at'], tz, with_time=False)}  {item['outlet'] or ''}"
-    )
-    click.secho(curate.display_title(item), bold=True)
-    summary = item["summary_edited"] if item["summary_edited"] is not None else item["excerpt"]
-    if summary:
-        click.echo(_cut(summary, 400))
-    click.echo(
-        f"section: {item['section'] or '(none)'} · territories: "
-        f"{', '.join(item['territories']) or '(none)'} · {item['url']}"
-    )
-    if item.get("also"):
-        others = ", ".join(f"{o['outlet']} (#{o['id']})" for o in item["also"])
-        click.echo(f"also in: {others}")
-
-
-# -- log ------------------------------------------------------------------------------
-
-
-@click.command("log")
-@click.option("--item", "item_id", type=int, metavar="ID", help="Only the changes of this item.")
-@click.option("--since", metavar="DATE", help="Only changes since: 2024-05-01 or 7d.")
-@click.option("--actor", metavar="NAME", help="Only changes made by NAME.")
-@click.option("--action", metavar="NAME", help="Only this kind of change (e.g. item.edit, item).")
-@click.option(
-    "--limit", type=int, default=50, show_default=True, help="At most N entries (0 = all)."
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON.")
-@click.pass_obj
-def log_command(
-    app: AppContext,
-    item_id: int | None,
-    since: str | None,
-    actor: str | None,
-    action: str | None,
-    limit: int,
-    as_json: bool,
-) -> None:
-    """Who changed what, when (newest first)."""
-    entries = curate.read_log(
-        app.store,
-        item_id=item_id,
-        actor=actor,
-        action=action,
-        limit=limit or None,
-        since=curate.parse_when(since, app.config.tz) if since else None,
-    )
-    if as_json:
-        print_json(entries)
-        return
-    if not entries:
-        click.echo("No change recorded.")
-        return
-    rows = []
-    for e in entries:
-        target = (
-            f"#{e['item_id']}"
-            if e["item_id"]
-            else (f"issue {e['issue_id']}" if e["issue_id"] else "")
-        )
-        rows.append(
-            [when(e["at"], app.config.tz), _cut(e["actor"], 12), target, _describe_event(e)]
-        )
-    used = 16 + max(len(r[1]) for r in rows) + max([len(r[2]) for r in rows] + [4]) + 2 * 3 + 1
-    for row in rows:
-        row[3] = _cut(row[3], max(display.console().width - used, 20))
-    table(["when", "who", "item", ("what", {"no_wrap": True})], rows)
-
-
-commands = [items_group, review_command, log_command]
+commands = [items_group]

@@ -29,11 +29,12 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
+from pressreview import urls
 from pressreview.config import Config
 from pressreview.deliver.message import MessageTemplate, dkim_signer, make_message_id
+from pressreview.deliver.single import send_test_copies
 from pressreview.deliver.transports import (
     ClaimLost,
     Envelope,
@@ -45,12 +46,16 @@ from pressreview.deliver.transports import (
     open_transport,
 )
 from pressreview.errors import DeliveryError, NotFound
+from pressreview.issues import get_snapshot
+from pressreview.process import process_alive
+from pressreview.render import render_email
 from pressreview.store import Store
 from pressreview.store import deliveries as db
+from pressreview.subscribers import list_subscribers
+from pressreview.tokens import Tokens
 
 #: A "sending" row not touched for this long belongs to a dead run (other hosts).
 LEASE = timedelta(minutes=15)
-TEST_UNSUBSCRIBE_PATH = "desabonnement/exemple-de-lien-personnel"
 
 
 @dataclass
@@ -130,30 +135,16 @@ def run_token() -> str:
 def claim_is_dead(claimed_by: str) -> bool:
     """A claim made on this host by a process that no longer runs."""
     parts = claimed_by.split("/")
-    if len(parts) < 3 or parts[0] != socket.gethostname():
+    if len(parts) < 3:
         return False
     try:
         pid = int(parts[1])
     except ValueError:
         return True
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    try:  # a zombie (killed, not yet reaped) is dead too
-        return stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
+    return process_alive(parts[0], pid) is False
 
 
 def _issue(store: Store, number: int) -> tuple[int, dict[str, Any]]:
-    from pressreview.issues import get_snapshot
-
     snapshot = get_snapshot(store, number)
     with store.connect() as conn:
         issue_id = db.issue_id_for(conn, number)
@@ -186,10 +177,6 @@ def send_issue(
     Raises DeliveryError (one line) when the transport is unavailable; rows
     not handed over stay queued, so the next run sends them.
     """
-    from pressreview.render import render_email
-    from pressreview.subscribers import normalize_email, unsubscribe_url
-    from pressreview.tokens import Tokens
-
     issue_id, snapshot = _issue(store, number)
     transport = transport or open_transport(config, environ=environ)
     report = SendReport(number=number, transport=transport.describe(), dry_run=dry_run)
@@ -197,8 +184,6 @@ def send_issue(
     if dry_run:
         with store.connect() as conn:
             done = db.sent_subscriber_ids(conn, issue_id)
-        from pressreview.subscribers import list_subscribers
-
         active = list_subscribers(store, status="active")
         report.recipients = [s.email for s in active if s.id not in done]
         report.skipped = len(active) - len(report.recipients)
@@ -209,23 +194,14 @@ def send_issue(
     rendered = render_email(config, snapshot)
 
     if test_to:
-        address = normalize_email(test_to)
-        report.test_to = address
-        template = MessageTemplate(config, rendered, test=True)
-        data = template.render(
-            to=address,
-            unsubscribe_url=unsubscribe_url(config, "exemple-de-lien-personnel"),
-            message_id=make_message_id(config, number, "test"),
+        (report.test_to,) = send_test_copies(
+            config,
+            rendered,
+            [test_to],
+            transport=transport,
+            signer=signer,
+            message_id=lambda _index: make_message_id(config, number, "test"),
         )
-        if signer:
-            data = signer.sign(data)
-        connection = transport.open()
-        try:
-            connection.send(Envelope(config.email.from_address, address), data, lambda: True)
-        except (TemporaryFailure, PermanentFailure, HandoverUnknown) as exc:
-            raise DeliveryError(f"test copy to {address} not sent: {exc}") from None
-        finally:
-            connection.close()
         report.sent = 1
         return report
 
@@ -414,9 +390,7 @@ class _Campaign:
     ) -> tuple[str, str | None]:
         email = row["email"]
         url = self.tokens.unsubscribe(row["subscriber_id"], row["email_key"])
-        from pressreview.subscribers import unsubscribe_url
-
-        link = unsubscribe_url(self.config, url)
+        link = urls.unsubscribe_url(self.config, url)
         stuffed: bytes | None = None
         if self.signer:
             data = self.signer.sign(
@@ -479,7 +453,7 @@ class _Campaign:
 
 
 def deliveries_for(store: Store, number: int) -> list[dict[str, Any]]:
-    """The delivery log of an issue (for ``pressreview deliveries`` and tests)."""
+    """The delivery log of an issue: one dict per delivery row (for scripts and tests)."""
     with store.connect() as conn:
         issue_id = db.issue_id_for(conn, number)
         if issue_id is None:

@@ -31,13 +31,11 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from pressreview.config import Config
 from pressreview.errors import ConfigError, DeliveryError
-
-if TYPE_CHECKING:
-    from pressreview.config import Config
-    from pressreview.render import RenderedEmail
+from pressreview.render import UNSUBSCRIBE_PLACEHOLDER, RenderedEmail
 
 DKIM_KEY_ENV = "PRESSREVIEW_DKIM_PRIVATE_KEY"
 DKIM_KEY_FILE_ENV = "PRESSREVIEW_DKIM_KEY_FILE"
@@ -168,8 +166,6 @@ class MessageTemplate:
     """
 
     def __init__(self, config: Config, rendered: RenderedEmail, *, test: bool = False):
-        from pressreview.render import UNSUBSCRIBE_PLACEHOLDER
-
         self.config = config
         self.test = test
         self.subject = (TEST_PREFIX if test else "") + rendered.subject
@@ -332,12 +328,11 @@ class DkimSigner:
 
 
 def dkim_signer(config: Config, environ: Any = None) -> DkimSigner | None:
-    """A signer when delivery.dkim_selector and dkim_domain are set, else None."""
+    """A signer when delivery.dkim_selector and dkim_domain are set (config.py checks
+    that both or neither are), else None."""
     selector, domain = config.delivery.dkim_selector, config.delivery.dkim_domain
-    if not selector and not domain:
-        return None
     if not (selector and domain):
-        raise ConfigError("delivery.dkim_selector and delivery.dkim_domain: set both or neither")
+        return None
     key = dkim_key(environ)
     if key is None:
         raise ConfigError(

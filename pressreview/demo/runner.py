@@ -174,7 +174,7 @@ def run_demo(
     from pressreview.archive import resolve_out_dir
     from pressreview.config import parse_config
     from pressreview.issues import get_snapshot
-    from pressreview.render import write_email_files
+    from pressreview.preview import write_email_files
     from pressreview.store import open_store
     from pressreview.subscribers import import_subscribers
 

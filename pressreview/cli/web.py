@@ -1,0 +1,37 @@
+"""`pressreview serve`: the subscription endpoints on a development server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from werkzeug.serving import run_simple
+
+from pressreview.tokens import secret_key
+from pressreview.web import RedactingRequestHandler, create_app
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
+@click.pass_obj
+def serve_command(app: Any, host: str, port: int) -> None:
+    """Run the subscribe / confirm / unsubscribe endpoints (development server).
+
+    In production run the WSGI application `pressreview.web:create_app()` under
+    waitress or gunicorn (see docs/delivery.md).
+    """
+    secret_key()  # a clear error now rather than at the first request
+    application = create_app(app.config, app.store)
+    click.echo(f"Serving {app.config.web.base_url} on http://{host}:{port}/ (Ctrl-C to stop)")
+    run_simple(
+        host,
+        port,
+        application,
+        use_reloader=False,
+        threaded=True,
+        request_handler=RedactingRequestHandler,
+    )
+
+
+commands = [serve_command]
