@@ -820,3 +820,26 @@ def test_behind_a_proxy_the_client_is_read_from_x_forwarded_for(
         )
 
     assert [post("192.0.2.1"), post("192.0.2.2"), post("192.0.2.1")] == [200, 200, 429]
+
+
+def test_a_refused_address_is_not_retried(
+    make_config: Callable[..., Config], store_for: Callable[[Config], Store]
+) -> None:
+    """A 5xx to RCPT TO ends the row as failed; a 4xx leaves it queued for a retry."""
+    with Sink(rcpt_replies={"absent@example.fr": "550 5.1.1 no such user"}) as sink:
+        config = make_config(delivery=sink.delivery_config())
+        store = store_for(config)
+        app = create_app(config, store, environ=ENV, background=False)
+        app.test_client_class = SiteClient
+        client = app.test_client()
+        post_form(client, email="absent@example.fr")
+        sink.handler.rcpt_replies["busy@example.fr"] = "451 4.3.0 try again later"
+        post_form(client, email="busy@example.fr")
+        first = drain(config, store)
+        assert (first.sent, first.failed, first.deferred) == (0, 1, 1)
+        del sink.handler.rcpt_replies["busy@example.fr"]
+        later = drain(config, store, at=store_now() + timedelta(hours=1))
+        assert (later.sent, later.failed, later.deferred) == (1, 0, 0)
+        assert sink.handler.per_recipient() == {"busy@example.fr": 1}
+    statuses = sorted(row["status"] for row in _queued(store))
+    assert statuses == ["failed", "sent"]
