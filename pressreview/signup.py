@@ -38,7 +38,12 @@ from pressreview.errors import DeliveryError, Refused
 from pressreview.store import Store
 from pressreview.store import signup as q
 from pressreview.store.schema import now
-from pressreview.subscribers import ConfirmationSender
+from pressreview.subscribers import (
+    ConfirmationSender,
+    email_key,
+    normalize_email,
+    prepare_confirmation,
+)
 
 log = logging.getLogger("pressreview.signup")
 
@@ -120,8 +125,6 @@ def enqueue_signup(
     more than ``web.mailbox_limit`` times today is queued as throttled: the
     worker sends it nothing, and the request did the same work as any other.
     """
-    from pressreview.subscribers import _clean_name, email_key, normalize_email
-
     email = normalize_email(address)
     stamp = at or now()
     with store.begin() as conn:
@@ -141,7 +144,7 @@ def enqueue_signup(
             conn,
             email=email,
             email_key=email_key(email),
-            name=_clean_name(name),
+            name=name,
             throttled=mailbox_hits > config.web.mailbox_limit,
             at=stamp,
         )
@@ -203,7 +206,6 @@ def drain_confirmations(
         TransportUnavailable,
     )
     from pressreview.store import subscribers as subscribers_db
-    from pressreview.subscribers import prepare_confirmation
     from pressreview.tokens import Tokens
 
     tokens = Tokens.from_env(environ)

@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from pressreview.errors import NotFound, Refused, UsageError
 from pressreview.store import Store
+from pressreview.store import signup as queue_db
 from pressreview.store import subscribers as db
 from pressreview.store.schema import now
 from pressreview.tokens import address_digest
@@ -146,10 +147,12 @@ def export_subscribers(store: Store, address: str | None = None) -> list[dict[st
             for row in db.subscriber_events(conn, subscriber.id)
         ]
         consent = [dict(row) for row in db.consent_history(conn, subscriber.id)]
+        confirmations = [dict(row) for row in queue_db.of_subscriber(conn, subscriber.id)]
     return [
         {
             **subscriber.as_dict(),
             "consent_history": consent,
+            "confirmation_emails": confirmations,
             "deliveries": history,
             "events": events,
         }
@@ -449,8 +452,6 @@ def prepare_confirmation(
     statement, so parallel requests for one address make at most one
     confirmation. Runs inside the caller's transaction (the sign-up queue's).
     """
-    from pressreview.store import signup as queue_db
-
     key = email_key(email)
     name = _clean_name(name)
     sid = db.insert_pending_if_absent(conn, email=email, email_key=key, name=name, at=at)

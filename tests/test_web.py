@@ -638,6 +638,8 @@ def test_consent_history_is_appended_never_erased(
         ("confirmed", "form", "web"),
     ]
     assert history[0]["detail"] == "salon 2026" and history[0]["at"] == added.consent_at
+    (sent,) = export_subscribers(store, "marie@example.fr")[0]["confirmation_emails"]
+    assert (sent["status"], sent["attempts"]) == ("sent", 1)
     marie = get_subscriber(store, "marie@example.fr")
     remove_subscriber(store, "marie@example.fr", actor="claire", forget=True)
     with store.connect() as conn:

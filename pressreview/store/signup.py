@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -125,15 +124,6 @@ def purge_done(conn: Connection, before: datetime) -> int:
     return int(result.rowcount or 0)
 
 
-def counts(conn: Connection) -> dict[str, int]:
-    from sqlalchemy import func
-
-    rows = conn.execute(
-        select(confirmation_queue.c.status, func.count()).group_by(confirmation_queue.c.status)
-    )
-    return {status: int(n) for status, n in rows}
-
-
 def of_subscriber(conn: Connection, subscriber_id: int) -> list[RowMapping]:
     query = (
         select(
@@ -147,8 +137,3 @@ def of_subscriber(conn: Connection, subscriber_id: int) -> list[RowMapping]:
         .order_by(confirmation_queue.c.id)
     )
     return list(conn.execute(query).mappings())
-
-
-def ids_with_status(conn: Connection, statuses: Sequence[str]) -> list[int]:
-    query = select(confirmation_queue.c.id).where(confirmation_queue.c.status.in_(list(statuses)))
-    return [int(i) for i in conn.execute(query).scalars()]
