@@ -172,7 +172,7 @@ class WebSettings:
     allowed_hosts: tuple[str, ...] = ()
     #: Subscription requests accepted per client address (IPv6: per /64) and hour.
     client_limit: int = 10
-    #: Confirmation emails per mailbox (case and +tag ignored) and day.
+    #: Requests per mailbox (case and +tag ignored) and day that may send a confirmation.
     mailbox_limit: int = 3
     #: Reverse proxies in front of the app whose X-Forwarded-For is trusted (0: none).
     proxy_hops: int = 0
