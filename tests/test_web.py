@@ -506,7 +506,9 @@ def test_the_serve_process_drains_the_queue_in_the_background(
 
 
 def test_the_scheduler_job_drains_the_queue(
-    web: tuple[Config, Store, FlaskClient, Path], monkeypatch: pytest.MonkeyPatch
+    web: tuple[Config, Store, FlaskClient, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Callable[..., Any],
 ) -> None:
     from pressreview import scheduling
 
@@ -515,6 +517,14 @@ def test_the_scheduler_job_drains_the_queue(
     monkeypatch.setenv("PRESSREVIEW_SECRET_KEY", SECRET)
     result = scheduling.run_job(config, store, "confirmations")
     assert result.summary["sent"] == 1 and len(_outbox_links(outbox)) == 1
+    post_form(client, email="karim@example.org")
+    post_form(client, email="marie@example.fr")  # within 10 minutes: nothing new
+    ran = cli(config, "schedule", "run", "confirmations", env=ENV)
+    assert ran.exit_code == 0, ran.output
+    assert ran.output.strip() == (
+        "confirmations: ok: 1 decided, 1 skipped, 1 sent, 0 deferred, 0 failed"
+    )
+    assert len(_outbox_links(outbox)) == 2
 
 
 def _http_get_token(base: str) -> str:
