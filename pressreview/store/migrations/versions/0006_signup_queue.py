@@ -1,7 +1,7 @@
 """The sign-up queue, the consent history and the web's rate limits.
 
 Revision ID: 0006
-Revises: 0008
+Revises: 0005
 Create Date: 2026-12-01
 
 - ``confirmation_queue``: every request of the subscription form, drained by a
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0008"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
