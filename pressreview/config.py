@@ -238,6 +238,14 @@ class WebSettings:
     """The subscription endpoints (``pressreview serve``)."""
 
     base_url: str = "http://localhost:8080/"
+    #: Other ``host[:port]`` the endpoints answer to (the host of base_url always is).
+    allowed_hosts: tuple[str, ...] = ()
+    #: Subscription requests accepted per client address (IPv6: per /64) and hour.
+    client_limit: int = 10
+    #: Requests per mailbox (case and +tag ignored) and day that may send a confirmation.
+    mailbox_limit: int = 3
+    #: Reverse proxies in front of the app whose X-Forwarded-For is trusted (0: none).
+    proxy_hops: int = 0
 
 
 @dataclass(frozen=True)
@@ -552,6 +560,16 @@ def _check(config: Config) -> None:
     ):
         if not _is_url(value):
             raise ConfigError(f"{name}: not an http(s) URL ({value!r})")
+    if config.web.client_limit < 1 or config.web.mailbox_limit < 1:
+        raise ConfigError("web.client_limit and web.mailbox_limit: must be at least 1")
+    if config.web.proxy_hops < 0:
+        raise ConfigError("web.proxy_hops: must be 0 or more")
+    for i, host in enumerate(config.web.allowed_hosts):
+        if not re.fullmatch(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?", host):
+            raise ConfigError(
+                f"web.allowed_hosts[{i}]: {host!r} is not a host name with an optional port "
+                "(e.g. veille.example.org or 127.0.0.1:8080)"
+            )
     for name, value in (
         ("archive.base_url", config.archive.base_url),
         ("web.base_url", config.web.base_url),

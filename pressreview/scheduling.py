@@ -75,11 +75,13 @@ DIGEST_ACTOR = "digest"
 JOBS: dict[str, str] = {
     "collect": "pressreview.scheduling:collect_job",
     "digest": "pressreview.scheduling:digest_job",
+    "confirmations": "pressreview.scheduling:confirmations_job",
 }
 
 DESCRIPTIONS = {
     "collect": "fetch every source",
     "digest": "weekly digest",
+    "confirmations": "send the confirmation emails of the subscription form",
 }
 
 
@@ -454,9 +456,25 @@ def _pick(summary: Any, keys: tuple[str, ...]) -> Any:
     return {k: summary[k] for k in keys if k in summary}
 
 
+#: How often the scheduler drains the sign-up queue.
+CONFIRMATIONS_EVERY = timedelta(minutes=1)
+
+
+def run_confirmations(config: Config, store: Store) -> JobResult:
+    """Drain the sign-up queue (pressreview.signup); every minute, so not logged in job_runs."""
+    from pressreview.signup import drain_confirmations
+
+    report = drain_confirmations(config, store)
+    summary = report.as_dict()
+    outcome = "partial" if report.deferred or report.failed else "ok"
+    message = ", ".join(f"{n} {k}" for k, n in summary.items())
+    return JobResult(job="confirmations", outcome=outcome, message=message, summary=summary)
+
+
 RUNNERS: dict[str, Callable[[Config, Store], JobResult]] = {
     "collect": run_collect,
     "digest": run_digest,
+    "confirmations": run_confirmations,
 }
 
 #: How long a job's lease lasts without renewal (renewed every third of it while the
@@ -639,6 +657,11 @@ def digest_job(config_path: str) -> dict[str, Any] | None:
     return _scheduled("digest", config_path)
 
 
+def confirmations_job(config_path: str) -> dict[str, Any] | None:
+    """Scheduled drain of the sign-up queue."""
+    return _scheduled("confirmations", config_path)
+
+
 #: The one-off job a starting scheduler runs: finish campaigns left unfinished.
 RESUME_JOB = "resume"
 
@@ -650,12 +673,11 @@ def resume_job(config_path: str) -> dict[str, Any] | None:
 
 def _min_gap(config: Config, job: str) -> timedelta:
     """Within this time of the last start, another instance already ran this occurrence."""
-    period = (
-        timedelta(hours=config.schedule.collect_every_hours)
-        if job == "collect"
-        else timedelta(days=1)
-    )
-    return min(timedelta(minutes=10), period / 2)
+    periods = {
+        "collect": timedelta(hours=config.schedule.collect_every_hours),
+        "confirmations": CONFIRMATIONS_EVERY,
+    }
+    return min(timedelta(minutes=10), periods.get(job, timedelta(days=1)) / 2)
 
 
 # ---------------------------------------------------------------------------
@@ -722,6 +744,9 @@ def build_triggers(config: Config) -> dict[str, Any]:
     return {
         "collect": IntervalTrigger(hours=s.collect_every_hours, timezone=config.tz),
         "digest": cron,
+        "confirmations": IntervalTrigger(
+            seconds=CONFIRMATIONS_EVERY.total_seconds(), timezone=config.tz
+        ),
     }
 
 
@@ -732,7 +757,7 @@ def describe_trigger(trigger: Any) -> str:
 
     if isinstance(trigger, IntervalTrigger):
         hours = trigger.interval_length / 3600
-        return f"every {hours:g} h"
+        return f"every {hours:g} h" if hours >= 1 else f"every {hours * 60:g} min"
     if isinstance(trigger, CronTrigger):
         fields = {f.name: str(f) for f in trigger.fields}
         hour, minute = fields["hour"], fields["minute"]

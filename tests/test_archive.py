@@ -40,6 +40,7 @@ from pressreview.archive import BuildReport, build_archive
 from pressreview.archive.serve import make_server
 from pressreview.config import Config
 from pressreview.errors import NotFound, RenderError, UsageError
+from pressreview.signup import drain_confirmations
 from pressreview.store import Store
 from pressreview.subscribers import get_subscriber
 from pressreview.typography import typeset
@@ -550,10 +551,18 @@ def test_the_archive_subscribe_form_subscribes_through_the_web_app(
     assert (action.scheme, action.netloc) == ("https", "veille.example.org")
     fields = {field.get("name"): field.get("value") or "" for field in form.xpath(".//input")}
     fields.update(email="lecteur@example.fr", name="Un lecteur")
-    client = create_app(config, store, environ={"PRESSREVIEW_SECRET_KEY": SECRET}).test_client()
-    answer = client.post(action.path, data=fields)
+    environ = {"PRESSREVIEW_SECRET_KEY": SECRET}
+    client = create_app(config, store, environ=environ, background=False).test_client()
+    page_origin = urlsplit(config.archive.base_url)  # the browser sends the page's origin
+    answer = client.post(
+        action.path,
+        data=fields,
+        base_url=f"{action.scheme}://{action.netloc}",
+        headers={"Origin": f"{page_origin.scheme}://{page_origin.netloc}"},
+    )
     assert answer.status_code == 200, answer.text
     assert "Vérifiez votre messagerie" in answer.text
+    assert drain_confirmations(config, store, environ=environ).sent == 1
     assert get_subscriber(store, "lecteur@example.fr").status == "pending"
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
     unconfigured = make_config(web={})

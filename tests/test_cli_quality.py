@@ -119,7 +119,11 @@ def test_edit_of_a_published_item_refuses_before_the_editor(
 
 
 def test_serve_says_where_it_listens_once(collected: Collected, tmp_path: Path) -> None:
-    env = {**os.environ, "PRESSREVIEW_SECRET_KEY": "k" * 32, "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "PRESSREVIEW_SECRET_KEY": "tests-only-7Hq2-secret-Zx9wLmP4vR8s",
+        "PYTHONUNBUFFERED": "1",
+    }
     env.pop("PRESSREVIEW_DATABASE_URL", None)
     command = [sys.executable, "-m", "pressreview", "--config", str(collected.config.path)]
     proc = subprocess.Popen(

@@ -90,7 +90,8 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path, monkeypatch: pytest.Monkey
     text = (folder / "issue" / "email.txt").read_text("utf-8")
     # The sample feeds' signing at Méru, classified at collect time, is the evidence.
     assert "Contrats de ville Quartiers 2030\u202f: 1 signé sur 39" in text
-    assert "- Méru – signé le 12\u00a0novembre 2026\u202f: https://www.example-centre-ressources" in text
+    meru = "- Méru – signé le 12\u00a0novembre 2026\u202f: https://www.example-centre-ressources"
+    assert meru in text
     tracker = folder / "site" / "contrats-de-ville"
     page = (tracker / "index.html").read_text("utf-8")
     meru = page[page.index('<th scope="row">Méru</th>') :].split("</tr>")[0]

@@ -23,6 +23,7 @@ LAYERS: list[set[str]] = [
     {"pageinfo", "issues", "subscribers", "archive"},
     {"curate"},
     {"deliver"},
+    {"signup"},
     {"preview", "web", "scheduling"},
     {"demo"},
     {"cli"},

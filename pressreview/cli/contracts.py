@@ -31,7 +31,12 @@ def _department(value: str | None) -> str | None:
 
 @click.group("contracts")
 def contracts_group() -> None:
-    """The contrats de ville Quartiers 2030: status, evidence, staff decisions, QPV."""
+    """The contrats de ville Quartiers 2030: status, evidence, staff decisions, QPV.
+
+    \b
+    Example:
+      pressreview contracts list --departement 62
+    """
 
 
 @contracts_group.command("list")
@@ -45,7 +50,12 @@ def contracts_group() -> None:
 )
 @click.pass_obj
 def contracts_list(app: Any, as_json: bool, department: str | None) -> None:
-    """Every listed contract with its status, date and evidence (newest first)."""
+    """Every listed contract with its status, date and evidence (newest first).
+
+    \b
+    Example:
+      pressreview contracts list --departement 59 --json
+    """
     tracker = contracts.load_tracker(app.config, app.store, department=_department(department))
     if as_json:
         print_json(tracker.as_dict())
@@ -81,7 +91,12 @@ def contracts_list(app: Any, as_json: bool, department: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def contracts_show(app: Any, siren: str, as_json: bool) -> None:
-    """A contract's status and history: classified items and staff decisions."""
+    """A contract's status and history: classified items and staff decisions.
+
+    \b
+    Example:
+      pressreview contracts show 200093201
+    """
     h = contracts.history(app.config, app.store, siren)
     if as_json:
         print_json(h.as_dict())
@@ -140,7 +155,12 @@ def contracts_set(
     note: str | None,
     clear: bool,
 ) -> None:
-    """Confirm or override a contract's status (wins over the classifier until --clear)."""
+    """Confirm or override a contract's status (wins over the classifier until --clear).
+
+    \b
+    Example:
+      pressreview contracts set 200093201 --status signed --date 2024-05-07 --evidence 42
+    """
     if clear == (status is not None):
         raise UsageError("give --status STATUS, or --clear")
     result = contracts.set_status(
@@ -172,7 +192,12 @@ def contracts_set(
 def contracts_import_qpv(
     app: Any, geojson: Path, dry_run: bool, strict: bool, as_json: bool
 ) -> None:
-    """Attribute the QPV of ANCT's national file (GeoJSON) to the listed contracts."""
+    """Attribute the QPV of ANCT's national file (GeoJSON) to the listed contracts.
+
+    \b
+    Example:
+      pressreview contracts import-qpv qpv-2024.geojson --dry-run
+    """
     report = contracts.import_qpv(
         app.config, app.store, geojson, actor=app.actor, dry_run=dry_run, strict=strict
     )
@@ -198,7 +223,12 @@ def contracts_import_qpv(
 @click.argument("path", required=False)
 @click.pass_obj
 def contracts_init(app: Any, path: str | None) -> None:
-    """Copy the shipped list of contracts to PATH [default: contracts.yaml beside feeds.yaml]."""
+    """Copy the shipped list of contracts to PATH [default: contracts.yaml beside feeds.yaml].
+
+    \b
+    Example:
+      pressreview contracts init contracts.yaml
+    """
     written = contracts.init_file(app.config, path)
     click.echo(f"Wrote {written}. Name it in feeds.yaml:\n  contracts:\n    file: {written.name}")
 

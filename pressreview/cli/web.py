@@ -8,7 +8,7 @@ import click
 from werkzeug.serving import make_server
 
 from pressreview.tokens import secret_key
-from pressreview.web import create_app
+from pressreview.web import RedactingRequestHandler, create_app
 
 
 @click.command("serve")
@@ -28,7 +28,9 @@ def serve_command(app: Any, host: str, port: int) -> None:
     secret_key()  # a clear error now rather than at the first request
     application = create_app(app.config, app.store)
     try:
-        server = make_server(host, port, application, threaded=True)
+        server = make_server(
+            host, port, application, threaded=True, request_handler=RedactingRequestHandler
+        )
     except OSError as exc:
         raise click.ClickException(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}"

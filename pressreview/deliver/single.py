@@ -8,8 +8,8 @@ recipient. They are recorded for nobody: no delivery row, no subscriber.
 - :func:`send_test_copies`: "[TEST]" copies of a rendered issue (``send N
   --to``, the digest's preview to the editors), made like a campaign's
   messages (MessageTemplate, DKIM when configured) with a sample unsubscribe link;
-- :func:`confirmation_sender`: what the web application gives
-  ``subscribers.request_subscription`` to send the double opt-in email;
+- :func:`confirmation_sender`: what the sign-up queue's worker
+  (``signup.drain_confirmations``) sends the double opt-in email with;
 - :func:`send_single`: any EmailMessage, as built.
 """
 
@@ -46,7 +46,8 @@ def send_bytes(
     try:
         connection.send(Envelope(config.email.from_address, to), data, lambda: True)
     except (TemporaryFailure, PermanentFailure, HandoverUnknown) as exc:
-        raise DeliveryError(f"{what} to {to} not sent: {exc}") from None
+        # The transport's failure stays the cause: a queue tells a refusal from a retry.
+        raise DeliveryError(f"{what} to {to} not sent: {exc}") from exc
     finally:
         connection.close()
 

@@ -263,6 +263,56 @@ events = Table(
     Index(None, "at"),
 )
 
+# The subscription form's requests, drained by a worker that sends the confirmation
+# emails with retries (docs/delivery.md, "The sign-up queue").
+confirmation_queue = Table(
+    "confirmation_queue",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", Text),  # cleared once the request is done with
+    Column("email_key", Text),
+    Column("name", Text),
+    Column("throttled", Boolean, nullable=False, default=False),
+    Column("status", String(20), nullable=False, default="new"),
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="CASCADE")),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("claimed_by", Text),
+    Column("claimed_at", UTCDateTime),
+    Column("sent_at", UTCDateTime),
+    Column("last_error", Text),
+    Index(None, "status", "next_attempt_at"),
+)
+
+# The consent history of each subscriber: appended, never rewritten.
+consent_events = Table(
+    "consent_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "subscriber_id",
+        Integer,
+        ForeignKey("subscribers.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("at", UTCDateTime, nullable=False),
+    Column("event", String(30), nullable=False),
+    Column("method", String(20), nullable=False),
+    Column("detail", Text),
+    Column("actor", Text, nullable=False),
+    Index(None, "subscriber_id"),
+)
+
+# Fixed-window hit counters of the web form (keys are hashed: no address in clear).
+rate_limits = Table(
+    "rate_limits",
+    metadata,
+    Column("key", String(80), primary_key=True),
+    Column("window_start", UTCDateTime, primary_key=True),
+    Column("hits", Integer, nullable=False),
+)
+
 # Every scheduled or manual job run with its outcome.
 job_runs = Table(
     "job_runs",
