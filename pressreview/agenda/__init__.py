@@ -257,40 +257,44 @@ def detect_events(
     return out
 
 
+def _propose(conn: Any, item: Any, tz: Any) -> int:
+    """Store the events an item announces as proposals; returns how many."""
+    proposals = detect_events(
+        title=item.title,
+        text=item.excerpt or "",
+        summary_html=item.summary_html or "",
+        link=item.link,
+        published_at=item.published_at,
+        tz=tz,
+    )
+    territories = list(item.territories or [])
+    for n, p in enumerate(proposals):
+        q.insert_event(
+            conn,
+            uid=f"item-{item.id}-{n}@pressreview",
+            origin="item",
+            status="proposed",
+            item_id=item.id,
+            title=p.title,
+            starts_at=p.starts_at,
+            ends_at=p.ends_at,
+            all_day=p.all_day,
+            place=p.place,
+            online=p.online,
+            url=p.url,
+            territory=territories[0] if territories else None,
+        )
+    return len(proposals)
+
+
 def propose_from_new_items(config: Config, store: Store, since: datetime) -> int:
     """Proposed events for the items first seen since ``since``; returns how many were added."""
     added = 0
-    tz = config.tz
     with store.begin() as conn:
         for row in q.items_seen_since(conn, since):
             if q.list_events(conn, statuses=(), item_id=row.id, limit=1):
                 continue  # proposed, accepted or dismissed already
-            proposals = detect_events(
-                title=row.title,
-                text=row.excerpt or "",
-                summary_html=row.summary_html or "",
-                link=row.link,
-                published_at=row.published_at,
-                tz=tz,
-            )
-            territories = list(row.territories or [])
-            for n, p in enumerate(proposals):
-                q.insert_event(
-                    conn,
-                    uid=f"item-{row.id}-{n}@pressreview",
-                    origin="item",
-                    status="proposed",
-                    item_id=row.id,
-                    title=p.title,
-                    starts_at=p.starts_at,
-                    ends_at=p.ends_at,
-                    all_day=p.all_day,
-                    place=p.place,
-                    online=p.online,
-                    url=p.url,
-                    territory=territories[0] if territories else None,
-                )
-                added += 1
+            added += _propose(conn, row, config.tz)
     return added
 
 
@@ -541,35 +545,10 @@ def accept_from_item(config: Config, store: Store, item_id: int, *, actor: str) 
             raise NotFound(f"no item {item_id}")
         rows = q.list_events(conn, statuses=(), item_id=item_id)
         if not rows:
-            proposals = detect_events(
-                title=item.title,
-                text=item.excerpt or "",
-                summary_html=item.summary_html or "",
-                link=item.link,
-                published_at=item.published_at,
-                tz=config.tz,
-            )
-            if not proposals:
+            if not _propose(conn, item, config.tz):
                 raise UsageError(
                     f"item {item_id} announces no event with a date to come; "
                     "add it with `pressreview events add`"
-                )
-            territories = list(item.territories or [])
-            for n, p in enumerate(proposals):
-                q.insert_event(
-                    conn,
-                    uid=f"item-{item_id}-{n}@pressreview",
-                    origin="item",
-                    status="proposed",
-                    item_id=item_id,
-                    title=p.title,
-                    starts_at=p.starts_at,
-                    ends_at=p.ends_at,
-                    all_day=p.all_day,
-                    place=p.place,
-                    online=p.online,
-                    url=p.url,
-                    territory=territories[0] if territories else None,
                 )
             rows = q.list_events(conn, statuses=(), item_id=item_id)
         accepted: list[EventView] = []

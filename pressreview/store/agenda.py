@@ -175,9 +175,9 @@ def source_events_from(conn: Connection, source_id: int, start: datetime) -> lis
     return [_row(r) for r in conn.execute(query)]
 
 
-def items_seen_since(conn: Connection, since: datetime) -> list[Any]:
-    """Items first seen since ``since`` (indexed), with what event detection reads."""
-    query = select(
+def _item_columns() -> Any:
+    """What event detection reads of an item."""
+    return select(
         items.c.id,
         items.c.title,
         items.c.excerpt,
@@ -186,19 +186,14 @@ def items_seen_since(conn: Connection, since: datetime) -> list[Any]:
         items.c.published_at,
         items.c.territories,
         items.c.status,
-    ).where(items.c.first_seen_at >= since, items.c.duplicate_of.is_(None))
+    )
+
+
+def items_seen_since(conn: Connection, since: datetime) -> list[Any]:
+    """Items first seen since ``since`` (indexed), with what event detection reads."""
+    query = _item_columns().where(items.c.first_seen_at >= since, items.c.duplicate_of.is_(None))
     return list(conn.execute(query))
 
 
 def item_for_event(conn: Connection, item_id: int) -> Any:
-    query = select(
-        items.c.id,
-        items.c.title,
-        items.c.excerpt,
-        items.c.summary_html,
-        items.c.link,
-        items.c.published_at,
-        items.c.territories,
-        items.c.status,
-    ).where(items.c.id == item_id)
-    return conn.execute(query).first()
+    return conn.execute(_item_columns().where(items.c.id == item_id)).first()
