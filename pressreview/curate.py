@@ -63,6 +63,8 @@ __all__ = [
 
 Item = dict[str, Any]
 STATUSES = ("new", "selected", "rejected", "filtered", "published")
+#: The orders of a listing (``ItemQuery.sort``).
+SORTS = q.SORTS
 MAX_IDS = 10_000
 #: Closest two positions inside a section may get before the section is renumbered.
 MIN_GAP = 1e-6
@@ -219,8 +221,8 @@ def _filter(config: Config, query: ItemQuery) -> q.ItemFilter:
         territories += _resolve_territory(config, territory)
     if query.search is not None and query.search.strip() and not q.search_terms(query.search):
         raise UsageError(f"nothing to search for in {query.search!r} (give words)")
-    if query.sort not in q.SORTS:
-        raise UsageError(f"unknown sort {query.sort!r} (one of {', '.join(q.SORTS)})")
+    if query.sort not in SORTS:
+        raise UsageError(f"unknown sort {query.sort!r} (one of {', '.join(SORTS)})")
     if query.limit is not None and query.limit < 0:
         raise UsageError("--limit must be 0 or more")
     return q.ItemFilter(

@@ -35,6 +35,7 @@ from pressreview.config import Config
 from pressreview.errors import Conflict, NotFound, Refused, UsageError
 from pressreview.store import Store
 from pressreview.store import issues as q
+from pressreview.store.schema import now as store_now
 from pressreview.text import clean_text, host_of, sanitize_html, words
 
 SNAPSHOT_SCHEMA = 1
@@ -169,7 +170,7 @@ def _check_title(title: str) -> str:
 def new_draft(config: Config, store: Store, *, title: str, intro_md: str = "", actor: str) -> Draft:
     """Start the next issue. Refused while another draft is in progress."""
     title = _check_title(title)
-    stamp = q.now()
+    stamp = store_now()
     with store.begin() as conn:
         existing = q.current_draft(conn)
         if existing is not None:
@@ -460,7 +461,7 @@ def _draft_state(
         number=number,
         title=row.title,
         intro_md=row.intro_md or "",
-        published_at=now or q.now(),
+        published_at=now or store_now(),
         rows=rows,
         also=also,
     )
@@ -548,7 +549,7 @@ def publish(
     meets) or when the draft is empty. The email is rendered before anything
     is written: a broken template fails here, not at sending time.
     """
-    stamp = now or q.now()
+    stamp = now or store_now()
     if stamp.tzinfo is None:
         raise UsageError("publish: `now` must be an aware datetime")
     try:

@@ -17,7 +17,7 @@ from rich.table import Table
 
 def console(*, stderr: bool = False) -> Console:
     """A rich console writing through click (so CliRunner captures it)."""
-    stream = click.get_text_stream("stderr" if stderr else "stdout")
+    stream = sys.stderr if stderr else sys.stdout
     size = shutil.get_terminal_size((100, 24)) if stream.isatty() else os.terminal_size((100, 24))
     return Console(
         file=stream, width=size.columns, height=size.lines, highlight=False, soft_wrap=False
@@ -25,7 +25,7 @@ def console(*, stderr: bool = False) -> Console:
 
 
 def is_tty() -> bool:
-    return click.get_text_stream("stdout").isatty()
+    return sys.stdout.isatty()
 
 
 def table(

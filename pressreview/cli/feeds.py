@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from pressreview.cli import AppContext, display
+from pressreview.cli import display
+from pressreview.cli.context import AppContext
 from pressreview.cli.display import print_json, table
 from pressreview.collect import check_feeds
 from pressreview.config import find_config_path

@@ -6,12 +6,12 @@ import os
 import sys
 import webbrowser
 from pathlib import Path
-from typing import Any
 
 import click
 
 from pressreview import issues, preview
 from pressreview.cli import display
+from pressreview.cli.context import AppContext
 from pressreview.cli.display import print_json, table, warn
 from pressreview.errors import UsageError
 
@@ -24,7 +24,7 @@ def _read_intro(path: str | None, text: str | None) -> str | None:
     if path is None:
         return None
     if path == "-":
-        return click.get_text_stream("stdin").read()
+        return sys.stdin.read()
     try:
         return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -45,7 +45,7 @@ def issue_group() -> None:
 )
 @click.option("--intro-text", metavar="TEXT", help="Editorial intro given inline (Markdown).")
 @click.pass_obj
-def issue_new(app: Any, title: str, intro_file: str | None, intro_text: str | None) -> None:
+def issue_new(app: AppContext, title: str, intro_file: str | None, intro_text: str | None) -> None:
     """Start the draft of the next issue; it gathers the selected items."""
     intro = _read_intro(intro_file, intro_text) or ""
     draft = issues.new_draft(app.config, app.store, title=title, intro_md=intro, actor=app.actor)
@@ -63,7 +63,9 @@ def issue_new(app: Any, title: str, intro_file: str | None, intro_text: str | No
 @click.option("--intro", "intro_file", metavar="FILE", help="New intro in Markdown ('-': stdin).")
 @click.option("--intro-text", metavar="TEXT", help="New intro given inline (Markdown).")
 @click.pass_obj
-def issue_edit(app: Any, title: str | None, intro_file: str | None, intro_text: str | None) -> None:
+def issue_edit(
+    app: AppContext, title: str | None, intro_file: str | None, intro_text: str | None
+) -> None:
     """Change the title or intro of the draft."""
     intro = _read_intro(intro_file, intro_text)
     draft = issues.edit_draft(app.config, app.store, title=title, intro_md=intro, actor=app.actor)
@@ -72,7 +74,7 @@ def issue_edit(app: Any, title: str | None, intro_file: str | None, intro_text: 
 
 @issue_group.command("refresh")
 @click.pass_obj
-def issue_refresh(app: Any) -> None:
+def issue_refresh(app: AppContext) -> None:
     """Gather newly selected items into the draft (and let go of unselected ones)."""
     report = issues.refresh_draft(app.config, app.store, actor=app.actor)
     click.echo(
@@ -84,7 +86,7 @@ def issue_refresh(app: Any) -> None:
 @issue_group.command("discard")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
-def issue_discard(app: Any, yes: bool) -> None:
+def issue_discard(app: AppContext, yes: bool) -> None:
     """Drop the draft (its items stay selected for the next one)."""
     draft = issues.current_draft(app.config, app.store)
     if draft is not None and not yes:
@@ -93,7 +95,7 @@ def issue_discard(app: Any, yes: bool) -> None:
     click.echo(f"Draft {dropped.title!r} dropped.")
 
 
-def _print_outline(app: Any, outline: issues.Outline) -> None:
+def _print_outline(app: AppContext, outline: issues.Outline) -> None:
     snap = outline.snapshot
     state = "published" if outline.published else "draft"
     head = f"n° {snap['number']}" + ("" if outline.published else " (provisional)")
@@ -135,7 +137,7 @@ def _print_outline(app: Any, outline: issues.Outline) -> None:
 @click.argument("number", type=int, required=False)
 @click.option("--json", "as_json", is_flag=True, help="The snapshot (and warnings) as JSON.")
 @click.pass_obj
-def issue_show(app: Any, number: int | None, as_json: bool) -> None:
+def issue_show(app: AppContext, number: int | None, as_json: bool) -> None:
     """Outline of the draft (or of published issue NUMBER): sections, items, size, warnings."""
     if number is None:
         outline = issues.draft_outline(app.config, app.store)
@@ -173,7 +175,7 @@ def _report(files: preview.EmailFiles) -> None:
 )
 @click.option("--open", "open_browser", is_flag=True, help="Open the email in a web browser.")
 @click.pass_obj
-def issue_preview(app: Any, number: int | None, out_dir: Path, open_browser: bool) -> None:
+def issue_preview(app: AppContext, number: int | None, out_dir: Path, open_browser: bool) -> None:
     """Write the email (HTML and text) and the web page of the draft, or of issue NUMBER."""
     if number is None:
         snapshot = issues.draft_snapshot(app.config, app.store)
@@ -214,7 +216,7 @@ def _open_in_browser(path: Path) -> None:
     help="Folder to write email.html, email.txt and email.eml into.",
 )
 @click.pass_obj
-def issue_render(app: Any, number: int, out_dir: Path) -> None:
+def issue_render(app: AppContext, number: int, out_dir: Path) -> None:
     """Render published issue NUMBER: email.html, email.txt and email.eml (a full MIME message)."""
     snapshot = issues.get_snapshot(app.store, number)
     _report(preview.write_email_files(app.config, snapshot, out_dir, eml=True))
@@ -222,7 +224,7 @@ def issue_render(app: Any, number: int, out_dir: Path) -> None:
 
 @issue_group.command("publish")
 @click.pass_obj
-def issue_publish(app: Any) -> None:
+def issue_publish(app: AppContext) -> None:
     """Freeze the draft into the next numbered issue; its items become published."""
     snapshot = issues.publish(app.config, app.store, actor=app.actor)
     click.echo(
@@ -235,7 +237,7 @@ def issue_publish(app: Any) -> None:
 @issue_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print the issues as JSON.")
 @click.pass_obj
-def issue_list(app: Any, as_json: bool) -> None:
+def issue_list(app: AppContext, as_json: bool) -> None:
     """Published issues, newest first (and the draft in progress, if any)."""
     rows = issues.list_issues(app.store)
     draft = issues.current_draft(app.config, app.store)

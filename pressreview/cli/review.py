@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from pressreview import curate
 from pressreview.cli import display
+from pressreview.cli.context import AppContext
 from pressreview.cli.display import print_json, table, when
 from pressreview.cli.items import (
     build_query,
@@ -18,10 +19,6 @@ from pressreview.cli.items import (
     filter_options,
 )
 from pressreview.errors import PressreviewError
-
-if TYPE_CHECKING:
-    from pressreview.cli import AppContext
-
 
 # -- review ---------------------------------------------------------------------------
 
@@ -36,7 +33,7 @@ REVIEW_HELP = """\
 @click.command("review")
 @filter_options(status_default="new")
 @click.pass_obj
-def review_command(app: AppContext, **kw: Any) -> None:
+def review_command(app: AppContext, /, **kw: Any) -> None:
     """Triage new items one by one with single keys (s, r, e, k, u, q, ?)."""
     kw["status"] = kw.get("status") or ("new",)
     ids = curate.review_queue(app.config, app.store, build_query(app, kw))

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
 from pressreview.cli import display
+from pressreview.cli.context import AppContext
 from pressreview.cli.display import print_json, table
 
 STATUS_CHOICE = click.Choice(["pending", "active", "unsubscribed", "bounced"])
@@ -22,7 +22,7 @@ def subscribers_group() -> None:
 @click.argument("email")
 @click.option("--name", help="The person's name.")
 @click.pass_obj
-def add_command(app: Any, email: str, name: str | None) -> None:
+def add_command(app: AppContext, email: str, name: str | None) -> None:
     """Add EMAIL as an active subscriber (consent recorded as given to staff).
 
     Example: pressreview subscribers add marie@example.fr --name "Marie Dupont"
@@ -37,7 +37,7 @@ def add_command(app: Any, email: str, name: str | None) -> None:
 @click.argument("csv_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_obj
-def import_command(app: Any, csv_file: Path, as_json: bool) -> None:
+def import_command(app: AppContext, csv_file: Path, as_json: bool) -> None:
     """Import subscribers from a CSV file (column email, optional name; "," or ";").
 
     Bad lines are reported with their number and the reason; the good ones are
@@ -67,7 +67,7 @@ def import_command(app: Any, csv_file: Path, as_json: bool) -> None:
 @click.option("--status", type=STATUS_CHOICE, help="Only subscribers with this status.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def list_command(app: Any, status: str | None, as_json: bool) -> None:
+def list_command(app: AppContext, status: str | None, as_json: bool) -> None:
     """List subscribers, with counts by status."""
     from pressreview.subscribers import count_subscribers, list_subscribers
 
@@ -97,7 +97,7 @@ def list_command(app: Any, status: str | None, as_json: bool) -> None:
 @click.argument("email", required=False)
 @click.option("--csv", "as_csv", is_flag=True, help="CSV instead of JSON.")
 @click.pass_obj
-def export_command(app: Any, email: str | None, as_csv: bool) -> None:
+def export_command(app: AppContext, email: str | None, as_csv: bool) -> None:
     """Everything stored about EMAIL (right of access), or about every subscriber.
 
     JSON holds, for one subscriber, the consent record, the delivery history and
@@ -120,7 +120,7 @@ def export_command(app: Any, email: str | None, as_csv: bool) -> None:
     help="Erase the person's data (right to erasure) instead of marking them unsubscribed.",
 )
 @click.pass_obj
-def remove_command(app: Any, email: str, forget: bool) -> None:
+def remove_command(app: AppContext, email: str, forget: bool) -> None:
     """Unsubscribe EMAIL (kept as a record), or erase it with --forget."""
     from pressreview.subscribers import remove_subscriber
 

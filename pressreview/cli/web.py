@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 from werkzeug.serving import run_simple
 
+from pressreview.cli.context import AppContext
 from pressreview.tokens import secret_key
 from pressreview.web import create_app
 
@@ -15,7 +14,7 @@ from pressreview.web import create_app
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
 @click.pass_obj
-def serve_command(app: Any, host: str, port: int) -> None:
+def serve_command(app: AppContext, host: str, port: int) -> None:
     """Run the subscribe / confirm / unsubscribe endpoints (development server).
 
     In production run the WSGI application `pressreview.web:create_app()` under
