@@ -26,11 +26,10 @@ from itertools import pairwise
 from typing import Any
 
 import httpx
-from sqlalchemy import Connection
 
 from pressreview.config import Config
 from pressreview.errors import Conflict, NotFound, Refused, UsageError
-from pressreview.store import Store
+from pressreview.store import Connection, Store
 from pressreview.store import items as q
 from pressreview.store.schema import now
 from pressreview.text import canonical_url, clean_text, excerpt, host_of, words

@@ -20,12 +20,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import RowMapping
-from sqlalchemy.exc import IntegrityError
 
 from pressreview import urls
 from pressreview.config import Config
-from pressreview.errors import NotFound, Refused, UsageError
+from pressreview.errors import DuplicateKey, NotFound, Refused, UsageError
 from pressreview.store import Store
 from pressreview.store import subscribers as db
 from pressreview.store.schema import now
@@ -61,8 +59,21 @@ class Subscriber:
         return email_key(self.email)
 
     @classmethod
-    def of(cls, row: RowMapping) -> Subscriber:
-        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+    def of(cls, row: db.SubscriberRow) -> Subscriber:
+        return cls(
+            id=row["id"],
+            email=row["email"],
+            name=row["name"],
+            status=row["status"],
+            consent_at=row["consent_at"],
+            consent_method=row["consent_method"],
+            consent_detail=row["consent_detail"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            confirmed_at=row["confirmed_at"],
+            unsubscribed_at=row["unsubscribed_at"],
+            last_error=row["last_error"],
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -205,7 +216,7 @@ def add_subscriber(
                 consent_at=stamp,
                 at=stamp,
             )
-        except IntegrityError:
+        except DuplicateKey:
             raise Refused(f"{email} is already a subscriber") from None
         db.record_event(
             conn,
@@ -219,7 +230,7 @@ def add_subscriber(
     return Subscriber.of(row)
 
 
-def _already(row: RowMapping) -> str:
+def _already(row: db.SubscriberRow) -> str:
     status = row["status"]
     if status == "unsubscribed":
         return (
@@ -444,7 +455,7 @@ def request_subscription(
                     consent_at=None,
                     at=stamp,
                 )
-            except IntegrityError:  # a concurrent request for the same address
+            except DuplicateKey:  # a concurrent request for the same address
                 return SubscribeOutcome("ignored", None)
             action = "created"
         else:

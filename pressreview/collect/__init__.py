@@ -20,15 +20,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import Connection
-from sqlalchemy.exc import SQLAlchemyError
 
 from pressreview.collect.classify import Classifier
 from pressreview.collect.fetch import Fetcher, FetchResult
 from pressreview.collect.parse import Entry, NotAFeed, ParsedFeed, parse_body
 from pressreview.config import Config, Feed
-from pressreview.errors import UsageError
-from pressreview.store import Store
+from pressreview.errors import StoreError, UsageError
+from pressreview.store import Connection, Store, transaction
 from pressreview.store import collect as q
 from pressreview.text import sha256
 
@@ -378,13 +376,13 @@ class _Writer:
         if len(self.cache.postings) > POSTINGS_CACHE_MAX:
             self.cache.forget_postings()
         try:
-            with conn.begin():
+            with transaction(conn):
                 rows = q.get_sources(conn, (o.source_id for o in lot))
                 return [
                     _record(self.config, conn, o, stamp, self.cache, rows.get(o.source_id))
                     for o in lot
                 ]
-        except SQLAlchemyError:
+        except StoreError:
             self.cache.reset()  # ids of a rolled-back lot may be given again
             if len(lot) == 1:
                 return [self._store_failure(conn, lot[0], stamp)]
@@ -392,9 +390,9 @@ class _Writer:
         reports = []
         for outcome in lot:
             try:
-                with conn.begin():
+                with transaction(conn):
                     reports.append(_record(self.config, conn, outcome, stamp, self.cache))
-            except SQLAlchemyError:
+            except StoreError:
                 self.cache.reset()
                 reports.append(self._store_failure(conn, outcome, stamp))
         return reports
@@ -402,13 +400,13 @@ class _Writer:
     def _store_failure(self, conn: Connection, outcome: _Outcome, stamp: datetime) -> SourceReport:
         """Record a source whose items the store refused; its stored items stay as they were."""
         try:
-            with conn.begin():
+            with transaction(conn):
                 failed = dataclasses.replace(
                     outcome, parsed=None, batch=None,
                     parse_error="cannot store its items (database error; see the logs)",
                 )  # fmt: skip
                 return _record(self.config, conn, failed, stamp)
-        except SQLAlchemyError as exc:
+        except StoreError as exc:
             return SourceReport(outcome.feed.name, "failed", error=f"store: {_first_line(exc)}")
 
     def close(self) -> None:

@@ -33,6 +33,7 @@ from typing import Any
 
 from pressreview import urls
 from pressreview.config import Config
+from pressreview.contracts import Snapshot
 from pressreview.deliver.message import MessageTemplate, dkim_signer, make_message_id
 from pressreview.deliver.single import send_test_copies
 from pressreview.deliver.transports import (
@@ -144,7 +145,7 @@ def claim_is_dead(claimed_by: str) -> bool:
     return process_alive(parts[0], pid) is False
 
 
-def _issue(store: Store, number: int) -> tuple[int, dict[str, Any]]:
+def _issue(store: Store, number: int) -> tuple[int, Snapshot]:
     snapshot = get_snapshot(store, number)
     with store.connect() as conn:
         issue_id = db.issue_id_for(conn, number)

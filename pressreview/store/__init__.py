@@ -16,10 +16,14 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from pressreview.errors import StoreError
+from pressreview.errors import DuplicateKey, StoreError
+
+__all__ = ["Connection", "Store", "open_store", "transaction"]
+# ``Connection`` is re-exported: the handle the core receives from Store.begin() /
+# Store.connect() and passes back to the query functions of store/; it never runs SQL.
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -156,10 +160,16 @@ class Store:
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
-        """A connection inside one transaction (committed on success)."""
+        """A connection inside one transaction (committed on success).
+
+        A unique key taken meanwhile (a concurrent run) is raised as DuplicateKey.
+        """
         self.ensure_schema()
-        with self.engine.begin() as conn:
-            yield conn
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except IntegrityError as exc:
+            raise DuplicateKey(_first_line(exc)) from exc
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
@@ -181,6 +191,20 @@ class Store:
 def _first_line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc)
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+@contextmanager
+def transaction(conn: Connection) -> Iterator[None]:
+    """One transaction on a connection the caller keeps open (the collect run's writer).
+
+    Committed on success; any database error rolls it back and is raised as
+    StoreError, whose message is the first line of the driver's.
+    """
+    try:
+        with conn.begin():
+            yield
+    except SQLAlchemyError as exc:
+        raise StoreError(str(exc)) from exc
 
 
 def open_store(config: Any, *, auto_upgrade: bool = True) -> Store:
