@@ -23,11 +23,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from itertools import pairwise
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
 from pressreview.config import Config
+from pressreview.contracts import Item
 from pressreview.errors import Conflict, NotFound, Refused, UsageError
 from pressreview.store import Connection, Store
 from pressreview.store import items as q
@@ -60,7 +61,6 @@ __all__ = [
     "show_item",
 ]
 
-Item = dict[str, Any]
 STATUSES = ("new", "selected", "rejected", "filtered", "published")
 #: The orders of a listing (``ItemQuery.sort``).
 SORTS = q.SORTS
@@ -354,7 +354,10 @@ def _apply(
     stamp = stamp or now()
     if expected_version is not None and expected_version != item["version"]:
         raise Conflict(_conflict_message(conn, item, expected_version))
-    changes = {k: [_json_value(item[k]), _json_value(v)] for k, v in values.items() if item[k] != v}
+    fields: Mapping[str, Any] = item
+    changes = {
+        k: [_json_value(fields[k]), _json_value(v)] for k, v in values.items() if fields[k] != v
+    }
     if not changes:
         return None
     update = {k: v for k, v in values.items() if k in changes}
@@ -367,7 +370,8 @@ def _apply(
     if extra:
         details.update(extra)
     q.add_event(conn, actor=actor, action=action, item_id=item["id"], details=details, at=stamp)
-    return {**item, **update, "version": item["version"] + 1, "updated_at": stamp}
+    # The same keys as ``item``, some with new values.
+    return cast(Item, {**item, **update, "version": item["version"] + 1, "updated_at": stamp})
 
 
 FIELD_NAMES = {
@@ -631,7 +635,8 @@ def move_item(
         positions = [row["position"] for row in ordered]
         # Renumber 1, 2, 3... when a position is missing, or when repeated moves into
         # one gap (each halves it) have brought two positions too close to split again.
-        if None in positions or any(b - a < MIN_GAP for a, b in pairwise(positions)):
+        known = [p for p in positions if p is not None]
+        if len(known) < len(positions) or any(b - a < MIN_GAP for a, b in pairwise(known)):
             ordered = _renumber(conn, ordered, actor=actor, stamp=stamp)
             item = next(row for row in ordered if row["id"] == item_id)
         others = [row for row in ordered if row["id"] != item_id]
@@ -925,7 +930,8 @@ class ReviewSession:
         return None
 
     def _record(self, kind: str, before: Item, after: Item) -> None:
-        previous = {k: before[k] for k in RESTORABLE}
+        fields: Mapping[str, Any] = before
+        previous = {k: fields[k] for k in RESTORABLE}
         self.history.append(_Step(self.index, before["id"], kind, previous, after["version"]))
 
     def select(self, section: str | None = None) -> Item:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import html as html_lib
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any
@@ -23,6 +22,7 @@ import mjml
 from markupsafe import Markup
 
 from pressreview.config import Config
+from pressreview.contracts import Snapshot
 from pressreview.errors import RenderError
 from pressreview.templating import email_env, render_template
 
@@ -176,7 +176,7 @@ def html_to_text(fragment: str, *, links: bool = True) -> str:
     return parser.text()
 
 
-def preheader_for(snapshot: Mapping[str, Any], limit: int = 140) -> str:
+def preheader_for(snapshot: Snapshot, limit: int = 140) -> str:
     """The hidden preview text: the intro's start, else the first items' titles."""
     text = " ".join(html_to_text(snapshot.get("intro_html") or "", links=False).split())
     if not text:
@@ -188,7 +188,7 @@ def preheader_for(snapshot: Mapping[str, Any], limit: int = 140) -> str:
     return text
 
 
-def email_subject(config: Config, snapshot: Mapping[str, Any]) -> str:
+def email_subject(config: Config, snapshot: Snapshot) -> str:
     """The subject frozen in the snapshot, else ``email.subject`` of the config."""
     subject = snapshot.get("subject")
     if subject:
@@ -196,7 +196,7 @@ def email_subject(config: Config, snapshot: Mapping[str, Any]) -> str:
     return format_subject(config.email.subject, snapshot)
 
 
-def format_subject(pattern: str, snapshot: Mapping[str, Any]) -> str:
+def format_subject(pattern: str, snapshot: Snapshot) -> str:
     try:
         return pattern.format(title=snapshot["title"], number=snapshot["number"])
     except (KeyError, IndexError, ValueError) as exc:
@@ -206,7 +206,7 @@ def format_subject(pattern: str, snapshot: Mapping[str, Any]) -> str:
         ) from None
 
 
-def email_context(config: Config, snapshot: Mapping[str, Any]) -> dict[str, Any]:
+def email_context(config: Config, snapshot: Snapshot) -> dict[str, Any]:
     """What the email templates see (everything from the snapshot)."""
     intro_html = snapshot.get("intro_html") or ""
     return {
@@ -224,7 +224,7 @@ def email_context(config: Config, snapshot: Mapping[str, Any]) -> dict[str, Any]
     }
 
 
-def render_email(config: Config, snapshot: Mapping[str, Any]) -> RenderedEmail:
+def render_email(config: Config, snapshot: Snapshot) -> RenderedEmail:
     """The email of an issue snapshot: subject, HTML (MJML compiled, minified), text, preheader.
 
     Raises RenderError naming the template and line on a missing variable, a

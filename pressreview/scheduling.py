@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from pressreview.config import Config, load_config
+from pressreview.contracts import Snapshot
 from pressreview.deliver.message import dkim_signer, make_message_id
 from pressreview.deliver.single import send_test_copies
 from pressreview.deliver.transports import open_transport
@@ -401,7 +402,7 @@ def _review_digest(
 
 def send_preview(
     config: Config,
-    snapshot: Mapping[str, Any],
+    snapshot: Snapshot,
     recipients: list[str],
     *,
     environ: Mapping[str, str] | None = None,

@@ -27,7 +27,7 @@ import mimetypes
 import os
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -40,6 +40,7 @@ from pressreview.archive import feeds, search
 from pressreview.archive.model import PageSpec, SiteModel, build_model, issue_page
 from pressreview.archive.output import SiteSwap
 from pressreview.config import Config
+from pressreview.contracts import Snapshot
 from pressreview.errors import RenderError
 from pressreview.store import Store
 from pressreview.store.archive import published_snapshot_texts
@@ -473,7 +474,7 @@ def _write_site(
     return report
 
 
-def render_issue_page(config: Config, snapshot: Mapping[str, Any]) -> str:
+def render_issue_page(config: Config, snapshot: Snapshot) -> str:
     """One issue's archive page as a standalone HTML document (``issue preview``'s page.html).
 
     ``snapshot`` is a published snapshot or a draft's (``issues.draft_snapshot``:
