@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from pressreview.cli import display
+from pressreview.cli.context import AppContext
 from pressreview.cli.display import print_json
 from pressreview.deliver.campaign import send_issue
 
@@ -31,7 +30,7 @@ from pressreview.deliver.campaign import send_issue
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_obj
 def send_command(
-    app: Any,
+    app: AppContext,
     number: int,
     test_to: str | None,
     dry_run: bool,

@@ -34,7 +34,7 @@ from typing import Any
 from pressreview import urls
 from pressreview.config import Config
 from pressreview.contracts import Snapshot
-from pressreview.deliver.message import MessageTemplate, dkim_signer, make_message_id
+from pressreview.deliver.message import DkimSigner, MessageTemplate, dkim_signer, make_message_id
 from pressreview.deliver.single import send_test_copies
 from pressreview.deliver.transports import (
     ClaimLost,
@@ -46,10 +46,12 @@ from pressreview.deliver.transports import (
     TransportUnavailable,
     open_transport,
 )
+from pressreview.deliver.transports import Connection as TransportConnection
 from pressreview.errors import DeliveryError, NotFound
 from pressreview.issues import get_snapshot
 from pressreview.process import process_alive
 from pressreview.render import render_email
+from pressreview.store import Connection as StoreConnection
 from pressreview.store import Store
 from pressreview.store import deliveries as db
 from pressreview.subscribers import list_subscribers
@@ -259,8 +261,8 @@ class _Campaign:
         store: Store,
         issue_id: int,
         template: MessageTemplate,
-        tokens: Any,
-        signer: Any,
+        tokens: Tokens,
+        signer: DkimSigner | None,
         transport: Transport,
         report: SendReport,
         progress: ProgressCallback | None,
@@ -325,7 +327,7 @@ class _Campaign:
             self.budget -= n
             return n
 
-    def _worker(self, connection: Any, index: int) -> None:
+    def _worker(self, connection: TransportConnection, index: int) -> None:
         batch_no = 0
         with self.store.connect() as db_conn:
             while not self.stop.is_set():
@@ -387,7 +389,11 @@ class _Campaign:
             self.progress(outcome, done, self.total)
 
     def _deliver(
-        self, connection: Any, db_conn: Any, token: str, row: Any
+        self,
+        connection: TransportConnection,
+        db_conn: StoreConnection,
+        token: str,
+        row: db.ClaimedRow,
     ) -> tuple[str, str | None]:
         email = row["email"]
         url = self.tokens.unsubscribe(row["subscriber_id"], row["email_key"])

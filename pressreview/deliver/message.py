@@ -24,14 +24,13 @@ import html as html_lib
 import os
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Any
 
 from pressreview.config import Config
 from pressreview.errors import ConfigError, DeliveryError
@@ -286,7 +285,7 @@ def build_message(
 # -- DKIM ------------------------------------------------------------------------
 
 
-def dkim_key(environ: Any = None) -> bytes | None:
+def dkim_key(environ: Mapping[str, str] | None = None) -> bytes | None:
     """The DKIM private key (PEM) from the environment, or None."""
     env = os.environ if environ is None else environ
     if env.get(DKIM_KEY_ENV):
@@ -327,7 +326,7 @@ class DkimSigner:
         return bytes(signature).replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") + message
 
 
-def dkim_signer(config: Config, environ: Any = None) -> DkimSigner | None:
+def dkim_signer(config: Config, environ: Mapping[str, str] | None = None) -> DkimSigner | None:
     """A signer when delivery.dkim_selector and dkim_domain are set (config.py checks
     that both or neither are), else None."""
     selector, domain = config.delivery.dkim_selector, config.delivery.dkim_domain

@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from pressreview.config import Config
 from pressreview.errors import DuplicateKey, StoreError
 
 __all__ = ["Connection", "Store", "open_store", "transaction"]
@@ -207,6 +208,6 @@ def transaction(conn: Connection) -> Iterator[None]:
         raise StoreError(str(exc)) from exc
 
 
-def open_store(config: Any, *, auto_upgrade: bool = True) -> Store:
+def open_store(config: Config, *, auto_upgrade: bool = True) -> Store:
     """The store named by a Config (``database_url``, relative to the config's folder)."""
     return Store(config.database_url, base_dir=config.base_dir, auto_upgrade=auto_upgrade)
