@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+from babel import Locale, UnknownLocaleError
 
 from pressreview.errors import ConfigError
 from pressreview.text import fold
@@ -379,8 +380,6 @@ def _check(config: Config) -> None:
             f"timezone: unknown time zone {config.timezone!r} (e.g. Europe/Paris)"
         ) from None
     try:
-        from babel import Locale, UnknownLocaleError
-
         Locale.parse(config.locale)
     except (UnknownLocaleError, ValueError):
         raise ConfigError(f"locale: unknown locale {config.locale!r} (e.g. fr_FR)") from None

@@ -27,9 +27,11 @@ from typing import Any, cast
 
 import httpx
 
+from pressreview.collect.classify import Classifier
 from pressreview.config import Config
 from pressreview.contracts import Item
 from pressreview.errors import Conflict, NotFound, Refused, UsageError
+from pressreview.pageinfo import fetch_page_info
 from pressreview.store import Connection, Store
 from pressreview.store import items as q
 from pressreview.store.schema import now
@@ -762,9 +764,6 @@ def add_item_by_url(
     The item is selected (into ``section`` or the detected one) unless
     ``select`` is false.
     """
-    from pressreview.collect.classify import Classifier
-    from pressreview.pageinfo import fetch_page_info
-
     url = url.strip()
     canonical = canonical_url(url)
     if not canonical.startswith(("http://", "https://")):

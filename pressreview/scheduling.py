@@ -32,8 +32,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from babel.dates import format_date
+
+from pressreview import issues
+from pressreview.archive import build_archive
+from pressreview.collect import collect
 from pressreview.config import Config, load_config
 from pressreview.contracts import Snapshot
+from pressreview.curate import select_items
+from pressreview.deliver.campaign import send_issue
 from pressreview.deliver.message import dkim_signer, make_message_id
 from pressreview.deliver.single import send_test_copies
 from pressreview.deliver.transports import open_transport
@@ -43,6 +50,7 @@ from pressreview.render import render_email
 from pressreview.store import Store, open_store
 from pressreview.store import jobs as q
 from pressreview.store.schema import now as store_now
+from pressreview.tokens import secret_key
 
 __all__ = [
     "DIGEST_ACTOR",
@@ -161,8 +169,6 @@ def run_collect(config: Config, store: Store) -> JobResult:
     Outcome ``ok``, or ``partial`` when some sources failed (they are backed off
     and named in the message).
     """
-    from pressreview.collect import collect
-
     with _recorded(store, "collect") as result:
         report = collect(config, store)
         totals = report.as_dict()["totals"]
@@ -236,8 +242,6 @@ def run_digest(
 
 def default_title(config: Config, now: datetime) -> str:
     """The title of an issue the digest builds: « Revue de presse du 23 novembre 2026 »."""
-    from babel.dates import format_date
-
     local = now.astimezone(config.tz).date()
     return f"Revue de presse du {format_date(local, 'd MMMM y', locale=config.locale)}"
 
@@ -268,8 +272,6 @@ def auto_select(
     there is none). Returns the selected ids (empty when nothing qualifies).
     The selection goes through the curation stage, so it is in the audit trail.
     """
-    from pressreview.curate import select_items
-
     if since is None:
         with store.connect() as conn:
             last = q.last_published_issue(conn)
@@ -289,8 +291,6 @@ def _issue_of_week(config: Config, store: Store, week: str) -> q.PublishedIssue 
 
 
 def _ensure_draft(config: Config, store: Store, now: datetime) -> None:
-    from pressreview import issues
-
     if issues.current_draft(config, store) is None:
         issues.new_draft(
             config, store, title=default_title(config, now), intro_md="", actor=DIGEST_ACTOR
@@ -305,11 +305,6 @@ def _auto_digest(
     result: JobResult,
     environ: Mapping[str, str] | None,
 ) -> None:
-    from pressreview import issues
-    from pressreview.archive import build_archive
-    from pressreview.deliver.campaign import send_issue
-    from pressreview.tokens import secret_key
-
     secret_key(environ)  # a missing signing key fails here, before anything is published
     existing = _issue_of_week(config, store, week)
     if existing is not None:
@@ -375,7 +370,6 @@ def _review_digest(
             "digest.editors: empty; list the addresses that receive the preview "
             "(or set digest.policy: auto)"
         )
-    from pressreview import issues
 
     if issues.current_draft(config, store) is None:
         _ensure_draft(config, store, now)
@@ -508,6 +502,8 @@ def digest_job(config_path: str) -> dict[str, Any] | None:
 
 def build_triggers(config: Config) -> dict[str, Any]:
     """The APScheduler trigger of each job, from ``schedule`` in ``timezone``."""
+    # Imported when used (here and below): APScheduler costs about 300 ms at the start of
+    # every `pressreview` command otherwise (python -X importtime).
     from apscheduler.triggers.cron import CronTrigger
     from apscheduler.triggers.interval import IntervalTrigger
 

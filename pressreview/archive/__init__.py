@@ -32,8 +32,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
+
+from jinja2 import Environment, FileSystemBytecodeCache, TemplateError
+from markupsafe import escape
 
 from pressreview import __version__, urls
 from pressreview.archive import feeds, search
@@ -46,9 +49,6 @@ from pressreview.store import Store
 from pressreview.store.archive import published_snapshot_texts
 from pressreview.templating import template_env
 from pressreview.text import clean_text, excerpt
-
-if TYPE_CHECKING:
-    from jinja2 import Environment
 
 __all__ = [
     "BuildReport",
@@ -131,8 +131,6 @@ class _Theme:
 
 
 def _load_theme(config: Config, bytecode_dir: Path | None = None) -> _Theme:
-    from jinja2 import FileSystemBytecodeCache
-
     env = template_env(config, "archive")
     if bytecode_dir is not None:  # compiled templates, reused by the next builds
         bytecode_dir.mkdir(exist_ok=True)
@@ -202,8 +200,6 @@ def _site_context(config: Config, theme: _Theme, base: str, *, search: bool) -> 
 def _render_page(
     theme: _Theme, spec: PageSpec, site: dict[str, Any], page: dict[str, Any] | None = None
 ) -> bytes:
-    from jinja2 import TemplateError
-
     assert spec.template is not None
     try:
         html = theme.env.get_template(spec.template).render(
@@ -221,8 +217,6 @@ def _render_atom(
     fragments: tuple[str, dict[str, Any], dict[str, str]],
 ) -> bytes:
     """The feed; each entry's HTML is kept for the next builds (it never changes)."""
-    from jinja2 import TemplateError
-
     assert spec.template is not None
     template = theme.env.get_template(spec.template)
     global_hash, previous, kept = fragments
@@ -511,8 +505,6 @@ _STYLESHEET = re.compile(r"""\brel\s*=\s*["']?stylesheet\b""", re.IGNORECASE)
 
 def _inline_assets(html: str, theme: _Theme, base: str) -> str:
     """Replace the references to the theme's assets (absolute, under ``base``) by their content."""
-    from markupsafe import escape
-
     for name, path in theme.assets.items():
         data = theme.asset_data[path]
         url = str(escape(base + path))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from pressreview.cli import display
 from pressreview.cli.context import AppContext
@@ -50,14 +51,6 @@ def send_command(
     config, store = app.config, app.store
     show_bar = display.is_tty() and not as_json and not dry_run and not test_to
     if show_bar:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
         with Progress(
             TextColumn(f"n° {number}"),
             BarColumn(),

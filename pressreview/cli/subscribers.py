@@ -9,6 +9,15 @@ import click
 from pressreview.cli import display
 from pressreview.cli.context import AppContext
 from pressreview.cli.display import print_json, table
+from pressreview.subscribers import (
+    add_subscriber,
+    count_subscribers,
+    export_csv,
+    export_subscribers,
+    import_subscribers,
+    list_subscribers,
+    remove_subscriber,
+)
 
 STATUS_CHOICE = click.Choice(["pending", "active", "unsubscribed", "bounced"])
 
@@ -27,8 +36,6 @@ def add_command(app: AppContext, email: str, name: str | None) -> None:
 
     Example: pressreview subscribers add marie@example.fr --name "Marie Dupont"
     """
-    from pressreview.subscribers import add_subscriber
-
     subscriber = add_subscriber(app.store, email, name=name, actor=app.actor)
     click.echo(f"Added {subscriber.email} (active).")
 
@@ -44,8 +51,6 @@ def import_command(app: AppContext, csv_file: Path, as_json: bool) -> None:
     imported as active. Importing the same file again adds nothing. Exit code 1
     when some lines were bad.
     """
-    from pressreview.subscribers import import_subscribers
-
     report = import_subscribers(app.store, csv_file, actor=app.actor)
     if as_json:
         print_json(report.as_dict())
@@ -69,8 +74,6 @@ def import_command(app: AppContext, csv_file: Path, as_json: bool) -> None:
 @click.pass_obj
 def list_command(app: AppContext, status: str | None, as_json: bool) -> None:
     """List subscribers, with counts by status."""
-    from pressreview.subscribers import count_subscribers, list_subscribers
-
     rows = list_subscribers(app.store, status=status)
     if as_json:
         print_json([s.as_dict() for s in rows])
@@ -103,8 +106,6 @@ def export_command(app: AppContext, email: str | None, as_csv: bool) -> None:
     JSON holds, for one subscriber, the consent record, the delivery history and
     the audit events. Example: pressreview subscribers export marie@example.fr
     """
-    from pressreview.subscribers import export_csv, export_subscribers
-
     records = export_subscribers(app.store, email)
     if as_csv:
         click.echo(export_csv(records), nl=False)
@@ -122,8 +123,6 @@ def export_command(app: AppContext, email: str | None, as_csv: bool) -> None:
 @click.pass_obj
 def remove_command(app: AppContext, email: str, forget: bool) -> None:
     """Unsubscribe EMAIL (kept as a record), or erase it with --forget."""
-    from pressreview.subscribers import remove_subscriber
-
     subscriber = remove_subscriber(app.store, email, actor=app.actor, forget=forget)
     if forget:
         click.echo(

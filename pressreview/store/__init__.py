@@ -97,6 +97,8 @@ class Store:
         return make_url(self.url).render_as_string(hide_password=True)
 
     # -- migrations -------------------------------------------------------
+    # Alembic is imported in the methods that use it: importing it costs about 0.9 s
+    # (python -X importtime), which every command would pay at start-up otherwise.
 
     def _alembic_config(self, connection: Connection) -> Any:
         from alembic.config import Config as AlembicConfig

@@ -20,6 +20,8 @@ from datetime import datetime, timedelta
 from typing import Any, TypedDict, cast
 
 from sqlalchemy import Connection, Integer, RowMapping, and_, bindparam, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from pressreview.store.schema import deliveries, issues, now, subscribers
 
@@ -80,10 +82,7 @@ def queue_rows(conn: Connection, issue_id: int, rows: Sequence[tuple[int, str, s
         }
         for sid, email, mid in rows
     ]
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+    dialect_insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
     added = 0
     for i in range(0, len(values), CHUNK):
         stmt = dialect_insert(deliveries).on_conflict_do_nothing(
