@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -29,24 +30,24 @@ def feeds_list(app: AppContext, as_json: bool) -> None:
     config = app.config
     with app.store.begin() as conn:
         rows = q.sync_sources(conn, config.feeds)
-    data = []
+    data: list[dict[str, Any]] = []
     for feed in config.feeds:
         row = rows[feed.name]
         data.append(
             {
                 "name": feed.name,
-                "url": row.url,
+                "url": row["url"],
                 "config_url": feed.url,
                 "enabled": feed.enabled,
                 "territory": feed.territory,
                 "tags": list(feed.tags),
-                "status": row.status if feed.enabled else "off",
-                "failures": row.failures,
-                "last_error": row.last_error,
-                "last_fetched_at": row.last_fetched_at,
-                "last_success_at": row.last_success_at,
-                "next_attempt_at": row.next_attempt_at,
-                "entries_seen": row.entries_seen,
+                "status": row["status"] if feed.enabled else "off",
+                "failures": row["failures"],
+                "last_error": row["last_error"],
+                "last_fetched_at": row["last_fetched_at"],
+                "last_success_at": row["last_success_at"],
+                "next_attempt_at": row["next_attempt_at"],
+                "entries_seen": row["entries_seen"],
             }
         )
     if as_json:

@@ -161,13 +161,16 @@ def collect(
     due: list[Feed] = []
     for feed in feeds:
         row = rows[feed.name]
-        if row.status == "disabled" and not only and not force:
-            report.sources.append(SourceReport(feed.name, "disabled", error=row.last_error))
+        if row["status"] == "disabled" and not only and not force:
+            report.sources.append(SourceReport(feed.name, "disabled", error=row["last_error"]))
             continue
-        if row.next_attempt_at and row.next_attempt_at > now and not force and not only:
+        if row["next_attempt_at"] and row["next_attempt_at"] > now and not force and not only:
             report.sources.append(
                 SourceReport(
-                    feed.name, "skipped", error=row.last_error, next_attempt_at=row.next_attempt_at
+                    feed.name,
+                    "skipped",
+                    error=row["last_error"],
+                    next_attempt_at=row["next_attempt_at"],
                 )
             )
             continue
@@ -215,10 +218,12 @@ async def _run(
     async def one(feed: Feed, fetcher: Fetcher) -> _Outcome:
         await room.acquire()
         row = rows[feed.name]
-        result = await fetcher.fetch(row.url, etag=row.etag, last_modified=row.last_modified)
+        result = await fetcher.fetch(
+            row["url"], etag=row["etag"], last_modified=row["last_modified"]
+        )
         digest = sha256(result.body) if result.body is not None else None
-        outcome = _Outcome(feed, row.id, result, digest)
-        if result.ok and not result.not_modified and digest != row.body_hash:
+        outcome = _Outcome(feed, row["id"], result, digest)
+        if result.ok and not result.not_modified and digest != row["body_hash"]:
             assert result.body is not None
             args = (result.body, result.headers, result.final_url or result.url, excerpt_chars,
                     feed)  # fmt: skip
@@ -426,7 +431,7 @@ def _record(
     outcome: _Outcome,
     now: datetime,
     cache: q.DedupeCache | None = None,
-    row: Any = None,
+    row: q.SourceRow | None = None,
 ) -> SourceReport:
     """Store one source's outcome and items (inside the caller's transaction)."""
     feed, source_id, result = outcome.feed, outcome.source_id, outcome.result
@@ -439,11 +444,11 @@ def _record(
         state["url"] = result.moved_to
     error = result.error or parse_error
     if result.gone:
-        state.update(status="disabled", last_error=error, failures=row.failures + 1,
+        state.update(status="disabled", last_error=error, failures=row["failures"] + 1,
                      next_attempt_at=None)  # fmt: skip
         rep.status, rep.error = "failed", f"{error}; source disabled (remove it or fix its URL)"
     elif error:
-        failures = row.failures + 1
+        failures = row["failures"] + 1
         retry = result.retry_after or _backoff(config, failures, now)
         state.update(status="failing", last_error=error, failures=failures,
                      next_attempt_at=retry)  # fmt: skip
