@@ -52,9 +52,6 @@ class ErrorHandlingGroup(click.Group):
             raise _click_error(exc.exit_code)(str(exc)) from None
 
 
-pass_app = click.make_pass_decorator(AppContext)
-
-
 @click.group(cls=ErrorHandlingGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pressreview")
 @click.option(
