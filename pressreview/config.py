@@ -81,6 +81,8 @@ class Feed:
     territory: str | None = None
     tags: tuple[str, ...] = ()
     enabled: bool = True
+    #: "feed" (RSS, Atom, JSON Feed) or "ical" (an iCalendar .ics of events for the agenda).
+    kind: Literal["feed", "ical"] = "feed"
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,22 @@ class DigestSettings:
 
 
 @dataclass(frozen=True)
+class AgendaSettings:
+    """Upcoming events: in the email, the archive and agenda.ics."""
+
+    #: Show an "Agenda" section in the email (when it has events).
+    in_email: bool = True
+    #: Where the section stands in the email: after the news (default) or before.
+    position: Literal["after", "before"] = "after"
+    #: How far ahead the email's agenda looks.
+    horizon_weeks: int = 6
+    #: How far ahead recurring events of calendars are expanded.
+    calendar_months: int = 6
+    #: At most this many occurrences are read from one calendar.
+    max_events_per_calendar: int = 2000
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated configuration."""
 
@@ -209,6 +227,7 @@ class Config:
     web: WebSettings = field(default_factory=WebSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     digest: DigestSettings = field(default_factory=DigestSettings)
+    agenda: AgendaSettings = field(default_factory=AgendaSettings)
     #: Folder of the configuration file: relative paths are resolved against it.
     base_dir: Path = field(default=Path("."), metadata={"internal": True})
     #: The file the configuration was read from (None when built in code).
@@ -400,6 +419,11 @@ def _check(config: Config) -> None:
             raise ConfigError(f"{name}: must not have a query or a fragment ({value!r})")
     if bool(config.delivery.dkim_selector) != bool(config.delivery.dkim_domain):
         raise ConfigError("delivery.dkim_selector and delivery.dkim_domain: set both or neither")
+    agenda = config.agenda
+    if agenda.horizon_weeks < 1 or agenda.calendar_months < 1:
+        raise ConfigError("agenda.horizon_weeks and agenda.calendar_months: must be at least 1")
+    if agenda.max_events_per_calendar < 1:
+        raise ConfigError("agenda.max_events_per_calendar: must be at least 1")
     if config.collect.concurrency < 1 or config.collect.per_host < 1:
         raise ConfigError("collect.concurrency and collect.per_host: must be at least 1")
     if not 0 < config.collect.near_duplicate_threshold <= 1:

@@ -58,6 +58,23 @@ class SnapshotSection(TypedDict):
     items: list[SnapshotItem]
 
 
+class SnapshotEvent(TypedDict):
+    """An event of the agenda, as an issue freezes it (pressreview.agenda.event_entry)."""
+
+    id: int
+    uid: str
+    title: str
+    start: str  # ISO 8601
+    end: str | None
+    all_day: bool
+    when: str  # in French words: "mercredi 5 avril, 17 h – 19 h"
+    place: str | None
+    online: bool
+    url: str | None
+    territory: str | None
+    anchor: str
+
+
 class Snapshot(TypedDict):
     """Schema 1 of a frozen issue: everything rendering needs, nothing read from elsewhere."""
 
@@ -74,6 +91,7 @@ class Snapshot(TypedDict):
     item_count: int
     sections: list[SnapshotSection]
     subject: NotRequired[str]  # absent from snapshots made before subjects were frozen
+    agenda: NotRequired[list[SnapshotEvent]]  # the coming weeks' events (absent before agendas)
     draft: NotRequired[bool]  # a draft's snapshot (issue preview, the digest's preview)
 
 

@@ -28,12 +28,13 @@ from typing import Any
 import nh3
 from markdown_it import MarkdownIt
 
-from pressreview import render, urls
+from pressreview import agenda, render, urls
 from pressreview.config import Config
 from pressreview.contracts import (
     SNAPSHOT_SCHEMA,
     OtherOutlet,
     Snapshot,
+    SnapshotEvent,
     SnapshotItem,
     SnapshotSection,
 )
@@ -428,6 +429,7 @@ def build_snapshot(
     published_at: datetime,
     rows: Sequence[q.IssueItemRow],
     also: Sequence[q.IssueItemRow],
+    agenda_events: Sequence[SnapshotEvent] = (),
 ) -> Snapshot:
     """The frozen document every later render reads (schema 1, see docs/email.md)."""
     org = config.organisation
@@ -452,6 +454,8 @@ def build_snapshot(
         "archive_url": urls.archive_issue_url(config, number),
         "item_count": sum(len(s["items"]) for s in sections),
         "sections": sections,
+        # The agenda of the coming weeks, as it stood when the issue was frozen.
+        "agenda": [e.copy() for e in agenda_events],
     }
     snapshot["subject"] = render.format_subject(config.email.subject, snapshot)
     return snapshot
@@ -473,14 +477,16 @@ def _draft_state(
         row = _require_draft(conn)
         rows, also = _gather(conn, row["id"])
         number = q.next_number(conn)
+    at = now or store_now()
     snapshot = build_snapshot(
         config,
         number=number,
         title=row["title"],
         intro_md=row["intro_md"] or "",
-        published_at=now or store_now(),
+        published_at=at,
         rows=rows,
         also=also,
+        agenda_events=agenda.snapshot_events(config, store, at=at),
     )
     snapshot["draft"] = True
     return row, rows, snapshot
@@ -569,6 +575,7 @@ def publish(config: Config, store: Store, *, actor: str, now: datetime | None = 
     stamp = now or store_now()
     if stamp.tzinfo is None:
         raise UsageError("publish: `now` must be an aware datetime")
+    upcoming = agenda.snapshot_events(config, store, at=stamp)
     try:
         with store.begin() as conn:
             row = _require_draft(conn)
@@ -587,6 +594,7 @@ def publish(config: Config, store: Store, *, actor: str, now: datetime | None = 
                 published_at=stamp,
                 rows=rows,
                 also=also,
+                agenda_events=upcoming,
             )
             render.render_email(config, snapshot)  # fails before anything is frozen
             if not q.publish_issue(

@@ -15,12 +15,14 @@ from __future__ import annotations
 import html as html_lib
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
 
 import mjml
 from markupsafe import Markup
 
+from pressreview.agenda import upcoming_in_snapshot
 from pressreview.config import Config
 from pressreview.contracts import Snapshot
 from pressreview.errors import RenderError
@@ -206,10 +208,23 @@ def format_subject(pattern: str, snapshot: Snapshot) -> str:
         ) from None
 
 
-def email_context(config: Config, snapshot: Snapshot) -> dict[str, Any]:
-    """What the email templates see (everything from the snapshot)."""
+def email_context(
+    config: Config, snapshot: Snapshot, *, now: datetime | None = None
+) -> dict[str, Any]:
+    """What the email templates see (everything from the snapshot).
+
+    The agenda leaves out the events already over at ``now`` (the time of
+    sending): an issue never announces a past event.
+    """
     intro_html = snapshot.get("intro_html") or ""
+    upcoming = (
+        upcoming_in_snapshot(snapshot.get("agenda") or [], now or datetime.now(UTC))
+        if config.agenda.in_email
+        else []
+    )
     return {
+        "agenda": upcoming,
+        "agenda_position": config.agenda.position,
         "issue": snapshot,
         "org": snapshot["organisation"],
         "sections": snapshot["sections"],
@@ -224,7 +239,9 @@ def email_context(config: Config, snapshot: Snapshot) -> dict[str, Any]:
     }
 
 
-def render_email(config: Config, snapshot: Snapshot) -> RenderedEmail:
+def render_email(
+    config: Config, snapshot: Snapshot, *, now: datetime | None = None
+) -> RenderedEmail:
     """The email of an issue snapshot: subject, HTML (MJML compiled, minified), text, preheader.
 
     Raises RenderError naming the template and line on a missing variable, a
@@ -233,7 +250,7 @@ def render_email(config: Config, snapshot: Snapshot) -> RenderedEmail:
     if snapshot.get("schema") != 1:
         raise RenderError(f"unsupported issue snapshot schema {snapshot.get('schema')!r}")
     env = email_env(config)
-    context = email_context(config, snapshot)
+    context = email_context(config, snapshot, now=now)
     source = render_template(env, EMAIL_HTML_TEMPLATE, context)
     html = minify_html(compile_mjml(source))
     text = render_template(env, EMAIL_TEXT_TEMPLATE, context)

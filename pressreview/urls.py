@@ -31,6 +31,9 @@ ROBOTS_PATH = "robots.txt"
 #: The about page; the subscribe form is its ``#abonnement`` part.
 ABOUT_PATH = "a-propos/"
 SEARCH_PATH = "recherche/"
+#: The agenda page and its iCalendar feed.
+AGENDA_PATH = "agenda/"
+AGENDA_ICS_PATH = "agenda.ics"
 #: The folder of the issue pages (``numeros/<n>/``).
 ISSUES_DIR = "numeros"
 #: The kinds of group pages: one page per section, one per territory.
@@ -64,6 +67,8 @@ def archive_paths() -> dict[str, str]:
         "about": ABOUT_PATH,
         "search": SEARCH_PATH,
         "feed": FEED_PATH,
+        "agenda": AGENDA_PATH,
+        "agenda_ics": AGENDA_ICS_PATH,
         "sections": f"{SECTIONS_DIR}/",
         "territories": f"{TERRITORIES_DIR}/",
     }

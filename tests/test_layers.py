@@ -17,6 +17,7 @@ LAYERS: list[set[str]] = [
     {"pressreview", "errors", "text", "process", "contracts"},
     {"config", "tokens"},
     {"urls", "templating", "store"},
+    {"agenda"},
     {"collect", "opml", "render"},
     {"pageinfo", "issues", "subscribers", "archive"},
     {"curate"},

@@ -27,10 +27,10 @@ import mimetypes
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,7 +38,9 @@ from urllib.parse import urlsplit
 from jinja2 import Environment, FileSystemBytecodeCache, TemplateError
 from markupsafe import escape
 
-from pressreview import __version__, urls
+from pressreview import __version__, agenda, urls
+from pressreview.agenda import EventView
+from pressreview.agenda.ics import agenda_ics
 from pressreview.archive import feeds, search
 from pressreview.archive.model import PageSpec, SiteModel, build_model, issue_page
 from pressreview.archive.output import SiteSwap
@@ -56,6 +58,9 @@ __all__ = [
     "render_issue_page",
     "resolve_out_dir",
 ]
+
+#: The agenda page lists upcoming events, then a year of past ones.
+AGENDA_PAST = timedelta(days=365)
 
 #: Bumped when the builder's output changes for the same inputs (forces a full build).
 BUILD_FORMAT = "1"
@@ -309,13 +314,17 @@ def _build(
     out = resolve_out_dir(config, out_dir)
     base = urls.site_root(base_url or config.archive.base_url)
     texts = published_snapshot_texts(store)
+    now = datetime.now(UTC)
+    events = agenda.list_events(store, start=now - AGENDA_PAST)
     with SiteSwap(out) as swap:
         say(f"building into {swap.dir}")
         cache = swap.previous_manifest.get("index")
         model = build_model(config, texts, cache if isinstance(cache, dict) else None)
         theme = _load_theme(config, swap.builds / ".jinja-cache")
         read = time.perf_counter() - started
-        report = _write_site(config, model, theme, swap, base, search_index, say)
+        report = _write_site(
+            config, model, theme, swap, base, search_index, say, events=events, now=now
+        )
         report.timings["read"] = round(read, 3)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
@@ -329,6 +338,9 @@ def _write_site(
     base: str,
     search_index: bool,
     say: Callable[[str], None],
+    *,
+    events: Sequence[EventView] = (),
+    now: datetime | None = None,
 ) -> BuildReport:
     binary = search.find_pagefind() if search_index else None
     if not search_index:
@@ -377,11 +389,13 @@ def _write_site(
         else:
             make = functools.partial(_render_page, theme, spec, site)
         outputs.append((spec.path, input_hash, make))
+    outputs.extend(_agenda_outputs(config, theme, site, global_hash, events, now))
     sitemap_urls = [
         (s.url_path, s.lastmod)
         for s in model.pages
         if s.kind == "html" and s.in_sitemap and s.url_path is not None
     ]
+    sitemap_urls.append((urls.AGENDA_PATH, None))
     outputs.append(
         (
             urls.SITEMAP_PATH,
@@ -466,6 +480,29 @@ def _write_site(
     report.reused = swap.reused
     report.kept = swap.kept
     return report
+
+
+def _agenda_outputs(
+    config: Config,
+    theme: _Theme,
+    site: dict[str, Any],
+    global_hash: str,
+    events: Sequence[EventView],
+    now: datetime | None,
+) -> list[tuple[str, str, Callable[[], bytes]]]:
+    """The agenda page and ``agenda.ics`` (from the store's confirmed events)."""
+    content = agenda.archive_agenda(config, events, now or datetime.now(UTC))
+    spec = PageSpec(
+        urls.AGENDA_PATH + "index.html", "html", "agenda.html.j2", "agenda",
+        lambda: {"agenda": content}, url_path=urls.AGENDA_PATH,
+    )  # fmt: skip
+    page_hash = _sha(global_hash, "agenda", _canonical_json(content))
+    ics_hash = _sha(global_hash, "agenda.ics", _canonical_json([e.as_dict() for e in events]))
+    page_url = site["base_url"] + urls.AGENDA_PATH
+    return [
+        (spec.path, page_hash, functools.partial(_render_page, theme, spec, site)),
+        (urls.AGENDA_ICS_PATH, ics_hash, lambda: agenda_ics(config, events, page_url=page_url)),
+    ]
 
 
 def render_issue_page(config: Config, snapshot: Snapshot) -> str:

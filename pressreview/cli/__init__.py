@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "items",
     "review",
     "issue",
+    "events",
     "archive",
     "subscribers",
     "deliver",

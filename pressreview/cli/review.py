@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from pressreview import curate
+from pressreview import agenda, curate
 from pressreview.cli import display
 from pressreview.cli.context import AppContext
 from pressreview.cli.display import print_json, table, when
@@ -154,6 +154,14 @@ def _show_for_review(
     if item.get("also"):
         others = ", ".join(f"{o['outlet']} (#{o['id']})" for o in item["also"])
         click.echo(f"also in: {others}")
+    proposed = [e for e in agenda.events_for_item(app.store, item["id"]) if e.status == "proposed"]
+    if proposed:
+        dates = "; ".join(
+            agenda.format_when(e.starts_at, e.ends_at, e.all_day, app.config) for e in proposed
+        )
+        click.echo(
+            f"agenda (proposed): {dates} · accept: pressreview events from-item {item['id']}"
+        )
 
 
 # -- log ------------------------------------------------------------------------------

@@ -21,6 +21,8 @@ from typing import Any
 
 import httpx
 
+from pressreview.agenda import propose_from_new_items, store_calendar
+from pressreview.agenda.ical import CalendarParse, NotACalendar, parse_calendar, window
 from pressreview.collect.classify import Classifier
 from pressreview.collect.fetch import Fetcher, FetchResult
 from pressreview.collect.parse import Entry, NotAFeed, ParsedFeed, parse_body
@@ -63,6 +65,8 @@ class CollectReport:
     sources: list[SourceReport] = field(default_factory=list)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    #: Events proposed for the agenda, read in the new items (see pressreview.agenda).
+    proposed_events: int = 0
 
     @property
     def failed(self) -> list[SourceReport]:
@@ -78,7 +82,7 @@ class CollectReport:
             "totals": {
                 k: self.total(k) for k in ("new", "updated", "unchanged", "duplicates", "filtered")
             }
-            | {"failed": len(self.failed)},
+            | {"failed": len(self.failed), "proposed_events": self.proposed_events},
             "sources": [
                 {
                     k: (v.isoformat() if isinstance(v, datetime) else v)
@@ -131,6 +135,9 @@ class _Outcome:
     parsed: ParsedFeed | None = None
     batch: list[q.NewItem] | None = None
     parse_error: str | None = None
+    #: For a calendar source (kind "ical"): the events read.
+    calendar: CalendarParse | None = None
+    window_start: datetime | None = None
 
 
 def collect(
@@ -154,6 +161,7 @@ def collect(
     A source whose items cannot be stored fails alone.
     """
     now = now or datetime.now(UTC)
+    run_started = datetime.now(UTC)
     report = CollectReport(started_at=now)
     feeds = select_feeds(config, only)
     with store.begin() as conn:
@@ -189,6 +197,8 @@ def collect(
         writer.close()
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+    # Items that announce an event get proposed agenda events (read from the new items only).
+    report.proposed_events = propose_from_new_items(config, store, run_started)
     order = {f.name: i for i, f in enumerate(config.feeds)}
     report.sources.sort(key=lambda s: order.get(s.name, 0))
     report.finished_at = datetime.now(UTC)
@@ -223,6 +233,27 @@ async def _run(
         )
         digest = sha256(result.body) if result.body is not None else None
         outcome = _Outcome(feed, row["id"], result, digest)
+        if feed.kind == "ical":
+            if result.ok and not result.not_modified and digest != row["body_hash"]:
+                assert result.body is not None
+                start, end = window(report.started_at or datetime.now(UTC),
+                                    config.agenda.calendar_months)  # fmt: skip
+                outcome.window_start = start
+                try:
+                    outcome.calendar = await loop.run_in_executor(
+                        None,
+                        lambda: parse_calendar(
+                            result.body or b"", tz=config.tz, start=start, end=end,
+                            max_events=config.agenda.max_events_per_calendar,
+                        ),
+                    )  # fmt: skip
+                except NotACalendar as exc:
+                    outcome.parse_error = str(exc)
+                except Exception as exc:
+                    outcome.parse_error = (
+                        f"cannot read the calendar: {type(exc).__name__}: {_first_line(exc)}"
+                    )
+            return outcome
         if result.ok and not result.not_modified and digest != row["body_hash"]:
             assert result.body is not None
             args = (result.body, result.headers, result.final_url or result.url, excerpt_chars,
@@ -458,6 +489,24 @@ def _record(
                      last_success_at=now)  # fmt: skip
         if result.not_modified:
             rep.status = "not_modified"
+        elif outcome.calendar is not None:
+            calendar = outcome.calendar
+            rep.warning = calendar.warning
+            state.update(
+                etag=result.headers.get("etag"),
+                last_modified=result.headers.get("last-modified"),
+                body_hash=digest,
+                entries_seen=len(calendar.events),
+            )
+            rep.entries, rep.parser = len(calendar.events), "icalendar"
+            window_start = outcome.window_start or window(now, config.agenda.calendar_months)[0]
+            rep.new, rep.updated, cancelled = store_calendar(
+                conn, source_id, calendar.events, window_start=window_start
+            )
+            if cancelled:
+                rep.warning = "; ".join(
+                    filter(None, [rep.warning, f"{cancelled} event(s) cancelled"])
+                )
         elif parsed is None:
             rep.status = "unchanged"
             # Same body as last time; keep validators the server may have started sending.

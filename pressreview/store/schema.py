@@ -229,3 +229,33 @@ job_runs = Table(
     Column("error", Text),
     Index(None, "job", "started_at"),
 )
+
+# The agenda: upcoming events from calendars (iCalendar sources), detected in
+# items (proposed until staff accept them) and added by staff.
+agenda_events = Table(
+    "agenda_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    # Stable identity: the calendar's UID (plus RECURRENCE-ID), or one we make.
+    Column("uid", Text, nullable=False, unique=True),
+    Column("origin", String(10), nullable=False),  # ical | item | staff
+    Column("status", String(12), nullable=False),  # proposed | confirmed | dismissed | cancelled
+    Column("source_id", Integer, ForeignKey("sources.id", ondelete="SET NULL")),
+    Column("item_id", Integer, ForeignKey("items.id", ondelete="SET NULL")),
+    Column("title", Text, nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("starts_at", UTCDateTime, nullable=False),
+    Column("ends_at", UTCDateTime),
+    Column("all_day", Boolean, nullable=False, default=False),
+    Column("place", Text),
+    Column("online", Boolean, nullable=False, default=False),
+    Column("url", Text),
+    Column("territory", Text),
+    Column("sequence", Integer, nullable=False, default=0),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("version", Integer, nullable=False, default=1),
+    Index(None, "status", "starts_at"),
+    Index(None, "item_id"),
+    Index(None, "source_id"),
+)

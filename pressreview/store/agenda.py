@@ -1,0 +1,204 @@
+"""Store queries of the agenda: events from calendars, items and staff."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+
+from pressreview.store.schema import agenda_events, items, now, sources
+
+#: Fields of an event that staff and sources may set.
+EVENT_FIELDS = (
+    "title",
+    "description",
+    "starts_at",
+    "ends_at",
+    "all_day",
+    "place",
+    "online",
+    "url",
+    "territory",
+)
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """An event as the store holds it (times aware, in UTC)."""
+
+    id: int
+    uid: str
+    origin: str
+    status: str
+    source_id: int | None
+    source: str | None
+    item_id: int | None
+    title: str
+    description: str
+    starts_at: datetime
+    ends_at: datetime | None
+    all_day: bool
+    place: str | None
+    online: bool
+    url: str | None
+    territory: str | None
+    sequence: int
+    updated_at: datetime
+    version: int
+
+
+def _select() -> Any:
+    return select(agenda_events, sources.c.name.label("source")).outerjoin(
+        sources, sources.c.id == agenda_events.c.source_id
+    )
+
+
+def _row(r: Any) -> EventRow:
+    return EventRow(
+        id=r.id,
+        uid=r.uid,
+        origin=r.origin,
+        status=r.status,
+        source_id=r.source_id,
+        source=r.source,
+        item_id=r.item_id,
+        title=r.title,
+        description=r.description,
+        starts_at=r.starts_at,
+        ends_at=r.ends_at,
+        all_day=bool(r.all_day),
+        place=r.place,
+        online=bool(r.online),
+        url=r.url,
+        territory=r.territory,
+        sequence=r.sequence,
+        updated_at=r.updated_at,
+        version=r.version,
+    )
+
+
+def get_event(conn: Connection, event_id: int) -> EventRow | None:
+    r = conn.execute(_select().where(agenda_events.c.id == event_id)).first()
+    return _row(r) if r is not None else None
+
+
+def list_events(
+    conn: Connection,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    statuses: Sequence[str] = ("confirmed",),
+    item_id: int | None = None,
+    limit: int | None = None,
+) -> list[EventRow]:
+    """Events overlapping [start, end), by start time (an event with no end lasts its day)."""
+    query = _select()
+    if statuses:
+        query = query.where(agenda_events.c.status.in_(statuses))
+    if start is not None:
+        ends = func.coalesce(agenda_events.c.ends_at, agenda_events.c.starts_at)
+        query = query.where(or_(ends >= start, agenda_events.c.starts_at >= start))
+    if end is not None:
+        query = query.where(agenda_events.c.starts_at < end)
+    if item_id is not None:
+        query = query.where(agenda_events.c.item_id == item_id)
+    query = query.order_by(agenda_events.c.starts_at, agenda_events.c.id)
+    if limit is not None:
+        query = query.limit(limit)
+    return [_row(r) for r in conn.execute(query)]
+
+
+def insert_event(conn: Connection, *, uid: str, origin: str, status: str, **values: Any) -> int:
+    stamp = now()
+    fields = {k: v for k, v in values.items() if k in (*EVENT_FIELDS, "source_id", "item_id")}
+    fields.setdefault("description", "")
+    fields.setdefault("all_day", False)
+    fields.setdefault("online", False)
+    result = conn.execute(
+        insert(agenda_events).values(
+            uid=uid,
+            origin=origin,
+            status=status,
+            sequence=int(values.get("sequence", 0)),
+            created_at=stamp,
+            updated_at=stamp,
+            version=1,
+            **fields,
+        )
+    )
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def update_event(
+    conn: Connection, event_id: int, version: int | None, changes: Mapping[str, Any]
+) -> bool:
+    """Change an event; with ``version``, only if nobody changed it since it was read."""
+    condition = agenda_events.c.id == event_id
+    if version is not None:
+        condition = and_(condition, agenda_events.c.version == version)
+    result = conn.execute(
+        update(agenda_events)
+        .where(condition)
+        .values(**changes, updated_at=now(), version=agenda_events.c.version + 1)
+    )
+    return result.rowcount == 1
+
+
+def delete_event(conn: Connection, event_id: int) -> bool:
+    return conn.execute(delete(agenda_events).where(agenda_events.c.id == event_id)).rowcount == 1
+
+
+def events_by_uid(conn: Connection, uids: Iterable[str]) -> dict[str, EventRow]:
+    wanted = list(uids)
+    found: dict[str, EventRow] = {}
+    for i in range(0, len(wanted), 500):
+        chunk = wanted[i : i + 500]
+        for r in conn.execute(_select().where(agenda_events.c.uid.in_(chunk))):
+            found[r.uid] = _row(r)
+    return found
+
+
+def source_events_from(conn: Connection, source_id: int, start: datetime) -> list[EventRow]:
+    """A calendar source's events that end on or after ``start`` (not already cancelled)."""
+    ends = func.coalesce(agenda_events.c.ends_at, agenda_events.c.starts_at)
+    query = _select().where(
+        agenda_events.c.source_id == source_id,
+        agenda_events.c.origin == "ical",
+        agenda_events.c.status != "cancelled",
+        ends >= start,
+    )
+    return [_row(r) for r in conn.execute(query)]
+
+
+def items_seen_since(conn: Connection, since: datetime) -> list[Any]:
+    """Items first seen since ``since`` (indexed), with what event detection reads."""
+    query = select(
+        items.c.id,
+        items.c.title,
+        items.c.excerpt,
+        items.c.summary_html,
+        items.c.link,
+        items.c.published_at,
+        items.c.territories,
+        items.c.status,
+    ).where(items.c.first_seen_at >= since, items.c.duplicate_of.is_(None))
+    return list(conn.execute(query))
+
+
+def item_for_event(conn: Connection, item_id: int) -> Any:
+    query = select(
+        items.c.id,
+        items.c.title,
+        items.c.excerpt,
+        items.c.summary_html,
+        items.c.link,
+        items.c.published_at,
+        items.c.territories,
+        items.c.status,
+    ).where(items.c.id == item_id)
+    return conn.execute(query).first()
