@@ -4,7 +4,12 @@ The schema is the set of frozen dataclasses below: each field's type hint is
 what the YAML value must be, its default is used when the key is absent.
 A generic validator walks the YAML against the dataclasses and reports the
 first problem with the key's path (``feeds[4].url: not a URL``).
-Nothing downstream re-checks the configuration.
+Every rule that spans fields is checked here too (``_check``: the DKIM pair,
+territory names, base URLs); nothing downstream re-checks them. Two checks
+live where the value is used, on purpose: ``schedule.*`` is checked when the
+scheduler's triggers are built (only APScheduler can parse the cron fields,
+and a configuration without a scheduler need not have a valid schedule), and
+``digest.editors`` is required only when a ``review`` digest runs.
 
 Order of precedence: defaults, then feeds.yaml, then ``overrides`` (CLI
 options), then the environment for the few values that may come from it
