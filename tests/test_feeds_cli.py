@@ -49,11 +49,14 @@ def test_feeds_list_shows_health(cli, make_config, httpserver: HTTPServer) -> No
 def test_feeds_check_changes_nothing(cli, make_config, store_for, httpserver: HTTPServer) -> None:  # type: ignore[no-untyped-def]
     httpserver.expect_request("/ok.xml").respond_with_data(RSS, content_type="application/rss+xml")
     config = make_config(feeds=[{"name": "Bon", "url": httpserver.url_for("/ok.xml")}])
-    result = cli(config, "feeds", "check")
-    assert result.exit_code == 0
+    # The entry dates from 2024: not stale within ten years.
+    result = cli(config, "feeds", "check", "--probe", "--months", "120")
+    assert result.exit_code == 0, result.output
     assert "Veille QPV" in result.output
-    data = json.loads(cli(config, "feeds", "check", "--json").output)
-    assert data[0]["entries"] == 1 and data[0]["ok"] is True
+    data = json.loads(cli(config, "feeds", "check", "--probe", "--months", "120", "--json").output)
+    assert data[0]["entries"] == 1 and data[0]["problem"] == "ok"
+    stale = cli(config, "feeds", "check", "--probe")
+    assert stale.exit_code == 1 and "no new entry for" in stale.output
     with store_for(config).connect() as conn:
         from pressreview.store.collect import count_items
 
@@ -65,9 +68,9 @@ def test_feeds_check_reports_failure(cli, make_config, httpserver: HTTPServer) -
         "<!DOCTYPE html><html><body>Accueil</body></html>", content_type="text/html"
     )
     config = make_config(feeds=[{"name": "Page", "url": httpserver.url_for("/page")}])
-    result = cli(config, "feeds", "check")
+    result = cli(config, "feeds", "check", "--probe")
     assert result.exit_code == 1
-    assert "HTML page" in result.output
+    assert "this is a web page, not a feed" in result.output
 
 
 def test_opml_import_keeps_comments_and_skips_known(cli, make_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
+import shlex
+import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 
 from pressreview.cli import display
 from pressreview.cli.context import AppContext
 from pressreview.cli.display import print_json, table
-from pressreview.collect import check_feeds
-from pressreview.config import find_config_path
-from pressreview.errors import UsageError
+from pressreview.collect import health, select_feeds
+from pressreview.collect.discover import Discovery, discover
+from pressreview.collect.health import STALE_MONTHS
+from pressreview.config import Feed, find_config_path
+from pressreview.errors import NotFound, Refused, UsageError
 from pressreview.opml import append_feeds, export_opml, new_feeds, parse_opml
 from pressreview.store import collect as q
+from pressreview.text import fold, host_of
 
 
 @click.group("feeds")
 def feeds_group() -> None:
-    """The sources: list, check, import and export (OPML)."""
+    """The sources: list, check, discover and add, import and export (OPML)."""
 
 
 @feeds_group.command("list")
@@ -70,29 +77,196 @@ def feeds_list(app: AppContext, as_json: bool) -> None:
 
 @feeds_group.command("check")
 @click.option("--source", "sources", multiple=True, metavar="NAME", help="Check only this source.")
+@click.option(
+    "--probe", is_flag=True, help="Fetch each source once now (nothing is stored) instead of "
+    "reading what the last collect recorded.",
+)  # fmt: skip
+@click.option(
+    "--months", type=click.IntRange(min=1), default=STALE_MONTHS, show_default=True,
+    help="Report a feed whose newest entry is older than this many months.",
+)  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.pass_obj
-def feeds_check(app: AppContext, sources: tuple[str, ...], as_json: bool) -> None:
-    """Fetch each source once and report what it holds; change nothing.
+def feeds_check(
+    app: AppContext, sources: tuple[str, ...], probe: bool, months: int, as_json: bool
+) -> None:
+    """Per source, what is wrong and what to try (after a collect run).
 
-    Exit code 1 when a source cannot be fetched or read.
+    Reads what the last `pressreview collect` recorded for each source (HTTP
+    status, content type, redirects, entries, newest entry); with --probe,
+    fetches each source once now instead. Sources needing action come first.
+
+    Exit code 0 when no source needs action, 1 when at least one does, 2 for
+    a usage or configuration error.
     """
-    results = check_feeds(app.config, sources or None)
+    config = app.config
+    feeds = select_feeds(config, sources or None)
+    if probe:
+        seen = health.probe(config, feeds)
+    else:
+        with app.store.begin() as conn:
+            rows = q.sync_sources(conn, config.feeds)
+            newest = q.newest_item_dates(conn)
+        seen = {
+            f.name: health.observation_from_row(rows[f.name], newest.get(rows[f.name]["id"]))
+            for f in feeds
+        }
+    results = health.order(
+        [health.diagnose(f, seen.get(f.name), stale_months=months) for f in feeds]
+    )
     if as_json:
-        print_json([r.__dict__ for r in results])
+        print_json([d.as_dict() for d in results])
     else:
         table(
-            ["name", "ok", ("entries", {"justify": "right"}), "newest", "parser",
-             ("title or error", {"overflow": "fold"})],
-            [
-                (r.name, "yes" if r.ok else "NO", r.entries if r.ok else "",
-                 display.when(r.newest, app.config.tz), r.parser or "",
-                 (r.title if r.ok else r.error) or "")
-                for r in results
-            ],
+            ["name", "state", ("what is wrong", {"overflow": "fold"}),
+             ("what to try", {"overflow": "fold"})],
+            [(d.name, d.problem.replace("_", " "), d.summary, d.advice) for d in results],
         )  # fmt: skip
-    if any(not r.ok for r in results):
+        act = sum(1 for d in results if d.needs_action)
+        waiting = sum(1 for d in results if d.problem == "not_collected")
+        line = f"{act} source(s) need action, {len(results) - act - waiting} fine"
+        click.echo(line + (f", {waiting} not fetched yet." if waiting else "."))
+    if any(d.needs_action for d in results):
         raise SystemExit(1)
+
+
+def _http_address(url: str) -> str:
+    """An http(s) address from what staff typed (``www.site.fr`` gets ``https://``)."""
+    url = url.strip()
+    if "://" not in url:
+        url = f"https://{url}"
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"{url!r} is not a web address (http:// or https://)")
+    return url
+
+
+def _show_discovery(found: Discovery, tz: Any) -> None:
+    if found.is_feed:
+        click.echo(f"{found.url} is a feed:")
+    elif not found.feeds:
+        click.echo(f"No feed found from {found.url}.")
+    else:
+        title = f" ({found.page_title})" if found.page_title else ""
+        click.echo(f"Feeds found from {found.url}{title}:")
+    for n, c in enumerate(found.feeds, 1):
+        newest = f", newest {display.when(c.newest, tz, with_time=False)}" if c.newest else ""
+        click.echo(f"[{n}] {c.title or c.label or '(no title)'}  ({c.found_by})")
+        click.echo(f"    {c.url}")
+        click.echo(f"    {c.entries} {'entry' if c.entries == 1 else 'entries'}{newest}")
+        for sample in c.sample:
+            click.echo(f"    - {sample}")
+    if found.rejected:
+        click.echo(f"Tried, not feeds ({len(found.rejected)}):")
+        for c in found.rejected[:10]:
+            click.echo(f"    {c.url}: {c.error}")
+    if found.disallowed:
+        click.echo("Not tried (robots.txt disallows): " + ", ".join(found.disallowed))
+
+
+def _discovery_json(found: Discovery) -> dict[str, Any]:
+    data = dataclasses.asdict(found)
+    for c in data["feeds"] + data["rejected"]:
+        c["newest"] = c["newest"].isoformat() if c["newest"] else None
+    return data
+
+
+@feeds_group.command("discover")
+@click.argument("url")
+@click.option("--json", "as_json", is_flag=True, help="Print the candidates as JSON.")
+@click.pass_obj
+def feeds_discover(app: AppContext, url: str, as_json: bool) -> None:
+    """List the feeds a page or site offers, without adding any.
+
+    Looks at the page's announced feeds (<link rel="alternate">), its links
+    that point to feeds and, when it announces none, the usual addresses of
+    common CMS (/feed/, /rss.xml, /RSS; robots.txt is honoured). Each is
+    fetched once and shown with its title, entry count, newest date and a
+    few titles.
+
+    Exit code 0 when at least one feed is found, 1 when none is, 2 for a
+    usage error.
+    """
+    config = app.config
+    found = discover(_http_address(url), config.collect)
+    if as_json:
+        print_json(_discovery_json(found))
+    else:
+        _show_discovery(found, config.tz)
+    if not found.feeds:
+        raise NotFound(health.no_feed_found(found))
+
+
+@feeds_group.command("add")
+@click.argument("url")
+@click.option("--name", help="Name of the source [default: the feed's title].")
+@click.option("--territory", help="Territory of the source (a name from territories).")
+@click.option("--tags", help="Comma-separated tags, e.g. presse-regionale,nord.")
+@click.option(
+    "--section", "group", metavar="GROUP",
+    help="Put the source at the end of this group of the feeds list (a '# --- Group ---' "
+    "comment of feeds.yaml; part of its name is enough) [default: the end of the list].",
+)  # fmt: skip
+@click.option("--pick", type=click.IntRange(min=1), help="Take the Nth feed found (scripts).")
+@click.option("--yes", "-y", is_flag=True, help="Take the first feed found without asking.")
+@click.pass_obj
+def feeds_add(
+    app: AppContext, url: str, name: str | None, territory: str | None, tags: str | None,
+    group: str | None, pick: int | None, yes: bool,
+) -> None:  # fmt: skip
+    """Add a feed to feeds.yaml, from its address or from a page of the site.
+
+    When URL is a feed it is added; when it is a page, its feeds are listed
+    (as `feeds discover` does) and you choose one: at the prompt, or with
+    --pick N (--yes takes the first). Without a terminal, --pick or --yes is
+    required. feeds.yaml keeps its comments and order; it is validated
+    before it is saved (nothing is written if it would not load).
+
+    Exit code 0 when added, 1 when no feed is found or the feed is already
+    configured, 2 for a usage or configuration error.
+    """
+    if pick is not None and yes:
+        raise UsageError("give --pick N or --yes, not both")
+    config = app.config
+    path = config.path or find_config_path(app.config_path)
+    address = _http_address(url)
+    found = discover(address, config.collect)
+    if not found.feeds:
+        _show_discovery(found, config.tz)
+        raise NotFound(health.no_feed_found(found))
+    if found.is_feed:
+        chosen = found.feeds[0]
+    else:
+        count = len(found.feeds)
+        if pick is None and not yes and not sys.stdin.isatty():
+            click.echo(
+                f"{count} feed(s) found on {address}; pass --pick N (1-{count}) to choose one "
+                f"(`pressreview feeds discover {address}` lists them)"
+            )
+            raise SystemExit(2)
+        if pick is not None and pick > count:
+            raise UsageError(f"--pick {pick}: only {count} feed(s) found on {address}")
+        if pick is None and not yes:
+            _show_discovery(found, config.tz)
+            number = click.prompt(
+                f"Feed to add (1-{count}, 0 to cancel)", type=click.IntRange(0, count)
+            )
+            if number == 0:
+                click.echo("Nothing added.")
+                return
+            pick = number
+        chosen = found.feeds[(pick or 1) - 1]
+    known = next((f for f in config.feeds if f.url in (chosen.url, address)), None)
+    if known is not None:
+        raise Refused(f"{chosen.url} is already configured, as {known.name!r}")
+    feed_name = (name or chosen.title or chosen.label or host_of(chosen.url)).strip()
+    if any(fold(f.name) == fold(feed_name) for f in config.feeds):
+        raise UsageError(f"a source named {feed_name!r} already exists; choose another --name")
+    tag_list = tuple(t.strip() for t in (tags or "").split(",") if t.strip())
+    feed = Feed(name=feed_name, url=chosen.url, territory=territory, tags=tag_list)
+    append_feeds(path, [feed], group=group)
+    click.echo(f"added {feed.name} <{feed.url}> to {path}")
+    click.echo(f"Fetch it now with: pressreview collect --source {shlex.quote(feed.name)}")
 
 
 @feeds_group.command("import")

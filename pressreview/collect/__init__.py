@@ -32,7 +32,7 @@ from pressreview.store import Connection, Store, transaction
 from pressreview.store import collect as q
 from pressreview.text import sha256
 
-__all__ = ["CollectReport", "SourceReport", "check_feeds", "collect", "select_feeds"]
+__all__ = ["CollectReport", "SourceReport", "collect", "select_feeds"]
 
 
 @dataclass
@@ -379,14 +379,6 @@ def _parse_and_classify(
     return parsed, batch
 
 
-def _parse(result: FetchResult, excerpt_chars: int) -> ParsedFeed:
-    assert result.body is not None
-    return parse_body(
-        result.body, result.headers, base_url=result.final_url or result.url,
-        excerpt_chars=excerpt_chars,
-    )  # fmt: skip
-
-
 class _Writer:
     """Stores outcomes from one thread, on one connection, a lot per transaction."""
 
@@ -470,7 +462,7 @@ def _record(
     rep = SourceReport(feed.name, "ok", moved_to=result.moved_to, elapsed=result.elapsed)
     if row is None:
         row = q.get_source(conn, source_id)
-    state: dict[str, object] = {"last_fetched_at": now}
+    state: dict[str, object] = {"last_fetched_at": now, **_answer(result)}
     if result.moved_to:
         state["url"] = result.moved_to
     error = result.error or parse_error
@@ -521,6 +513,7 @@ def _record(
                 last_modified=result.headers.get("last-modified"),
                 body_hash=digest,
                 entries_seen=len(parsed.entries),
+                newest_entry_at=_newest(parsed, now),
             )
             batch = outcome.batch or []
             rep.entries, rep.parser = len(parsed.entries), parsed.parser
@@ -538,6 +531,19 @@ def _record(
     return rep
 
 
+def _answer(result: FetchResult) -> dict[str, object]:
+    """What the server answered, kept for `feeds check`."""
+    ctype = result.headers.get("content-type", "").strip()[:200] or None
+    return {"last_status": result.status, "last_content_type": ctype,
+            "last_url": result.final_url}  # fmt: skip
+
+
+def _newest(parsed: ParsedFeed, now: datetime) -> datetime | None:
+    """The newest entry date a feed holds (a date in the future counts as now)."""
+    newest = max((e.published_at for e in parsed.entries if e.published_at), default=None)
+    return min(newest, now) if newest else None
+
+
 def _to_new_item(classifier: Classifier, feed: Feed, entry: Entry) -> q.NewItem:
     c = classifier.classify(entry.title, entry.excerpt, feed.territory)
     return q.NewItem(
@@ -547,51 +553,3 @@ def _to_new_item(classifier: Classifier, feed: Feed, entry: Entry) -> q.NewItem:
         tags=sorted(set(entry.tags) | set(feed.tags)), territories=c.territories,
         score=c.score, relevant=c.relevant, section=c.section,
     )  # fmt: skip
-
-
-@dataclass
-class CheckReport:
-    name: str
-    url: str
-    ok: bool
-    title: str = ""
-    entries: int = 0
-    newest: datetime | None = None
-    parser: str | None = None
-    error: str | None = None
-    moved_to: str | None = None
-
-
-def check_feeds(
-    config: Config,
-    only: Sequence[str] | None = None,
-    *,
-    transport: httpx.AsyncBaseTransport | None = None,
-) -> list[CheckReport]:
-    """Fetch each source once and say what it holds; nothing is stored."""
-    feeds = select_feeds(config, only)
-
-    async def run() -> list[CheckReport]:
-        async with Fetcher(config.collect, transport=transport) as fetcher:
-
-            async def one(feed: Feed) -> CheckReport:
-                result = await fetcher.fetch(feed.url)
-                rep = CheckReport(feed.name, feed.url, ok=False, moved_to=result.moved_to)
-                if not result.ok:
-                    rep.error = result.error
-                    return rep
-                try:
-                    parsed = await asyncio.get_running_loop().run_in_executor(
-                        None, _parse, result, config.collect.excerpt_chars
-                    )
-                except NotAFeed as exc:
-                    rep.error = str(exc)
-                    return rep
-                dates = [e.published_at for e in parsed.entries if e.published_at]
-                rep.ok, rep.title, rep.entries = True, parsed.title, len(parsed.entries)
-                rep.newest, rep.parser = (max(dates) if dates else None), parsed.parser
-                return rep
-
-            return list(await asyncio.gather(*(one(f) for f in feeds)))
-
-    return asyncio.run(run()) if feeds else []

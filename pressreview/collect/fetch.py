@@ -223,8 +223,9 @@ class Fetcher:
                 )  # fmt: skip
             if status == 410:
                 return FetchResult(
-                    url=url, status=410, gone=True, error="410 Gone: the source was removed"
-                )
+                    url=url, status=410, gone=True, error="410 Gone: the source was removed",
+                    final_url=current,
+                )  # fmt: skip
             if status in (429, 503):
                 return FetchResult(
                     url=url,
@@ -233,7 +234,10 @@ class Fetcher:
                     retry_after=parse_retry_after(resp_headers.get("retry-after"), now),
                 )
             if status >= 400:
-                return FetchResult(url=url, status=status, error=_status_text(status))
+                return FetchResult(
+                    url=url, status=status, error=_status_text(status), headers=resp_headers,
+                    final_url=current,
+                )  # fmt: skip
             if not body:
                 return FetchResult(url=url, status=status, error="empty body", moved_to=moved_to)
             return FetchResult(

@@ -399,6 +399,20 @@ def _absolute_links(fragment: str, base: str) -> str:
     return _HREF_RE.sub(resolve, fragment)
 
 
+_GOOGLE_FONT_RE = re.compile(r"</a>(?:\s|&nbsp;|&#160;|\xa0)*<font[^>]*>([^<]{1,200})</font>", re.I)
+
+
+def google_publisher(description: str) -> str:
+    """The publisher Google Actualités writes after the link of an item's description.
+
+    Its descriptions are ``<a href=...>Title</a>&nbsp;&nbsp;<font color="#6f6f6f">
+    Publisher</font>`` (for a cluster of stories, a list of these, the item's
+    own first); anything else gives "".
+    """
+    match = _GOOGLE_FONT_RE.search(description)
+    return clean_text(html.unescape(match.group(1))) if match else ""
+
+
 def _normalize(
     raw: Mapping[str, Any], base_url: str, feed_language: str, excerpt_chars: int
 ) -> Entry | None:
@@ -423,8 +437,11 @@ def _normalize(
     outlet = None
     source = raw.get("source")
     source_title = clean_text(_str(source.get("title"))) if isinstance(source, Mapping) else ""
-    if host_of(link) in GOOGLE_NEWS_HOSTS or source_title:
-        title, outlet = split_publisher(title, source_title or None)
+    google = host_of(link) in GOOGLE_NEWS_HOSTS
+    if google or source_title:
+        # The publisher: the <source> element, else the end of Google's description.
+        publisher = source_title or (google_publisher(summary) if google else "")
+        title, outlet = split_publisher(title, publisher or None)
     if not title:
         title = excerpt(summary, 120) or link or (guid or "")
     url = canonical_url(link) if link else ""

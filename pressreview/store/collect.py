@@ -62,6 +62,10 @@ class SourceRow(TypedDict):
     entries_seen: int
     created_at: datetime
     updated_at: datetime
+    last_status: int | None
+    last_content_type: str | None
+    last_url: str | None
+    newest_entry_at: datetime | None
 
 
 def _source(row: RowMapping) -> SourceRow:
@@ -105,6 +109,10 @@ def sync_sources(conn: Connection, feeds: Iterable[Feed]) -> dict[str, SourceRow
                     failures=0,
                     last_error=None,
                     next_attempt_at=None,
+                    last_status=None,
+                    last_content_type=None,
+                    last_url=None,
+                    newest_entry_at=None,
                     updated_at=stamp,
                 )
             )
@@ -126,6 +134,16 @@ def get_sources(conn: Connection, source_ids: Iterable[int]) -> dict[int, Source
         for row in conn.execute(select(sources).where(sources.c.id.in_(chunk))).mappings():
             found[row["id"]] = _source(row)
     return found
+
+
+def newest_item_dates(conn: Connection) -> dict[int, datetime]:
+    """The newest item date of each source that has items (by source id)."""
+    query = (
+        select(items.c.source_id, func.max(items.c.published_at))
+        .where(items.c.source_id.is_not(None), items.c.origin == "feed")
+        .group_by(items.c.source_id)
+    )
+    return {row[0]: row[1] for row in conn.execute(query) if row[1] is not None}
 
 
 def update_source(conn: Connection, source_id: int, **values: Any) -> None:

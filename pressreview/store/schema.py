@@ -93,6 +93,12 @@ sources = Table(
     Column("entries_seen", Integer, nullable=False, default=0),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # What the last fetch answered (HTTP status, Content-Type, address after
+    # redirects) and the newest entry date the feed held: for `feeds check`.
+    Column("last_status", Integer),
+    Column("last_content_type", String(200)),
+    Column("last_url", Text),
+    Column("newest_entry_at", UTCDateTime),
 )
 
 # Newsletter issues: a draft, then a published, frozen snapshot.
