@@ -163,6 +163,10 @@ class DeliverySettings:
     max_attempts: int = 5
     #: First wait after a temporary (4xx) failure, doubled at each new attempt.
     retry_backoff_seconds: float = 2.0
+    #: Consecutive connection failures or timeouts after which a run stops (the server is down).
+    max_connection_failures: int = 3
+    #: Where each run notes, just before the SMTP end of data, which row it hands over.
+    journal_dir: str = "delivery-journal"
     list_id: str = "revue-de-presse.example.org"
     unsubscribe_mailto: str | None = None
     dkim_selector: str | None = None

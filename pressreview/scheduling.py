@@ -25,13 +25,18 @@ import logging
 import os
 import socket
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 from babel.dates import format_date
 
 from pressreview import issues
@@ -40,11 +45,11 @@ from pressreview.collect import collect
 from pressreview.config import Config, load_config
 from pressreview.contracts import Snapshot
 from pressreview.curate import select_items
-from pressreview.deliver.campaign import send_issue
+from pressreview.deliver.campaign import LEASE, claim_is_dead, send_issue
 from pressreview.deliver.message import dkim_signer, make_message_id
 from pressreview.deliver.single import send_test_copies
 from pressreview.deliver.transports import open_transport
-from pressreview.errors import ConfigError, PressreviewError, UsageError
+from pressreview.errors import ConfigError, PressreviewError, Refused, UsageError
 from pressreview.process import process_alive
 from pressreview.render import render_email
 from pressreview.store import Store, open_store
@@ -345,6 +350,9 @@ def _auto_digest(
         _as_summary(report), ("out_dir", "issues", "files", "written", "reused", "search_note")
     )
     result.summary["send"] = "pending"
+    if result.run_id is not None:  # if this process dies now, the next scheduler run resumes
+        with store.begin() as conn:
+            q.update_summary(conn, result.run_id, result.summary)
     send = send_issue(config, store, number, environ=environ)
     result.summary["send"] = _pick(
         _as_summary(send), ("transport", "sent", "failed", "skipped", "unconfirmed", "totals")
@@ -370,7 +378,6 @@ def _review_digest(
             "digest.editors: empty; list the addresses that receive the preview "
             "(or set digest.policy: auto)"
         )
-
     if issues.current_draft(config, store) is None:
         _ensure_draft(config, store, now)
     else:
@@ -446,14 +453,131 @@ RUNNERS: dict[str, Callable[[Config, Store], JobResult]] = {
     "digest": run_digest,
 }
 
+#: How long a job's lease lasts without renewal (renewed every third of it while the
+#: job runs): how long another instance waits before it takes over from one that died
+#: on another host (on this host, a dead holder is seen at once).
+LEASE_TTL = timedelta(seconds=60)
 
-def run_job(config: Config, store: Store, job: str) -> JobResult:
-    """Run one job now by name (what ``pressreview schedule run JOB`` does)."""
+
+class JobBusy(Refused):
+    """Another process (another scheduler instance) runs this job now."""
+
+
+def lease_holder() -> str:
+    """``host:pid:random`` of this process, as a job lease holder."""
+    return f"{process_owner()}:{uuid.uuid4().hex[:8]}"
+
+
+def _holder_dead(holder: str) -> bool:
+    owner = holder.rpartition(":")[0]  # host:pid
+    return owner_alive(owner) is False
+
+
+@contextmanager
+def job_lease(
+    store: Store, job: str, *, min_gap: timedelta | None = None, ttl: timedelta = LEASE_TTL
+) -> Iterator[None]:
+    """Hold the lease of ``job`` in the database while the block runs (several
+    scheduler instances on one database: one runs a job at a time).
+
+    Raises JobBusy when another live process holds it (or, with ``min_gap``,
+    took it that recently: it already ran this occurrence). The lease is
+    renewed every ``ttl / 3`` by a thread and released at the end; a holder
+    that died is taken over at once on the same host, after ``ttl`` elsewhere.
+    """
+    holder = lease_holder()
+    with store.connect() as conn:
+        lease = q.take_lease(conn, job, holder, ttl=ttl, holder_dead=_holder_dead, min_gap=min_gap)
+        if lease is None:
+            current = q.get_lease(conn, job)
+            who = current.holder if current else "another process"
+            raise JobBusy(f"{job} is running in another process ({who}); not run here")
+    stop = threading.Event()
+
+    def renew() -> None:
+        with store.connect() as conn:
+            while not stop.wait(ttl.total_seconds() / 3):
+                try:
+                    if not q.renew_lease(conn, job, holder, ttl=ttl):
+                        log.error("%s: lost its lease to another process", job)
+                        return
+                except Exception:  # pragma: no cover - database gone: retried next time
+                    log.exception("%s: cannot renew its lease", job)
+                    conn.rollback()
+
+    renewer = threading.Thread(target=renew, name=f"lease-{job}", daemon=True)
+    renewer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        renewer.join()
+        with store.begin() as conn:
+            q.release_lease(conn, job, holder)
+
+
+def run_job(
+    config: Config, store: Store, job: str, *, min_gap: timedelta | None = None
+) -> JobResult:
+    """Run one job now by name (what ``pressreview schedule run JOB`` does), holding
+    its lease: raises JobBusy when another process runs it."""
     try:
         runner = RUNNERS[job]
     except KeyError:
         raise UsageError(f"unknown job {job!r} (jobs: {', '.join(JOBS)})") from None
-    return runner(config, store)
+    with job_lease(store, job, min_gap=min_gap):
+        return runner(config, store)
+
+
+# ---------------------------------------------------------------------------
+# Campaigns left unfinished by a process that died
+
+
+def unfinished_campaigns(store: Store) -> list[int]:
+    """Issues with delivery rows left ``sending`` by a run that is gone."""
+    limit = store_now() - LEASE
+    with store.connect() as conn:
+        open_rows = q.issues_with_open_deliveries(conn)
+        runs = q.running_runs(conn, "digest")
+    numbers = {
+        number
+        for number, claims in open_rows.items()
+        if any(claim_is_dead(claim) or updated < limit for claim, updated in claims)
+    }
+    # a digest that died between two batches leaves no "sending" row: its summary says
+    # (once a later run marked it interrupted, it is not looked at again)
+    for run in runs:
+        interrupted = as_interrupted(run).outcome == "interrupted"
+        if interrupted and run.summary.get("send") == "pending" and run.summary.get("issue"):
+            numbers.add(int(run.summary["issue"]))
+    return sorted(numbers)
+
+
+def resume_unfinished(
+    config: Config, store: Store, *, environ: Mapping[str, str] | None = None
+) -> list[JobResult]:
+    """Finish the sending of every campaign a dead process left unfinished.
+
+    Logged as ``digest`` runs with outcome ``resumed``. Sending is safe to run
+    beside another live sender (rows are claimed), so no lease is needed.
+    """
+    results = []
+    for number in unfinished_campaigns(store):
+        with _recorded(store, "digest") as result:
+            result.summary.update(issue=number, resumed=True, send="pending")
+            report = send_issue(config, store, number, environ=environ)
+            result.summary["send"] = _pick(
+                _as_summary(report), ("transport", "sent", "failed", "skipped", "unconfirmed")
+            )
+            result.outcome = "resumed"
+            result.message = (
+                f"issue n° {number}: finished the sending a stopped process left unfinished: "
+                f"{report.sent} sent, {report.requeued} taken back, "
+                f"{report.marked_unconfirmed} unconfirmed"
+            )
+        log.info("digest: resumed: %s", result.message)
+        results.append(result)
+    return results
 
 
 # ---------------------------------------------------------------------------
@@ -472,7 +596,16 @@ def _scheduled(job: str, config_path: str) -> dict[str, Any] | None:
         log.error("%s: cannot start: %s", job, exc)
         return None
     try:
-        result = run_job(config, store, job)
+        try:
+            resume_unfinished(config, store)
+        except PressreviewError as exc:
+            log.error("resuming an unfinished campaign failed: %s", exc)
+        if job == RESUME_JOB:
+            return None
+        result = run_job(config, store, job, min_gap=_min_gap(config, job))
+    except JobBusy as exc:
+        log.info("%s", exc)
+        return None
     except PressreviewError as exc:
         log.error("%s: failed: %s", job, exc)
         return None
@@ -496,17 +629,63 @@ def digest_job(config_path: str) -> dict[str, Any] | None:
     return _scheduled("digest", config_path)
 
 
+#: The one-off job a starting scheduler runs: finish campaigns left unfinished.
+RESUME_JOB = "resume"
+
+
+def resume_job(config_path: str) -> dict[str, Any] | None:
+    """At start: finish the campaigns a dead process left unfinished."""
+    return _scheduled(RESUME_JOB, config_path)
+
+
+def _min_gap(config: Config, job: str) -> timedelta:
+    """Within this time of the last start, another instance already ran this occurrence."""
+    period = (
+        timedelta(hours=config.schedule.collect_every_hours)
+        if job == "collect"
+        else timedelta(days=1)
+    )
+    return min(timedelta(minutes=10), period / 2)
+
+
 # ---------------------------------------------------------------------------
 # Triggers and the scheduler
 
 
+def _repeated_wall_time(when: datetime, tz: Any) -> bool:
+    """Whether ``when`` is the second occurrence of its local time (clocks went back)."""
+    local = when.astimezone(tz).replace(tzinfo=None)
+    first = local.replace(tzinfo=tz, fold=0)
+    second = local.replace(tzinfo=tz, fold=1)
+    if first.utcoffset() == second.utcoffset():
+        return False
+    # in a gap (clocks went forward) neither reading round-trips: not a repeat
+    back = second.astimezone(UTC).astimezone(tz).replace(tzinfo=None)
+    return back == local and when.astimezone(UTC) == second.astimezone(UTC) != first.astimezone(UTC)
+
+
+class OnceCronTrigger(CronTrigger):  # type: ignore[misc]  # APScheduler 3 has no type hints
+    """A CronTrigger that fires once at a local time that occurs twice.
+
+    When clocks go back (Europe/Paris, last Sunday of October, 03:00 CEST ->
+    02:00 CET) a cron at 02:30 matches two instants and APScheduler fires at
+    both; this one skips the second. A local time that does not exist (clocks
+    go forward, 02:00 -> 03:00, last Sunday of March) fires once, at 03:30
+    summer time (02:30 read in winter time).
+    """
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        fire: datetime | None = super().get_next_fire_time(previous_fire_time, now)
+        while fire is not None and _repeated_wall_time(fire, self.timezone):
+            after = fire.astimezone(UTC) + timedelta(microseconds=1)  # not wall-clock math
+            fire = super().get_next_fire_time(fire, after)
+        return fire
+
+
 def build_triggers(config: Config) -> dict[str, Any]:
     """The APScheduler trigger of each job, from ``schedule`` in ``timezone``."""
-    # Imported when used (here and below): APScheduler costs about 300 ms at the start of
-    # every `pressreview` command otherwise (python -X importtime).
-    from apscheduler.triggers.cron import CronTrigger
-    from apscheduler.triggers.interval import IntervalTrigger
-
     s = config.schedule
     if not s.collect_every_hours > 0:
         raise ConfigError("schedule.collect_every_hours: must be more than 0 (e.g. 3)")
@@ -517,7 +696,7 @@ def build_triggers(config: Config) -> dict[str, Any]:
     if s.misfire_grace_minutes < 0:
         raise ConfigError("schedule.misfire_grace_minutes: must be 0 or more")
     try:
-        cron = CronTrigger(
+        cron = OnceCronTrigger(
             day_of_week=s.digest_day_of_week,
             hour=s.digest_hour,
             minute=s.digest_minute,
@@ -536,9 +715,6 @@ def build_triggers(config: Config) -> dict[str, Any]:
 
 def describe_trigger(trigger: Any) -> str:
     """A short human description: ``every 3 h`` / ``cron mon 08:00 Europe/Paris``."""
-    from apscheduler.triggers.cron import CronTrigger
-    from apscheduler.triggers.interval import IntervalTrigger
-
     if isinstance(trigger, IntervalTrigger):
         hours = trigger.interval_length / 3600
         return f"every {hours:g} h"
@@ -556,13 +732,10 @@ def describe_trigger(trigger: Any) -> str:
 
 def _trigger_signature(trigger: Any) -> tuple[Any, ...]:
     """What identifies a trigger's schedule (not its start date)."""
-    from apscheduler.triggers.cron import CronTrigger
-    from apscheduler.triggers.interval import IntervalTrigger
-
     if isinstance(trigger, IntervalTrigger):
         return ("interval", trigger.interval_length, str(trigger.timezone))
-    if isinstance(trigger, CronTrigger):
-        return ("cron", str(trigger), str(trigger.timezone))
+    if isinstance(trigger, CronTrigger):  # the class too: a stored plain CronTrigger is replaced
+        return ("cron", type(trigger).__name__, str(trigger), str(trigger.timezone))
     return ("other", repr(trigger))
 
 
@@ -578,9 +751,6 @@ def create_scheduler(config: Config, store: Store, *, max_workers: int = 2) -> A
     Defaults of every job: coalesce missed runs into one, one instance at a
     time, misfire grace time from ``schedule.misfire_grace_minutes``.
     """
-    from apscheduler.executors.pool import ThreadPoolExecutor
-    from apscheduler.schedulers.background import BackgroundScheduler
-
     build_triggers(config)  # validate the schedule before touching the store
     return BackgroundScheduler(
         jobstores={"default": q.job_store(store)},
@@ -658,6 +828,11 @@ def start_scheduler(
     for job_id, change in changes.items():
         log.debug("job %s: %s", job_id, change)
     scheduler.resume()
+    # At once, beside the scheduler: finish campaigns a dead process left unfinished
+    # (not a daemon: a stop lets it finish its message batch).
+    threading.Thread(
+        target=resume_job, args=(_config_path(config),), name="resume", daemon=False
+    ).start()
     return scheduler
 
 
@@ -691,8 +866,6 @@ class JobStatus:
 
 def _stored_jobs(store: Store) -> dict[str, Any]:
     """The jobs in the job store, read without starting a scheduler."""
-    from apscheduler.schedulers.background import BackgroundScheduler
-
     jobstore = q.job_store(store)
     jobstore.start(BackgroundScheduler(), "default")
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import email.utils
 import re
 
 import pytest
@@ -192,3 +193,44 @@ def test_prestuffed_wire_form_equals_stuffing_the_message() -> None:
     assert strip_date.sub(b"", stuffed) == strip_date.sub(b"", dot_stuff(plain))
     assert re.search(rb"(?m)^\.[^.\r]", stuffed) is None
     assert b"=\r\n..yyy" in stuffed
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["IREV – Centre de ressources", 'Revue "CRPV" <veille>, Hauts-de-France', "Revue de presse"],
+)
+def test_every_header_parses_back_to_what_was_meant(name: str) -> None:
+    """Each header of the wire form, read back by the standard parser, gives the value meant."""
+    config = fixed_config(
+        email={
+            "from_address": "veille@irev.fr",
+            "from_name": name,
+            "reply_to": "contact@irev.fr",
+        },
+        delivery={"list_id": "revue-de-presse.irev.fr"},
+    )
+    data = MessageTemplate(config, _rendered(config)).render(
+        to="marie@example.fr", unsubscribe_url=LINK, message_id="<pr.12.1.ab@irev.fr>"
+    )
+    head = data.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    # RFC 2047: an encoded word never sits inside a quoted string
+    assert not re.search(r'"[^"]*=\?utf-8\?', head, re.IGNORECASE), head
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    raw_list_id = " ".join(str(msg["List-Id"]).split())
+    phrase, _, list_id = raw_list_id.rpartition(" <")
+    assert list_id == "revue-de-presse.irev.fr>"
+    if phrase.startswith('"'):
+        phrase = email.utils.unquote(phrase)
+    assert phrase == name
+    assert msg["From"].addresses[0].display_name == name
+    assert msg["From"].addresses[0].addr_spec == "veille@irev.fr"
+    assert msg["Reply-To"].addresses[0].addr_spec == "contact@irev.fr"
+    assert msg["To"].addresses[0].addr_spec == "marie@example.fr"
+    assert msg["Subject"] == _rendered(config).subject
+    assert msg["Message-ID"] == "<pr.12.1.ab@irev.fr>"
+    assert msg["Date"].datetime.tzinfo is not None
+    assert msg["List-Unsubscribe"] == f"<{LINK}>"
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert msg["MIME-Version"] == "1.0"
+    for header, value in msg.items():
+        assert not getattr(value, "defects", ()), (header, value.defects)

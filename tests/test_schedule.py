@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -20,9 +22,12 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MI
 
 from pressreview import scheduling
 from pressreview.config import Config
+from pressreview.deliver.campaign import deliveries_for
 from pressreview.errors import ConfigError
 from pressreview.store import Store
 from pressreview.store import jobs as q
+from pressreview.subscribers import add_subscriber
+from tests.fixtures_deliver import SECRET, Sink, publish_fixed_issue
 
 PARIS = ZoneInfo("Europe/Paris")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -579,4 +584,198 @@ def test_the_job_store_table_lives_beside_the_migrations(
         (d[0], getattr(d[1], "name", "")) for d in outside
     ]
     assert all(q.JOBSTORE_TABLE in str(d) for d in outside), outside
+    store.close()
+
+
+def _fires(trigger: Any, start: datetime, end: datetime) -> list[datetime]:
+    """The fire times the scheduler's loop gets from a trigger, its clock moved by hand:
+    the first from a cold start at ``start``, then each from the previous run."""
+    fires: list[datetime] = []
+    fire = trigger.get_next_fire_time(None, start)
+    while fire is not None and fire < end:
+        fires.append(fire.astimezone(UTC))
+        clock = fire.astimezone(UTC) + timedelta(seconds=5)  # the run took 5 s
+        fire = trigger.get_next_fire_time(fire, clock)
+    return fires
+
+
+@pytest.mark.parametrize(
+    ("day", "expected_utc"),
+    [
+        # 29 March 2026, 02:00 CET -> 03:00 CEST: 02:30 does not exist, runs once at 03:30 CEST
+        (datetime(2026, 3, 29, tzinfo=PARIS), datetime(2026, 3, 29, 1, 30, tzinfo=UTC)),
+        # 25 October 2026, 03:00 CEST -> 02:00 CET: 02:30 happens twice, runs at the first
+        (datetime(2026, 10, 25, tzinfo=PARIS), datetime(2026, 10, 25, 0, 30, tzinfo=UTC)),
+    ],
+    ids=["spring-gap", "autumn-overlap"],
+)
+def test_a_cron_in_the_dst_gap_or_overlap_runs_once(
+    make_config: Callable[..., Config], day: datetime, expected_utc: datetime
+) -> None:
+    config = make_config(
+        schedule={"digest_day_of_week": "sun", "digest_hour": 2, "digest_minute": 30}
+    )
+    cron = scheduling.build_triggers(config)["digest"]
+    start, end = day - timedelta(days=2), day + timedelta(days=2)
+    assert _fires(cron, start, end) == [expected_utc]
+    # the weeks around are at 02:30 local as usual
+    week_before = _fires(cron, start - timedelta(days=7), start)
+    week_after = _fires(cron, end, end + timedelta(days=7))
+    for fire in week_before + week_after:
+        local = fire.astimezone(PARIS)
+        assert (local.weekday(), local.hour, local.minute) == (6, 2, 30)
+    assert len(week_before) == len(week_after) == 1
+    # a scheduler (re)started at any minute of that night fires at most once more
+    for minute in range(0, 6 * 60, 10):
+        clock = day + timedelta(minutes=minute)  # wall clock: 00:00 .. 05:50
+        later = _fires(cron, clock.astimezone(UTC), end)
+        assert [f for f in later if f.astimezone(PARIS).date() == day.date()] in (
+            [],
+            [expected_utc],
+        )
+        if clock.astimezone(UTC) > expected_utc:
+            assert all(f.astimezone(PARIS).date() != day.date() for f in later)
+
+
+# -- several scheduler instances on one database --------------------------------------
+
+
+def _schedule_py(config: Config) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PRESSREVIEW_SECRET_KEY": SECRET}
+    env.pop("PRESSREVIEW_DATABASE_URL", None)
+    return subprocess.Popen(
+        [sys.executable, str(PROJECT_ROOT / "schedule.py"), "--config", str(config.path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+
+
+def test_two_schedulers_on_one_fresh_database_run_each_job_once(
+    make_config: Callable[..., Config], store_url: str, cli: Callable[..., Any]
+) -> None:
+    """Two schedule.py started at once on a fresh database: no crash, one run per occurrence."""
+    interval = 3.0
+    config = make_config(database_url=store_url, schedule={"collect_every_hours": interval / 3600})
+    procs = [_schedule_py(config), _schedule_py(config)]
+    try:
+        store = _open(config)
+        _wait_for(lambda: len(_runs(store, "collect")) >= 3, "three collect runs", timeout=90)
+        store.close()
+    finally:
+        outputs = []
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            out, err = proc.communicate(timeout=60)
+            outputs.append((proc.returncode, out, err))
+    for returncode, out, err in outputs:
+        assert returncode == 0, err
+        assert "Traceback" not in err and "already exists" not in err, err
+        assert "scheduler stopped" in out
+    store = _open(config)
+    runs = sorted(_runs(store, "collect"), key=lambda r: r.started_at)
+    assert len(runs) >= 3, [(r.started_at, r.outcome) for r in runs]
+    assert {r.outcome for r in runs} == {"ok"}, [(r.outcome, r.error) for r in runs]
+    for before, after in itertools.pairwise(runs):
+        assert before.finished_at is not None and before.finished_at <= after.started_at
+        gap = (after.started_at - before.started_at).total_seconds()
+        assert gap > interval / 2, f"two runs of one occurrence, {gap:.2f} s apart"
+    owners = {r.summary.get("owner") for r in runs}
+    assert len(owners) >= 1
+    status = cli(config, "schedule", "status")
+    assert status.exit_code == 0 and "error" not in status.output, status.output
+    store.close()
+
+
+def _held_by(conn: Any, holder: str, ttl: timedelta) -> q.Lease | None:
+    return q.take_lease(conn, "digest", holder, ttl=ttl, holder_dead=lambda _: False)
+
+
+def test_a_job_lease_is_held_released_and_taken_over(
+    make_config: Callable[..., Config], store_url: str
+) -> None:
+    config = make_config(database_url=store_url)
+    store = _open(config)
+    # held by a live process on another host: busy until it expires
+    with store.connect() as conn:
+        assert _held_by(conn, "autre:123:aa", timedelta(hours=1))
+    with (
+        pytest.raises(scheduling.JobBusy, match="autre:123:aa"),
+        scheduling.job_lease(store, "digest"),
+    ):
+        pass
+    # held by a process of this host that died: taken over at once
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    with store.connect() as conn:
+        conn.execute(q.job_leases.delete())
+        conn.commit()
+        dead_holder = f"{socket.gethostname()}:{gone.pid}:bb"
+        assert _held_by(conn, dead_holder, timedelta(hours=1))
+    with scheduling.job_lease(store, "digest"):
+        with store.connect() as conn:
+            lease = q.get_lease(conn, "digest")
+        assert lease is not None and lease.holder.startswith(scheduling.process_owner() + ":")
+        # while we hold it, another holder (even in this process) is refused
+        with pytest.raises(scheduling.JobBusy), scheduling.job_lease(store, "digest"):
+            pass
+    # released: free again; but within min_gap of the last start it is not run twice
+    with (
+        pytest.raises(scheduling.JobBusy),
+        scheduling.job_lease(store, "digest", min_gap=timedelta(minutes=10)),
+    ):
+        pass
+    with scheduling.job_lease(store, "digest"):
+        pass
+    # expired on another host: taken over
+    with store.connect() as conn:
+        conn.execute(q.job_leases.delete())
+        conn.commit()
+        assert _held_by(conn, "autre:9:cc", timedelta(seconds=-1))
+    with scheduling.job_lease(store, "digest"):
+        pass
+    store.close()
+
+
+def test_a_campaign_left_by_a_killed_sender_is_finished_when_the_scheduler_starts(
+    make_config: Callable[..., Config], store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PRESSREVIEW_SECRET_KEY", SECRET)
+    addresses = [f"abonne{i:02d}@example.fr" for i in range(12)]
+    with Sink() as sink:
+        config = make_config(
+            database_url=store_url,
+            delivery=sink.delivery_config(pool_size=1, rate_per_second=20),
+        )
+        store = _open(config)
+        publish_fixed_issue(store)
+        for address in addresses:
+            add_subscriber(store, address, actor="test")
+        env = {**os.environ, "PRESSREVIEW_SECRET_KEY": SECRET}
+        env.pop("PRESSREVIEW_DATABASE_URL", None)
+        sender = subprocess.Popen(
+            [sys.executable, "-m", "pressreview", "--config", str(config.path), "send", "12"],
+            cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        _wait_for(lambda: len(sink.handler.received) >= 3, "the first messages")
+        sender.kill()
+        sender.wait()
+        left = [r["status"] for r in deliveries_for(store, 12)]
+        assert "sending" in left, left
+        scheduler = scheduling.start_scheduler(config, store)
+        try:
+            _wait_for(
+                lambda: {r["status"] for r in deliveries_for(store, 12)} <= {"sent", "unconfirmed"},
+                "the campaign to be finished",
+            )
+            _wait_for(lambda: _runs(store, "digest"), "the resumed run to be logged")
+        finally:
+            scheduler.shutdown(wait=True)
+        assert max(sink.handler.per_recipient().values()) == 1
+        unconfirmed = [r for r in deliveries_for(store, 12) if r["status"] == "unconfirmed"]
+        assert len(sink.handler.per_recipient()) + len(unconfirmed) >= len(addresses)
+        assert len(sink.handler.per_recipient()) == len(addresses)
+        (run,) = _wait_for(
+            lambda: [r for r in _runs(store, "digest") if r.outcome != "running"], "the run"
+        )
+        assert run.outcome == "resumed" and run.summary["issue"] == 12, run
     store.close()

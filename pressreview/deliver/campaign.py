@@ -6,17 +6,24 @@ subscriber (idempotent), then claims rows in small batches and hands them to
 own database connection, under one rate limit.
 
 Exactly-once, and its one honest limit (docs/delivery.md has the long form):
-a row is committed ``sending`` with ``sent_at`` set *after* the whole message
-was transmitted and *before* the final "." of SMTP DATA (the point of no
-return; a server discards a message whose DATA never ended). The reply is then
-read and the row committed ``sent``. A run killed before the point of no return
-leaves a row that the next run sends again (nothing was delivered); a run
-killed after it leaves a row the next run marks ``unconfirmed`` and does not
-send again (the server had the whole message). The only way to get it wrong is
-a kill in the microseconds between the commit and the write of the "." (one
-message lost, shown as unconfirmed) or a server that failed the message in
-the same instant; ``send N --retry-unconfirmed`` resends those rows with the
-same Message-ID, which many mailbox providers use to drop duplicates.
+before MAIL FROM the row's attempt is committed open (``sent_at`` set, the
+claim re-checked); right before the final "." of SMTP DATA (the point of no
+return: a server discards a message whose DATA never ended) one line goes to
+the run's local handover journal, with no database round trip between that
+write and the "."; after the server's 250 the row is committed ``sent``. A run
+killed before the point of no return leaves a row without a journal line,
+which the next run sends again (nothing was delivered); a run killed after it
+leaves a row the next run marks ``unconfirmed`` and does not send again. The
+ambiguous window is thus from the "." to the commit of the 250 (plus the
+microseconds between the journal write and the "."); ``send N
+--retry-unconfirmed`` resends those rows with the same Message-ID, which many
+mailbox providers use to drop duplicates.
+
+A temporary failure (4xx, a dropped connection) does not hold a worker: the
+row goes back to the queue with ``not_before`` (exponential backoff) and is
+retried later in the run, or by the next run. After
+``delivery.max_connection_failures`` consecutive connection failures or
+timeouts the run stops: the server is down or too slow.
 """
 
 from __future__ import annotations
@@ -28,12 +35,14 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from pressreview import urls
 from pressreview.config import Config
 from pressreview.contracts import Snapshot
+from pressreview.deliver import journal
 from pressreview.deliver.message import DkimSigner, MessageTemplate, dkim_signer, make_message_id
 from pressreview.deliver.single import send_test_copies
 from pressreview.deliver.transports import (
@@ -210,7 +219,9 @@ def send_issue(
 
     template = MessageTemplate(config, rendered)
     with store.connect() as conn:
-        report.requeued, report.marked_unconfirmed = _recover(conn, issue_id)
+        report.requeued, report.marked_unconfirmed = _recover(
+            conn, issue_id, config.resolve(config.delivery.journal_dir)
+        )
     with store.begin() as conn:
         statuses = (["failed"] if retry_failed else []) + (
             ["unconfirmed"] if retry_unconfirmed else []
@@ -248,8 +259,19 @@ def send_issue(
     return report
 
 
-def _recover(conn: Any, issue_id: int) -> tuple[int, int]:
-    return db.recover_stale(conn, issue_id, claim_is_dead, lease=LEASE)
+def _recover(conn: Any, issue_id: int, journal_dir: Path) -> tuple[int, int]:
+    """Settle the rows of dead runs (their handover journals say what they handed over)."""
+    requeued, unconfirmed, claims = db.recover_stale(
+        conn,
+        issue_id,
+        claim_is_dead,
+        lease=LEASE,
+        handed_over=lambda claim: journal.handed_over(journal_dir, claim),
+    )
+    for run in {journal.run_of(c) for c in claims}:
+        if claim_is_dead(run):  # same host, process gone: its journal has served
+            journal.remove(journal_dir, run)
+    return requeued, unconfirmed
 
 
 class _Campaign:
@@ -282,11 +304,14 @@ class _Campaign:
         self.rate = RateLimiter(config.delivery.rate_per_second)
         self.max_attempts = max(1, config.delivery.max_attempts)
         self.backoff = max(0.0, config.delivery.retry_backoff_seconds)
+        self.max_failures = max(1, config.delivery.max_connection_failures)
+        self.failures_in_row = 0
         self.lock = threading.Lock()
         self.done = 0
         self.stop = threading.Event()
         self.budget = total
         self.batch_size = 32
+        self.journal: journal.HandoverJournal | None = None
 
     # -- the run: connections first, then workers that claim their own batches ------
 
@@ -294,11 +319,16 @@ class _Campaign:
         workers = min(self.transport.workers, self.total)
         connections = []
         try:
+            self.journal = journal.HandoverJournal(
+                self.config.resolve(self.config.delivery.journal_dir), self.token
+            )
             for _ in range(workers):  # fail fast: nothing claimed before every connection is up
                 connections.append(self.transport.open())
         except TransportUnavailable as exc:
             for c in connections:
                 c.close()
+            if self.journal:
+                self.journal.close(remove=True)
             self.report.aborted = str(exc)
             return
         self.budget = self.total
@@ -307,11 +337,13 @@ class _Campaign:
             threading.Thread(target=self._worker, args=(c, i), name=f"send-{i}", daemon=True)
             for i, c in enumerate(connections)
         ]
+        settled = False
         try:
             for t in threads:
                 t.start()
             for t in threads:
                 t.join()
+            settled = True
         except BaseException:  # Ctrl-C: each worker finishes its message, gives the rest back
             self.stop.set()
             for t in threads:
@@ -320,12 +352,29 @@ class _Campaign:
         finally:
             for c in connections:
                 c.close()
+            # Every row this run opened is settled (sent, failed, deferred, unconfirmed):
+            # the journal is no longer needed. After an unexpected error it stays for recovery.
+            self.journal.close(remove=settled)
 
     def _take(self) -> int:
         with self.lock:
             n = min(self.batch_size, self.budget)
             self.budget -= n
             return n
+
+    def _give_back(self, n: int) -> None:
+        with self.lock:
+            self.budget += n
+
+    def _wait_for_due(self, db_conn: StoreConnection) -> bool:
+        """No row claimable now: wait for the next deferred one (False: nothing left)."""
+        due = db.next_due(db_conn, self.issue_id)
+        if due is None:
+            return False
+        delay = (due - datetime.now(UTC)).total_seconds()
+        if delay > 0:
+            self.stop.wait(min(delay, 1.0))
+        return True
 
     def _worker(self, connection: TransportConnection, index: int) -> None:
         batch_no = 0
@@ -338,10 +387,9 @@ class _Campaign:
                 token = f"{self.token}/{index}.{batch_no}"
                 rows = db.claim(db_conn, self.issue_id, token, wanted)
                 if len(rows) < wanted:  # another worker or run took some: give the rest back
-                    with self.lock:
-                        self.budget += wanted - len(rows)
+                    self._give_back(wanted - len(rows))
                 if not rows:
-                    if not db.has_queued(db_conn, self.issue_id):
+                    if not self._wait_for_due(db_conn):
                         return
                     continue
                 for i, row in enumerate(rows):
@@ -352,24 +400,39 @@ class _Campaign:
                     try:
                         outcome, error = self._deliver(connection, db_conn, token, row)
                     except TransportUnavailable as exc:
+                        # raised before the end of data (reconnect refused, journal unwritable)
                         db_conn.rollback()
                         db.release(db_conn, [r["id"] for r in rows[i:]], token)
                         db_conn.commit()
-                        with self.lock:
-                            if self.report.aborted is None:
-                                self.report.aborted = str(exc)
-                        self.stop.set()
+                        self._abort(str(exc))
                         return
                     except BaseException as exc:
                         db_conn.rollback()
-                        self.stop.set()
-                        with self.lock:
-                            if self.report.aborted is None:
-                                self.report.aborted = (
-                                    f"sending stopped on an unexpected error: {exc!r}"
-                                )
+                        self._abort(f"sending stopped on an unexpected error: {exc!r}")
                         raise
+                    if outcome == "deferred":
+                        self._give_back(1)
                     self._count(outcome, row["email"], error)
+
+    def _abort(self, reason: str) -> None:
+        with self.lock:
+            if self.report.aborted is None:
+                self.report.aborted = reason
+        self.stop.set()
+
+    def _connection_failed(self, error: str) -> None:
+        with self.lock:
+            self.failures_in_row += 1
+            failures = self.failures_in_row
+        if failures >= self.max_failures:
+            self._abort(
+                f"the SMTP server failed {failures} times in a row "
+                f"(delivery.max_connection_failures), last: {error}"
+            )
+
+    def _server_answered(self) -> None:
+        with self.lock:
+            self.failures_in_row = 0
 
     def _count(self, outcome: str, email: str, error: str | None) -> None:
         with self.lock:
@@ -381,6 +444,9 @@ class _Campaign:
                 self.report.unconfirmed += 1
             elif outcome == "skipped":
                 self.report.skipped += 1
+            elif outcome == "deferred":
+                self.report.deferred += 1
+                return  # not done yet: retried later
             if error:
                 self.report.errors.append((email, error))
             self.done += 1
@@ -412,51 +478,60 @@ class _Campaign:
                 to=email, unsubscribe_url=link, message_id=row["message_id"]
             )
         envelope = Envelope(self.config.email.from_address, email)
+        journal_ = self.journal
+        assert journal_ is not None
 
         def handing_over() -> bool:
-            ok = db.mark_handing_over(db_conn, row["id"], token, email)
-            db_conn.commit()
-            return ok
+            journal_.mark(row["id"], token)  # one local write(2), then the "."
+            return True
 
-        attempts = 0
-        while True:
-            attempts += 1
-            self.rate.wait()
-            try:
-                connection.send(envelope, data, handing_over, stuffed=stuffed)
-            except ClaimLost:
-                db_conn.rollback()
-                return "skipped", None
-            except HandoverUnknown as exc:
-                db.mark_unconfirmed(db_conn, row["id"], token, attempts, str(exc))
-                db_conn.commit()
-                return "unconfirmed", str(exc)
-            except PermanentFailure as exc:
-                db.mark_failed(db_conn, row["id"], token, attempts, str(exc))
-                if row["subscriber_id"] is not None:
-                    db.record_subscriber_error(
-                        db_conn, row["subscriber_id"], str(exc), bounce=exc.recipient_refused
-                    )
-                db_conn.commit()
-                return "failed", str(exc)
-            except TemporaryFailure as exc:
-                if row["attempts"] + attempts >= self.max_attempts or self.stop.is_set():
-                    if self.stop.is_set():
-                        db.clear_handover(db_conn, row["id"], token)
-                        db.release(db_conn, [row["id"]], token, attempts=attempts, error=str(exc))
-                        db_conn.commit()
-                        return "skipped", None
-                    message = f"gave up after {row['attempts'] + attempts} attempts: {exc}"
-                    db.mark_failed(db_conn, row["id"], token, attempts, message)
-                    db_conn.commit()
-                    return "failed", message
-                db.clear_handover(db_conn, row["id"], token)
-                db_conn.commit()
-                self.stop.wait(self.backoff * 2 ** (attempts - 1))
-                continue
-            db.mark_sent(db_conn, row["id"], token, attempts)
+        self.rate.wait()
+        # The attempt is committed before the SMTP transaction starts (and the claim
+        # re-checked): nothing but the journal's write sits between the body and the ".".
+        opened = db.open_attempt(db_conn, row["id"], token, email)
+        db_conn.commit()
+        if not opened:
+            return "skipped", None
+        attempt = row["attempts"] + 1
+        try:
+            connection.send(envelope, data, handing_over, stuffed=stuffed)
+        except ClaimLost:
+            db.release(db_conn, [row["id"]], token)
             db_conn.commit()
-            return "sent", None
+            return "skipped", None
+        except HandoverUnknown as exc:
+            db.mark_unconfirmed(db_conn, row["id"], token, 1, str(exc))
+            db_conn.commit()
+            self._connection_failed(str(exc))
+            return "unconfirmed", str(exc)
+        except PermanentFailure as exc:
+            db.mark_failed(db_conn, row["id"], token, 1, str(exc))
+            if row["subscriber_id"] is not None:
+                db.record_subscriber_error(
+                    db_conn, row["subscriber_id"], str(exc), bounce=exc.recipient_refused
+                )
+            db_conn.commit()
+            self._server_answered()
+            return "failed", str(exc)
+        except TemporaryFailure as exc:
+            if attempt >= self.max_attempts:
+                message = f"gave up after {attempt} attempts: {exc}"
+                db.mark_failed(db_conn, row["id"], token, 1, message)
+                outcome, error = "failed", message
+            else:
+                wait = timedelta(seconds=self.backoff * 2 ** (attempt - 1))
+                db.defer(db_conn, row["id"], token, str(exc), datetime.now(UTC) + wait)
+                outcome, error = "deferred", None
+            db_conn.commit()
+            if exc.connection:
+                self._connection_failed(str(exc))
+            else:
+                self._server_answered()
+            return outcome, error
+        db.mark_sent(db_conn, row["id"], token, 1)
+        db_conn.commit()
+        self._server_answered()
+        return "sent", None
 
 
 def deliveries_for(store: Store, number: int) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import binascii
 import email
 import email.policy
+import email.utils
 import html as html_lib
 import os
 import re
@@ -27,10 +28,12 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.headerregistry import Address
+from email import _header_value_parser as header_parser
+from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Any, cast
 
 from pressreview.config import Config
 from pressreview.errors import ConfigError, DeliveryError
@@ -228,9 +231,53 @@ class MessageTemplate:
         return b"".join(out)
 
 
+class ListIdHeader:
+    """``List-Id: phrase <list-label.namespace>`` (RFC 2919) for the email header registry.
+
+    The registry has no class for it: as an unstructured header, a quoted
+    display name with non-ASCII characters came out as encoded words inside a
+    quoted string, which readers show as is. Here the phrase is a display name
+    (folded and RFC 2047-encoded as in an address header), the id is kept verbatim.
+    """
+
+    max_count = 1
+
+    @classmethod
+    def parse(cls, value: str, kwds: dict[str, Any]) -> None:
+        phrase, _, rest = value.rpartition("<")
+        tree = header_parser.TokenList()
+        if phrase.strip():
+            name, _ = header_parser.get_display_name(phrase.strip())
+            tree.append(name)
+            tree.append(header_parser.WhiteSpaceTerminal(" ", "fws"))
+        tree.append(header_parser.ValueTerminal("<" + rest.strip(), "list-id"))
+        kwds["parse_tree"] = tree
+        kwds["decoded"] = str(tree)
+
+    def init(self, *args: Any, **kw: Any) -> None:
+        super().init(*args, **kw)  # type: ignore[misc]
+
+
+def _header_registry() -> HeaderRegistry:
+    registry = HeaderRegistry()
+    registry.map_to_type("list-id", cast("type[BaseHeader]", ListIdHeader))
+    return registry
+
+
+#: The policy every header of a message is built with (the registry, plus List-Id).
+BUILD_POLICY = email.policy.SMTP.clone(header_factory=_header_registry())
+
+
+def list_id(config: Config) -> str:
+    """The List-Id value as given to the header registry: quoted display name, then the id."""
+    if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+", config.delivery.list_id):
+        raise ConfigError(f"delivery.list_id {config.delivery.list_id!r} is not a valid list id")
+    return f'"{email.utils.quote(config.email.from_name)}" <{config.delivery.list_id}>'
+
+
 def _skeleton(config: Config, subject: str) -> bytes:
     """The whole message, made by the email package, with sentinels for per-recipient values."""
-    msg = EmailMessage(policy=email.policy.SMTP)
+    msg = EmailMessage(policy=BUILD_POLICY)
     msg["Subject"] = subject
     msg["From"] = Address(config.email.from_name, addr_spec=config.email.from_address)
     msg["To"] = _S_TO
@@ -238,7 +285,7 @@ def _skeleton(config: Config, subject: str) -> bytes:
         msg["Reply-To"] = config.email.reply_to
     msg["Date"] = _S_DATE
     msg["Message-ID"] = _S_MID
-    msg["List-Id"] = f"{_header_phrase(config.email.from_name)} <{config.delivery.list_id}>"
+    msg["List-Id"] = list_id(config)
     msg["List-Unsubscribe"] = list_unsubscribe(config, _S_URL)
     msg["List-Unsubscribe-Post"] = ONE_CLICK
     msg.set_content(_S_TEXT + "\n", subtype="plain", charset="utf-8", cte="quoted-printable")
@@ -249,11 +296,6 @@ def _skeleton(config: Config, subject: str) -> bytes:
         raise ConfigError(
             f"email.from_address / email.from_name: cannot build a message: {exc}"
         ) from None
-
-
-def _header_phrase(value: str) -> str:
-    """A display phrase safe inside List-Id (quotes and angle brackets dropped)."""
-    return '"' + re.sub(r'["<>\\]', "", value) + '"'
 
 
 def build_message(

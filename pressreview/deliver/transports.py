@@ -9,11 +9,14 @@
 
 A connection's ``send(envelope, data, handing_over)`` calls ``handing_over()``
 at the last moment before the message can be delivered (for SMTP: after the
-whole body was transmitted, before the final "."); if it returns False the
-message is abandoned and not delivered. Failures raise :class:`TemporaryFailure`
-(4xx, retried), :class:`PermanentFailure` (5xx), :class:`HandoverUnknown`
-(the connection broke after the point of no return) or
-:class:`TransportUnavailable` (nothing can be sent: server down, login refused).
+whole body was transmitted, before the final "."); it must not wait on the
+network (the campaign writes one line to its local journal); if it returns
+False the message is abandoned and not delivered. Failures raise
+:class:`TemporaryFailure` (4xx, or the connection failed before the point of no
+return: retried; ``connection=True`` for the latter), :class:`PermanentFailure`
+(5xx), :class:`HandoverUnknown` (the "." was fully written and the answer was
+lost) or :class:`TransportUnavailable` (nothing can be sent: server down, login
+refused).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import select
 import smtplib
 import socket
 import ssl
@@ -50,10 +54,19 @@ class TransportUnavailable(DeliveryError):
 
 
 class SendFailure(DeliveryError):
-    def __init__(self, message: str, *, code: int | None = None, recipient_refused: bool = False):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        recipient_refused: bool = False,
+        connection: bool = False,
+    ):
         super().__init__(message)
         self.code = code
         self.recipient_refused = recipient_refused
+        #: The connection failed or timed out (no answer from the server).
+        self.connection = connection
 
 
 class TemporaryFailure(SendFailure):
@@ -260,10 +273,10 @@ class SmtpConnection:
                 self._envelope(envelope)
             except (smtplib.SMTPServerDisconnected, OSError) as exc:
                 self._abort()
-                raise TemporaryFailure(f"connection lost: {exc}") from None
+                raise TemporaryFailure(f"connection lost: {_why(exc)}", connection=True) from None
         except OSError as exc:
             self._abort()
-            raise TemporaryFailure(f"connection lost: {exc}") from None
+            raise TemporaryFailure(f"connection lost: {_why(exc)}", connection=True) from None
         self._data(stuffed if stuffed is not None else dot_stuff(data), handing_over)
 
     def _rset(self) -> None:
@@ -312,21 +325,78 @@ class SmtpConnection:
             smtp.send(body)
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             self._abort()
-            raise TemporaryFailure(f"connection lost while sending: {exc}") from None
+            raise TemporaryFailure(
+                f"connection lost while sending: {_why(exc)}", connection=True
+            ) from None
+        # A server that hung up (or answered) before the "." did not take the message.
+        if _peer_spoke(smtp):
+            self._abort()
+            raise TemporaryFailure(
+                "connection lost while sending: the server closed the connection "
+                "before the end of data",
+                connection=True,
+            )
         # Point of no return: until the "." below the server discards a partial message.
         if not handing_over():
             self._abort()  # hang up mid-DATA: the server drops the message
             raise ClaimLost("delivery row taken by another run")
         try:
             smtp.send(b".\r\n")
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            # The end of data was not (fully) written: the server drops the message.
+            self._abort()
+            raise TemporaryFailure(
+                f"connection lost before the end of data: {_why(exc)}", connection=True
+            ) from None
+        try:
             code, resp = smtp.getreply()
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             self._abort()
+            if _was_reset(exc):
+                # A reset, not an end of stream: the server's socket was closed with our
+                # data unread (or our "." arrived after it closed): it did not take the
+                # message. A server that read the "." and then died would have closed
+                # cleanly (nothing unread), which stays unconfirmed below.
+                raise TemporaryFailure(
+                    "connection lost: the server reset the connection before it took the "
+                    f"end of data ({_why(exc)})",
+                    connection=True,
+                ) from None
             raise HandoverUnknown(
-                f"connection lost waiting for the server's answer: {exc}"
+                f"connection lost waiting for the server's answer: {_why(exc)}", connection=True
             ) from None
         if code != 250:
             raise _failure(code, resp, "end of DATA")
+
+
+def _was_reset(exc: BaseException) -> bool:
+    """ECONNRESET / EPIPE, raised directly or wrapped by smtplib."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionResetError | BrokenPipeError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return str(exc) or type(exc).__name__
+
+
+def _peer_spoke(smtp: smtplib.SMTP) -> bool:
+    """Whether the server closed the connection or sent something while we sent DATA."""
+    sock = smtp.sock
+    if sock is None:
+        return True
+    if isinstance(sock, ssl.SSLSocket):  # no peeking under TLS: the "." write will tell
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)  # end of stream, a reset or an unsolicited reply
 
 
 class SmtpTransport:

@@ -28,6 +28,8 @@ __all__ = ["Connection", "Store", "open_store", "transaction"]
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: The PostgreSQL advisory lock taken while the schema changes ("prsc").
+SCHEMA_LOCK_KEY = 0x70727363
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -126,7 +128,7 @@ class Store:
 
         try:
             before = self.current_revision()
-            with self.engine.begin() as conn:
+            with self.schema_lock() as conn:  # two processes starting at once: one migrates
                 command.upgrade(self._alembic_config(conn), "head")
             after = self.current_revision()
         except OperationalError as exc:
@@ -139,6 +141,21 @@ class Store:
             ) from None
         self._checked = True
         return before, after
+
+    @contextmanager
+    def schema_lock(self) -> Iterator[Connection]:
+        """A transaction holding the database-wide lock under which schema changes run.
+
+        PostgreSQL: a transaction-scoped advisory lock; SQLite: the write lock
+        (BEGIN IMMEDIATE). A second process waits, then finds the work done
+        (so concurrent first starts on a fresh database do not race to create tables).
+        """
+        with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK_KEY})")
+            elif self.dialect == "sqlite":
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            yield conn
 
     def ensure_schema(self) -> None:
         """Migrate on first use (when auto_upgrade) or refuse an out-of-date store."""

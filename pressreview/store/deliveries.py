@@ -3,14 +3,17 @@
 Row life (see docs/delivery.md):
 
     queued --claim--> sending (claimed_by set, sent_at NULL)
-           --point of no return--> sending (sent_at set)      just before the SMTP end of data
+           --attempt opened, committed before MAIL FROM--> sending (sent_at set)
            --server said 250--> sent
-    4xx: back to queued (retried with backoff), failed after delivery.max_attempts
+    4xx: back to queued with not_before (retried later, with backoff),
+         failed after delivery.max_attempts
     5xx: failed
 
-After a crash a row "sending" with sent_at NULL was never handed over: it is
-queued again. A row "sending" with sent_at set was possibly accepted: it
-becomes "unconfirmed" and is not sent again unless asked.
+After a crash a row "sending" with sent_at NULL was never tried: it is queued
+again. A row "sending" with sent_at set had an SMTP transaction open: the
+dead run's handover journal (pressreview/deliver/journal.py) says whether it
+got to the end of data (then "unconfirmed", not sent again unless asked) or not
+(queued again).
 """
 
 from __future__ import annotations
@@ -19,7 +22,18 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypedDict, cast
 
-from sqlalchemy import Connection, Integer, RowMapping, and_, bindparam, func, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    RowMapping,
+    and_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -103,13 +117,22 @@ def sent_subscriber_ids(conn: Connection, issue_id: int) -> set[int]:
 
 
 def recover_stale(
-    conn: Connection, issue_id: int, is_dead: Callable[[str], bool], *, lease: timedelta
-) -> tuple[int, int]:
+    conn: Connection,
+    issue_id: int,
+    is_dead: Callable[[str], bool],
+    *,
+    lease: timedelta,
+    handed_over: Callable[[str], set[int] | None] = lambda claim: None,
+) -> tuple[int, int, list[str]]:
     """Rows left "sending" by a run that died: requeue or mark unconfirmed (commits).
 
-    Read first, then one UPDATE per dead claim that re-checks the claim, each in
-    its own short transaction (no lock upgrade on SQLite, and a row that another
-    run recovered and claimed meanwhile is left alone). Returns (requeued, unconfirmed).
+    ``handed_over(claim)``: the ids of that claim's rows that reached the end of
+    data (from the dead run's journal), or None when unknown (every row with an
+    open attempt is then unconfirmed: never sent twice). Read first, then one
+    UPDATE per dead claim and outcome that re-checks the claim, each in its own
+    short transaction (no lock upgrade on SQLite, and a row that another run
+    recovered and claimed meanwhile is left alone). Returns (requeued,
+    unconfirmed, the dead claims).
     """
     limit = now() - lease
     rows = list(
@@ -124,35 +147,43 @@ def recover_stale(
     )
     conn.commit()
     dead: dict[tuple[str, bool], list[int]] = {}
+    journals: dict[str, set[int] | None] = {}
     for row in rows:
         claim = row["claimed_by"] or ""
-        if is_dead(claim) or row["updated_at"] < limit:
-            dead.setdefault((claim, row["sent_at"] is not None), []).append(row["id"])
+        if not (is_dead(claim) or row["updated_at"] < limit):
+            continue
+        maybe_delivered = False
+        if row["sent_at"] is not None:
+            if claim not in journals:
+                journals[claim] = handed_over(claim) if claim else None
+            known = journals[claim]
+            maybe_delivered = known is None or row["id"] in known
+        dead.setdefault((claim, maybe_delivered), []).append(row["id"])
     requeued = unconfirmed = 0
-    for (claim, handed_over), ids in dead.items():
+    for (claim, maybe_delivered), ids in dead.items():
         for i in range(0, len(ids), CHUNK):
             mine = and_(
                 deliveries.c.id.in_(ids[i : i + CHUNK]),
                 deliveries.c.status == "sending",
                 deliveries.c.claimed_by == claim if claim else deliveries.c.claimed_by.is_(None),
             )
-            if handed_over:
+            if maybe_delivered:
                 values: dict[str, Any] = {
                     "status": "unconfirmed",
-                    "last_error": "the sending run stopped while the server was acknowledging "
-                    "the message: probably delivered, not sent again",
+                    "last_error": "the sending run stopped after the end of data, before it "
+                    "recorded the server's answer: probably delivered, not sent again",
                 }
             else:
-                values = {"status": "queued"}
+                values = {"status": "queued", "sent_at": None}
             result = conn.execute(
                 update(deliveries).where(mine).values(claimed_by=None, updated_at=now(), **values)
             )
             conn.commit()
-            if handed_over:
+            if maybe_delivered:
                 unconfirmed += int(result.rowcount or 0)
             else:
                 requeued += int(result.rowcount or 0)
-    return requeued, unconfirmed
+    return requeued, unconfirmed, sorted({claim for claim, _ in dead if claim})
 
 
 def requeue(conn: Connection, issue_id: int, statuses: Iterable[str]) -> int:
@@ -160,7 +191,14 @@ def requeue(conn: Connection, issue_id: int, statuses: Iterable[str]) -> int:
     result = conn.execute(
         update(deliveries)
         .where(deliveries.c.issue_id == issue_id, deliveries.c.status.in_(list(statuses)))
-        .values(status="queued", claimed_by=None, sent_at=None, attempts=0, updated_at=now())
+        .values(
+            status="queued",
+            claimed_by=None,
+            sent_at=None,
+            not_before=None,
+            attempts=0,
+            updated_at=now(),
+        )
     )
     return int(result.rowcount or 0)
 
@@ -180,6 +218,22 @@ def cancel_inactive(conn: Connection, issue_id: int) -> int:
         )
     )
     return int(result.rowcount or 0)
+
+
+def next_due(conn: Connection, issue_id: int) -> datetime | None:
+    """When the next queued row may be claimed (None: nothing queued; commits)."""
+    query = select(
+        func.count(),
+        func.sum(case((deliveries.c.not_before.is_(None), 1), else_=0)),
+        func.min(deliveries.c.not_before),
+    ).where(deliveries.c.issue_id == issue_id, deliveries.c.status == "queued")
+    total, ready, earliest = conn.execute(query).one()
+    conn.commit()
+    if not total:
+        return None
+    if ready or earliest is None:
+        return now()
+    return earliest if isinstance(earliest, datetime) else now()
 
 
 def has_queued(conn: Connection, issue_id: int) -> bool:
@@ -202,10 +256,11 @@ def claim(conn: Connection, issue_id: int, token: str, limit: int) -> list[Claim
     this batch's token. The UPDATE starts its own transaction, so SQLite never
     has to upgrade a read lock.
     """
+    due = or_(deliveries.c.not_before.is_(None), deliveries.c.not_before <= now())
     candidates = list(
         conn.execute(
             select(deliveries.c.id)
-            .where(deliveries.c.issue_id == issue_id, deliveries.c.status == "queued")
+            .where(deliveries.c.issue_id == issue_id, deliveries.c.status == "queued", due)
             .order_by(deliveries.c.id)
             .limit(limit)
         ).scalars()
@@ -216,7 +271,7 @@ def claim(conn: Connection, issue_id: int, token: str, limit: int) -> list[Claim
     conn.execute(
         update(deliveries)
         .where(deliveries.c.id.in_(candidates), deliveries.c.status == "queued")
-        .values(status="sending", claimed_by=token, sent_at=None, updated_at=now())
+        .values(status="sending", claimed_by=token, sent_at=None, not_before=None, updated_at=now())
     )
     conn.commit()
     query = (
@@ -244,12 +299,24 @@ _MINE = and_(
     deliveries.c.claimed_by == bindparam("token"),
     deliveries.c.status == "sending",
 )
-_HANDING_OVER = (
+_OPEN_ATTEMPT = (
     update(deliveries)
     .where(_MINE)
     .values(sent_at=bindparam("at"), updated_at=bindparam("at"), email=bindparam("email"))
 )
-_CLEAR_HANDOVER = update(deliveries).where(_MINE).values(sent_at=None, updated_at=bindparam("at"))
+_DEFER = (
+    update(deliveries)
+    .where(_MINE)
+    .values(
+        status="queued",
+        claimed_by=None,
+        sent_at=None,
+        not_before=bindparam("not_before"),
+        updated_at=bindparam("at"),
+        attempts=deliveries.c.attempts + 1,
+        last_error=bindparam("error"),
+    )
+)
 _FINISH = (
     update(deliveries)
     .where(_MINE)
@@ -275,17 +342,24 @@ _UNCONFIRMED = (
 )
 
 
-def mark_handing_over(conn: Connection, delivery_id: int, token: str, email: str) -> bool:
-    """The point of no return: from now on the row may have been delivered."""
+def open_attempt(conn: Connection, delivery_id: int, token: str, email: str) -> bool:
+    """Before MAIL FROM: the row is still ours and an SMTP transaction is open for it.
+
+    Committed before anything is sent, so that no database round trip sits
+    between the message and its end of data (the journal records that point).
+    """
     result = conn.execute(
-        _HANDING_OVER, {"did": delivery_id, "token": token, "at": now(), "email": email}
+        _OPEN_ATTEMPT, {"did": delivery_id, "token": token, "at": now(), "email": email}
     )
     return result.rowcount == 1
 
 
-def clear_handover(conn: Connection, delivery_id: int, token: str) -> None:
-    """The server refused the message after all (4xx at the end of DATA): not delivered."""
-    conn.execute(_CLEAR_HANDOVER, {"did": delivery_id, "token": token, "at": now()})
+def defer(conn: Connection, delivery_id: int, token: str, error: str, not_before: datetime) -> None:
+    """A temporary failure: back to the queue, not to be claimed before ``not_before``."""
+    conn.execute(
+        _DEFER,
+        {"did": delivery_id, "token": token, "at": now(), "error": error, "not_before": not_before},
+    )
 
 
 def mark_sent(conn: Connection, delivery_id: int, token: str, attempts: int) -> None:
@@ -336,7 +410,7 @@ def release(
     attempts: int = 0,
     error: str | None = None,
 ) -> None:
-    """Give rows back to the queue (never handed over: nothing was delivered)."""
+    """Give rows back to the queue (the caller knows nothing was delivered)."""
     for i in range(0, len(delivery_ids), CHUNK):
         values: dict[str, Any] = {
             "status": "queued",
@@ -354,7 +428,6 @@ def release(
                 deliveries.c.id.in_(list(delivery_ids[i : i + CHUNK])),
                 deliveries.c.claimed_by == token,
                 deliveries.c.status == "sending",
-                deliveries.c.sent_at.is_(None),
             )
             .values(**values)
         )

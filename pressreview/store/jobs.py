@@ -8,15 +8,17 @@ built here too, so that every piece of SQL stays in the store package.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from sqlalchemy import Connection, and_, desc, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from pressreview.store import Store
-from pressreview.store.schema import issues, items, job_runs, now
+from pressreview.store.schema import deliveries, issues, items, job_leases, job_runs, now
 
 #: Name of the APScheduler table holding the persisted jobs and their next run times.
 JOBSTORE_TABLE = "apscheduler_jobs"
@@ -127,6 +129,100 @@ def runs_with_outcome(
     return [_row(r) for r in conn.execute(query)]
 
 
+def update_summary(conn: Connection, run_id: int, summary: dict[str, Any]) -> None:
+    """Record progress of a running run (what a later run needs if this one dies)."""
+    conn.execute(update(job_runs).where(job_runs.c.id == run_id).values(summary=summary))
+
+
+# -- leases: which scheduler instance runs a job now ---------------------------------
+
+
+@dataclass(frozen=True)
+class Lease:
+    job: str
+    holder: str
+    acquired_at: datetime
+    expires_at: datetime
+
+
+def get_lease(conn: Connection, job: str) -> Lease | None:
+    row = conn.execute(select(job_leases).where(job_leases.c.job == job)).one_or_none()
+    if row is None:
+        return None
+    return Lease(row.job, row.holder, row.acquired_at, row.expires_at)
+
+
+def take_lease(
+    conn: Connection,
+    job: str,
+    holder: str,
+    *,
+    ttl: timedelta,
+    holder_dead: Callable[[str], bool],
+    min_gap: timedelta | None = None,
+) -> Lease | None:
+    """Take the lease of ``job`` for ``holder`` (commits); None when another holds it.
+
+    Free: no row, an expired or released lease, or a holder known dead. With
+    ``min_gap``, a lease taken less than that long ago is not taken again (the
+    other instance already ran this occurrence of the job). Compare-and-set:
+    of two instances trying at once, one wins.
+    """
+    stamp = now()
+    current = get_lease(conn, job)
+    conn.commit()
+    if current is None:
+        try:
+            conn.execute(
+                insert(job_leases).values(
+                    job=job, holder=holder, acquired_at=stamp, expires_at=stamp + ttl
+                )
+            )
+            conn.commit()
+            return Lease(job, holder, stamp, stamp + ttl)
+        except IntegrityError:
+            conn.rollback()
+            current = get_lease(conn, job)
+            conn.commit()
+            if current is None:  # pragma: no cover - inserted then released meanwhile
+                return None
+    if current.expires_at > stamp and not holder_dead(current.holder):
+        return None
+    if min_gap is not None and current.acquired_at > stamp - min_gap:
+        return None
+    result = conn.execute(
+        update(job_leases)
+        .where(
+            job_leases.c.job == job,
+            job_leases.c.holder == current.holder,
+            job_leases.c.acquired_at == current.acquired_at,
+        )
+        .values(holder=holder, acquired_at=stamp, expires_at=stamp + ttl)
+    )
+    conn.commit()
+    return Lease(job, holder, stamp, stamp + ttl) if result.rowcount == 1 else None
+
+
+def renew_lease(conn: Connection, job: str, holder: str, *, ttl: timedelta) -> bool:
+    """Push the expiry of a lease we hold (commits); False when it was taken from us."""
+    result = conn.execute(
+        update(job_leases)
+        .where(job_leases.c.job == job, job_leases.c.holder == holder)
+        .values(expires_at=now() + ttl)
+    )
+    conn.commit()
+    return result.rowcount == 1
+
+
+def release_lease(conn: Connection, job: str, holder: str) -> None:
+    """Let the lease go (its row stays: when it was taken is kept for ``min_gap``)."""
+    conn.execute(
+        update(job_leases)
+        .where(job_leases.c.job == job, job_leases.c.holder == holder)
+        .values(expires_at=now())
+    )
+
+
 # -- digest ---------------------------------------------------------------------
 
 
@@ -191,13 +287,28 @@ def digest_candidates(conn: Connection, *, since: datetime | None) -> list[Candi
     return [Candidate(r.id, r.section, r.score, r.published_at) for r in rows]
 
 
+def issues_with_open_deliveries(conn: Connection) -> dict[int, list[tuple[str, datetime]]]:
+    """Issue number -> (claim, last change) of its delivery rows left ``sending``."""
+    rows = conn.execute(
+        select(issues.c.number, deliveries.c.claimed_by, deliveries.c.updated_at)
+        .join(issues, issues.c.id == deliveries.c.issue_id)
+        .where(deliveries.c.status == "sending")
+    )
+    out: dict[int, list[tuple[str, datetime]]] = {}
+    for number, claim, updated in rows:
+        out.setdefault(int(number), []).append((claim or "", updated))
+    return out
+
+
 # -- the scheduler's job store -----------------------------------------------------
 
 
 def job_store(store: Store) -> Any:
     """An APScheduler SQLAlchemyJobStore on the project's database (engine shared with Store)."""
-    # Imported when used: APScheduler costs about 300 ms at every start otherwise.
-    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-
     store.ensure_schema()
-    return SQLAlchemyJobStore(engine=store.engine, tablename=JOBSTORE_TABLE)
+    jobstore = SQLAlchemyJobStore(engine=store.engine, tablename=JOBSTORE_TABLE)
+    # APScheduler creates its table when it starts, check-then-create: two schedulers
+    # starting at once on a fresh database both try. Create it first, under the lock.
+    with store.schema_lock() as conn:
+        jobstore.jobs_t.create(conn, checkfirst=True)
+    return jobstore

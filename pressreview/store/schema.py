@@ -202,6 +202,8 @@ deliveries = Table(
     Column("queued_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime),
+    # A queued row deferred after a temporary (4xx) failure is not claimed before this time.
+    Column("not_before", UTCDateTime),
     UniqueConstraint("issue_id", "subscriber_id"),
     Index(None, "issue_id", "status"),
 )
@@ -234,6 +236,17 @@ job_runs = Table(
     Column("summary", JSON, nullable=False, default=dict),
     Column("error", Text),
     Index(None, "job", "started_at"),
+)
+
+# Which scheduler instance runs a job now: a lease renewed while the job runs,
+# taken over by another instance once it expires (see docs/scheduling.md).
+job_leases = Table(
+    "job_leases",
+    metadata,
+    Column("job", String(50), primary_key=True),
+    Column("holder", Text, nullable=False),
+    Column("acquired_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
 )
 
 # The agenda: upcoming events from calendars (iCalendar sources), detected in
