@@ -117,6 +117,38 @@ class Territory:
     name: str
     aliases: tuple[str, ...] = ()
     department: str | None = None
+    #: SIREN of the EPCI this territory stands for (a commune's EPCI for a
+    #: commune-carried contract); names of communes and EPCI found in the
+    #: official division need none.
+    siren: str | None = None
+    #: Acronyms that count only written in capitals ("CAPH").
+    acronyms: tuple[str, ...] = ()
+    #: Acronyms that are also words or other bodies ("MEL", "ARC", "CAB", "CUA"):
+    #: they count only in capitals and when the item also names a place of
+    #: the same département.
+    context_acronyms: tuple[str, ...] = ()
+    #: False: the name is only displayed, matching uses the aliases ("Nord").
+    match_name: bool = True
+
+
+@dataclass(frozen=True)
+class ClassificationSettings:
+    """What the contrat de ville classification does with the sections."""
+
+    #: The section that receives 2024-2030 Hauts-de-France contract news only
+    #: (~ when no section is reserved for them).
+    contracts_section: str | None = None
+    #: Contract news of another region: moved to ``national_section`` or filtered.
+    other_regions: Literal["national", "filter"] = "national"
+    national_section: str | None = None
+    #: Pages about the 2015-2023 (or an earlier) generation are kept as ``filtered``.
+    filter_old_generations: bool = True
+    #: Names of outlets: never a territory of the story ("La Voix du Nord").
+    #: The names of the configured feeds are outlets too.
+    outlets: tuple[str, ...] = ()
+    #: Place names of the official division that are ordinary words here
+    #: (never matched as places): "Rue", "Manche", "Orange"...
+    ignore_places: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -230,6 +262,7 @@ class Config:
     filters: Filters = field(default_factory=Filters)
     sections: tuple[Section, ...] = ()
     territories: tuple[Territory, ...] = ()
+    classification: ClassificationSettings = field(default_factory=ClassificationSettings)
     email: EmailSettings = field(default_factory=EmailSettings)
     archive: ArchiveSettings = field(default_factory=ArchiveSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
@@ -401,6 +434,17 @@ def _check(config: Config) -> None:
     for i, territory in enumerate(config.territories):
         if not territory.name.strip():
             raise ConfigError(f"territories[{i}].name: must not be empty")
+        if territory.siren is not None and not re.fullmatch(r"\d{9}", territory.siren):
+            raise ConfigError(
+                f"territories[{i}].siren: {territory.siren!r} is not a SIREN (nine digits)"
+            )
+    cls = config.classification
+    for name, key in (
+        ("contracts_section", cls.contracts_section),
+        ("national_section", cls.national_section),
+    ):
+        if key is not None and config.section(key) is None:
+            raise ConfigError(f"classification.{name}: {key!r} is not the key of a section")
     try:
         ZoneInfo(config.timezone)
     except (ZoneInfoNotFoundError, ValueError):

@@ -127,6 +127,8 @@ class Item(TypedDict):
     origin: str
     search_text: str
     version: int
+    contract: dict[str, Any] | None  # the contrat de ville classification, or None
+    contract_source: str | None  # "auto" (the classifier) or "staff"
     source: str | None  # the source's name
     issue_number: int | None
     issue_status: str | None

@@ -383,6 +383,8 @@ FIELD_NAMES = {
     "reject_reason": "reject reason",
     "title_edited": "title",
     "summary_edited": "summary",
+    "contract": "contract",
+    "contract_source": "contract set by",
 }
 
 
@@ -596,6 +598,96 @@ def edit_item(
     return changed or item
 
 
+#: ``edit_contract`` leaves a field as it is when given this.
+KEEP: Any = object()
+
+
+def edit_contract(
+    store: Store,
+    item_id: int,
+    *,
+    generation: str | None = KEEP,
+    region: str = KEEP,
+    carriers: Sequence[str] | None = None,
+    event: str | None = KEEP,
+    event_date: date | None = KEEP,
+    clear: bool = False,
+    expected_version: int | None = None,
+    actor: str,
+) -> Item:
+    """Correct the contrat de ville classification of an item (audited).
+
+    Fields not given keep their value; ``carriers`` (EPCI SIRENs) replaces the
+    list; ``clear`` says the item is not about a contrat de ville. The result
+    is marked ``contract_source = "staff"``: a later collect never overwrites it.
+    """
+    from pressreview.contract import EVENTS, GENERATIONS, REGIONS
+    from pressreview.geo import load_geography
+
+    given = [x is not KEEP for x in (generation, region, event, event_date)] + [
+        carriers is not None
+    ]
+    if clear and any(given):
+        raise UsageError("--no-contract clears the classification: give it alone")
+    if not clear and not any(given):
+        raise UsageError(
+            "nothing to change: give --carrier, --generation, --region, --event "
+            "and/or --event-date (or --no-contract)"
+        )
+    if generation is not KEEP and generation is not None and generation not in GENERATIONS:
+        raise UsageError(f"generation: {generation!r} is not one of {', '.join(GENERATIONS)}")
+    if region is not KEEP and region not in REGIONS:
+        raise UsageError(f"region: {region!r} is not one of {', '.join(REGIONS)}")
+    if event is not KEEP and event is not None and event not in EVENTS:
+        raise UsageError(f"event: {event!r} is not one of {', '.join(EVENTS)}")
+    named: list[dict[str, str]] = []
+    if carriers is not None:
+        epcis = load_geography().epcis
+        for siren in carriers:
+            siren = siren.strip().replace(" ", "")
+            if siren not in epcis:
+                raise UsageError(
+                    f"carrier: {siren!r} is not the SIREN of an EPCI of the region "
+                    "(nine digits, e.g. 200093201 for the Métropole européenne de Lille)"
+                )
+            if siren not in [c["siren"] for c in named]:
+                named.append({"siren": siren, "name": epcis[siren].name})
+    with store.begin() as conn:
+        item = _get(conn, item_id)
+        if clear:
+            contract = None
+        else:
+            contract = dict(
+                item["contract"]
+                or {
+                    "generation": None,
+                    "region": "hdf",
+                    "carriers": [],
+                    "event": None,
+                    "event_date": None,
+                }
+            )
+            if generation is not KEEP:
+                contract["generation"] = generation
+            if region is not KEEP:
+                contract["region"] = region
+            if carriers is not None:
+                contract["carriers"] = named
+            if event is not KEEP:
+                contract["event"] = event
+            if event_date is not KEEP:
+                contract["event_date"] = event_date.isoformat() if event_date else None
+        changed = _apply(
+            conn,
+            item,
+            {"contract": contract, "contract_source": "staff"},
+            action="item.contract",
+            actor=actor,
+            expected_version=expected_version,
+        )
+    return changed or item
+
+
 def move_item(
     store: Store,
     item_id: int,
@@ -798,7 +890,9 @@ def add_item_by_url(
     site = clean_text(outlet) if outlet else clean_text(info.site_name if info else "")
     if not site:
         site = host_of(canonical).removeprefix("www.")
-    classification = Classifier(config).classify(final_title, description)
+    classification = Classifier(config).classify(
+        final_title, description, published=when or stamp, outlet=site
+    )
     target = section if section is not None else classification.section
     values: dict[str, Any] = {
         "source_id": None,
@@ -823,6 +917,8 @@ def add_item_by_url(
         "content_hash": "",
         "origin": "manual",
         "version": 1,
+        "contract": classification.contract,
+        "contract_source": "auto" if classification.contract is not None else None,
     }
     values["search_text"] = q.item_search_text(values)
     with store.begin() as conn:

@@ -52,6 +52,15 @@ def fold(text: str) -> str:
     return text.translate(_FOLD).casefold()
 
 
+def unaccent(text: str) -> str:
+    """Accent-free form that keeps the case: ``"Cœur d'Ostrevent"`` → ``"Coeur d'Ostrevent"``.
+
+    ``fold(text) == unaccent(text).casefold()``: the place matcher needs the
+    capitals (``Somme`` the département, ``somme`` an amount).
+    """
+    return text if text.isascii() else text.translate(_FOLD)
+
+
 def words(text: str) -> list[str]:
     """The folded words of a text (letters and digits; apostrophes and dashes split)."""
     return _WORD_RE.findall(fold(text))

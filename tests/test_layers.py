@@ -15,9 +15,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "pressreview"
 #: Lowest first. A unit is a top-level module or sub-package of pressreview.
 LAYERS: list[set[str]] = [
     {"pressreview", "errors", "text", "process", "contracts"},
-    {"config", "tokens"},
-    {"urls", "templating", "store"},
-    {"agenda"},
+    {"config", "tokens", "geo", "frdates"},
+    {"urls", "templating", "store", "places"},
+    {"agenda", "contract"},
     {"collect", "opml", "render"},
     {"pageinfo", "issues", "subscribers", "archive"},
     {"curate"},

@@ -7,7 +7,7 @@ import io
 import re
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -337,8 +337,12 @@ def show_command(app: AppContext, item_id: int, as_json: bool) -> None:
     if item["tags"]:
         lines.append(("tags", ", ".join(item["tags"])))
     lines.append(("score", str(item["score"])))
+    if item.get("contract") is not None or item.get("contract_source") == "staff":
+        by = "  (corrected by staff)" if item.get("contract_source") == "staff" else ""
+        lines.append(("contract", _contract_line(item.get("contract")) + by))
     if item["reject_reason"]:
-        lines.append(("rejected", item["reject_reason"]))
+        label = "filtered" if item["status"] == "filtered" else "rejected"
+        lines.append((label, item["reject_reason"]))
     if item["summary_edited"] is not None:
         lines += [
             ("summary", (item["summary_edited"] or "(empty)") + "  (edited)"),
@@ -536,6 +540,34 @@ def edit_in_editor(item: Mapping[str, Any], save: Callable[[str | None, str | No
 @click.option("--summary", help="New summary shown to readers (the original is kept).")
 @click.option("--revert", is_flag=True, help="Go back to the original title and summary.")
 @click.option(
+    "--carrier",
+    "carriers",
+    multiple=True,
+    metavar="SIREN",
+    help="Contrat de ville: the EPCI carrying it (repeat for several; replaces the list).",
+)
+@click.option(
+    "--generation",
+    type=click.Choice(["2024-2030", "2015-2023", "earlier", "none"]),
+    help="Contrat de ville: its generation (none: unknown).",
+)
+@click.option(
+    "--region",
+    type=click.Choice(["hdf", "other", "national"]),
+    help="Contrat de ville: Hauts-de-France, another region, or national news.",
+)
+@click.option(
+    "--event",
+    type=click.Choice(
+        ["signing", "adoption", "preparation", "amendment", "evaluation", "programming", "none"]
+    ),
+    help="Contrat de ville: what happened to it.",
+)
+@click.option("--event-date", metavar="YYYY-MM-DD", help="Contrat de ville: when (none: clear).")
+@click.option(
+    "--no-contract", is_flag=True, help="The item is not about a contrat de ville (clears it)."
+)
+@click.option(
     "--version",
     "expected_version",
     type=int,
@@ -549,9 +581,36 @@ def edit_command(
     title: str | None,
     summary: str | None,
     revert: bool,
+    carriers: tuple[str, ...],
+    generation: str | None,
+    region: str | None,
+    event: str | None,
+    event_date: str | None,
+    no_contract: bool,
     expected_version: int | None,
 ) -> None:
-    """Edit an item's title and summary; without options, opens $EDITOR on a small form."""
+    """Edit an item's title and summary; without options, opens $EDITOR on a small form.
+
+    The contrat de ville options correct the classification (audited; a later
+    collect never overwrites a correction):
+
+      pressreview items edit 42 --carrier 200093201 --generation 2024-2030 \\
+          --event signing --event-date 2024-05-07
+    """
+    contract_given = (
+        bool(carriers)
+        or no_contract
+        or any(v is not None for v in (generation, region, event, event_date))
+    )
+    if contract_given:
+        result = _edit_contract(
+            app, item_id, carriers, generation, region, event, event_date, no_contract,
+            expected_version if title is None and summary is None and not revert else None,
+        )  # fmt: skip
+        if title is None and summary is None and not revert:
+            line = _contract_line(result["contract"])
+            click.echo(f"Item {item_id} (version {result['version']}): contract {line}")
+            return
     if title is None and summary is None and not revert:
         item = curate.get_item(app.store, item_id, expected_version=expected_version)
 
@@ -585,6 +644,57 @@ def edit_command(
         f"Item {item_id} ({state} text, version {result['version']}): "
         f"{curate.display_title(result)}"
     )
+
+
+def _edit_contract(
+    app: AppContext,
+    item_id: int,
+    carriers: tuple[str, ...],
+    generation: str | None,
+    region: str | None,
+    event: str | None,
+    event_date: str | None,
+    no_contract: bool,
+    expected_version: int | None,
+) -> Any:
+    keep = curate.KEEP
+    day: Any = keep
+    if event_date is not None:
+        if event_date.strip().lower() in ("", "none"):
+            day = None
+        else:
+            try:
+                day = date.fromisoformat(event_date.strip())
+            except ValueError:
+                raise UsageError(
+                    f"--event-date: {event_date!r} is not a date (YYYY-MM-DD)"
+                ) from None
+    return curate.edit_contract(
+        app.store,
+        item_id,
+        generation=keep if generation is None else (None if generation == "none" else generation),
+        region=keep if region is None else region,
+        carriers=list(carriers) if carriers else None,
+        event=keep if event is None else (None if event == "none" else event),
+        event_date=day,
+        clear=no_contract,
+        expected_version=expected_version,
+        actor=app.actor,
+    )
+
+
+def _contract_line(contract: Any) -> str:
+    """``2024-2030, hdf, signing on 2024-05-07, carriers: Métropole Européenne de Lille``."""
+    if not contract:
+        return "(not about a contrat de ville)"
+    parts = [contract.get("generation") or "generation unknown", contract.get("region") or "?"]
+    if contract.get("event"):
+        when = f" on {contract['event_date']}" if contract.get("event_date") else ""
+        parts.append(f"{contract['event']}{when}")
+    carriers = contract.get("carriers") or []
+    if carriers:
+        parts.append("carriers: " + ", ".join(f"{c['name']} ({c['siren']})" for c in carriers))
+    return ", ".join(parts)
 
 
 # -- move -----------------------------------------------------------------------------

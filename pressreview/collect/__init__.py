@@ -545,11 +545,18 @@ def _newest(parsed: ParsedFeed, now: datetime) -> datetime | None:
 
 
 def _to_new_item(classifier: Classifier, feed: Feed, entry: Entry) -> q.NewItem:
-    c = classifier.classify(entry.title, entry.excerpt, feed.territory)
+    c = classifier.classify(
+        entry.title,
+        entry.excerpt,
+        feed.territory,
+        published=entry.published_at,
+        outlet=entry.outlet or feed.name,
+    )
     return q.NewItem(
         guid=entry.guid, url=entry.url, link=entry.link, title=entry.title,
         summary_html=entry.summary_html, excerpt=entry.excerpt, outlet=entry.outlet,
         language=entry.language, published_at=entry.published_at,
         tags=sorted(set(entry.tags) | set(feed.tags)), territories=c.territories,
         score=c.score, relevant=c.relevant, section=c.section,
+        contract=c.contract, filter_reason=c.filter_reason,
     )  # fmt: skip

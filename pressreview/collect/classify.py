@@ -1,12 +1,14 @@
-"""Relevance, sections and territories of an item, from the configuration's rules."""
+"""Relevance, sections, territories and contrat de ville of an item, from the configuration."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+from datetime import date, datetime
 
 from pressreview.config import Config
-from pressreview.text import TermMatcher, fold, folded_words, words
+from pressreview.contract import Contract, ContractClassifier, is_current_hdf
+from pressreview.places import PlaceMatcher
+from pressreview.text import TermMatcher, folded_words, unaccent
 
 
 @dataclass(frozen=True)
@@ -16,6 +18,10 @@ class Classification:
     section: str | None
     territories: list[str]
     matched: list[str]
+    #: The contrat de ville the item is about (see pressreview.contract), or None.
+    contract: Contract | None = None
+    #: Why the item is kept as ``filtered`` when the contract rules filtered it.
+    filter_reason: str | None = None
 
 
 class Classifier:
@@ -27,63 +33,91 @@ class Classifier:
         self.min_score = config.filters.min_score
         self.has_include = bool(self.include.terms)
         self.sections = [(s.key, TermMatcher(s.match)) for s in config.ordered_sections()]
-        # One alternation over every territory name and alias: one regex search per item.
-        self._territory_of: dict[str, str] = {}
-        alternatives: list[str] = []
-        for territory in config.territories:
-            for label in (territory.name, *territory.aliases):
-                tokens = words(label)
-                if not tokens:
-                    continue
-                key = " ".join(tokens)
-                self._territory_of.setdefault(key, territory.name)
-                alternatives.append(r"\W+".join(re.escape(t) for t in tokens))
-        alternatives.sort(key=len, reverse=True)
-        self._territory_re = (
-            re.compile(r"\b(?:" + "|".join(alternatives) + r")\b") if alternatives else None
-        )
+        self.settings = config.classification
+        self.places = PlaceMatcher(config)
+        self.contracts = ContractClassifier(config, self.places)
 
-    def territories(self, folded: str, source_territory: str | None = None) -> list[str]:
+    def territories(
+        self, title: str, text: str = "", source_territory: str | None = None
+    ) -> list[str]:
+        """Configured territories named in the item (a commune counts for its EPCI
+        and its département), the source's own territory first."""
         found: list[str] = [source_territory] if source_territory else []
-        if self._territory_re is not None:
-            for match in self._territory_re.finditer(folded):
-                name = self._territory_of.get(" ".join(words(match.group(0))))
-                if name and name not in found:
-                    found.append(name)
+        for name in self.places.territories(self.places.find(title, text)):
+            if name not in found:
+                found.append(name)
         return found
 
     def classify(
-        self, title: str, text: str, source_territory: str | None = None
+        self,
+        title: str,
+        text: str,
+        source_territory: str | None = None,
+        *,
+        published: datetime | date | None = None,
+        outlet: str | None = None,
     ) -> Classification:
-        folded = fold(f"{title}\n{text}")
+        # Accents removed once: the place matcher keeps the capitals, the rest folds.
+        plain_title, plain_text = unaccent(title), unaccent(text)
+        folded = f"{plain_title}\n{plain_text}".casefold()
         present = folded_words(folded)
         included = self.include.matches(folded, folded=True, present=present)
         excluded = self.exclude.matches(folded, folded=True, present=present)
         # Title matches count double: a headline about the subject beats a passing mention.
-        in_title = self.include.matches(fold(title), folded=True) if included else []
+        folded_title = plain_title.casefold()
+        in_title = self.include.matches(folded_title, folded=True) if included else []
         score = len(included) + len(in_title) - 2 * len(excluded)
         relevant = (not self.has_include or score >= self.min_score) and not excluded
         # The section whose terms weigh most (title matches double); on a tie, the
         # one the title names first ("Lutte contre les discriminations : ... Quartiers
         # 2030" is about discrimination), then the section placed first.
+        mentions = self.places.find(plain_title, plain_text, outlet, unaccented=True)
+        contract = self.contracts.classify(
+            title,
+            text,
+            published,
+            outlet=outlet,
+            source_territory=source_territory,
+            mentions=mentions,
+            folded=(folded_title, plain_text.casefold()),
+        )
+        current = is_current_hdf(contract)
+        reserved = self.settings.contracts_section
         section = None
         best: tuple[int, int] = (0, 0)
-        folded_title: str | None = None
         for key, matcher in self.sections:
+            if key == reserved and not current:
+                # The contracts section holds 2024-2030 Hauts-de-France contract news only.
+                continue
             found = matcher.matches(folded, folded=True, present=present)
             if not found:
                 continue
-            if folded_title is None:
-                folded_title = fold(title)
             weight = len(found) + len(matcher.matches(folded_title, folded=True))
             where = matcher.first_match(folded_title)
             rank = (weight, -(where if where is not None else len(folded_title) + 1))
             if section is None or rank > best:
                 section, best = key, rank
+        reason = None
+        if current and reserved:
+            section = reserved
+        elif contract is not None and not current:
+            generation, region = contract["generation"], contract["region"]
+            if generation in ("2015-2023", "earlier") and self.settings.filter_old_generations:
+                reason = f"contrat de ville of the {generation} generation"
+            elif region == "other" and self.settings.other_regions == "filter":
+                reason = "contrat de ville of another region"
+            elif region in ("other", "national") and self.settings.national_section:
+                section = self.settings.national_section
+        territories: list[str] = [source_territory] if source_territory else []
+        for name in self.places.territories(mentions):
+            if name not in territories:
+                territories.append(name)
         return Classification(
             score=score,
-            relevant=relevant,
+            relevant=relevant and reason is None,
             section=section,
-            territories=self.territories(folded, source_territory),
+            territories=territories,
             matched=included,
+            contract=contract,
+            filter_reason=reason if relevant else None,
         )

@@ -172,6 +172,10 @@ class NewItem:
     score: int
     relevant: bool
     section: str | None
+    #: The contrat de ville classification (``items.contract``), or None.
+    contract: dict[str, Any] | None = None
+    #: Why a relevant-looking item is kept as ``filtered`` (stored as its reject reason).
+    filter_reason: str | None = None
     #: Work that does not need the store, done beforehand (e.g. in a parse worker)
     #: by ``prepare()``; computed here when missing.
     shingles: set[str] | None = None
@@ -290,7 +294,7 @@ _ITEM_COLUMNS = (
     "source_id", "guid", "url", "link", "title", "summary_html", "excerpt", "outlet",
     "language", "published_at", "date_is_fallback", "first_seen_at", "updated_at", "tags",
     "territories", "score", "status", "section", "duplicate_of", "content_hash", "origin",
-    "search_text", "version",
+    "search_text", "version", "contract", "contract_source", "reject_reason",
 )  # fmt: skip
 _KEY_COLUMNS = ("key", "item_id", "seen_at")
 #: Bound parameters per statement when the driver cannot say (SQLite's oldest limit).
@@ -361,6 +365,9 @@ def _insert_rows(
             value = values[i]
             if value is None:
                 continue
+            if isinstance(value, dict):
+                values[i] = proc(value)
+                continue
             # Run stamps and common tag lists repeat on many rows: convert each once.
             key = (i, tuple(value)) if isinstance(value, list) else (i, value)
             converted = memo.get(key, memo)
@@ -427,7 +434,7 @@ def store_items(
     urls = [i.url for i in unique]
     cols = (
         items.c.id, items.c.guid, items.c.url, items.c.content_hash, items.c.source_id,
-        items.c.title_edited, items.c.summary_edited,
+        items.c.title_edited, items.c.summary_edited, items.c.contract_source,
     )  # fmt: skip
     existing_by_guid: dict[str, RowMapping] = {}
     existing_by_url: dict[str, RowMapping] = {}
@@ -488,6 +495,10 @@ def store_items(
                 {**values, "outlet": item.outlet or default_outlet,
                  "title_edited": row.title_edited, "summary_edited": row.summary_edited}
             )  # fmt: skip
+        if row.contract_source != "staff":
+            # The classifier's reading follows the text; a staff correction stays.
+            values["contract"] = item.contract
+            values["contract_source"] = "auto" if item.contract is not None else None
         if item.published_at is not None:
             values["published_at"] = item.published_at
             values["date_is_fallback"] = False
@@ -540,6 +551,9 @@ def store_items(
                 origin,
                 item.search_text or search_text(item.title, item.excerpt, outlet),
                 1,
+                item.contract,
+                "auto" if item.contract is not None else None,
+                item.filter_reason,
             )
         )
     # The new ids by URL (unique): from a multi-row INSERT ... RETURNING on SQLite,

@@ -150,6 +150,11 @@ items = Table(
     Column("origin", String(20), nullable=False, default="feed"),
     Column("search_text", Text, nullable=False, default=""),
     Column("version", Integer, nullable=False, default=1),
+    # Contrat de ville classification (generation, region, carriers, event,
+    # event_date) or NULL when the item is not about a contrat de ville;
+    # contract_source says who set it: "auto" (the classifier) or "staff".
+    Column("contract", JSON),
+    Column("contract_source", String(10)),
     UniqueConstraint("source_id", "guid"),
     Index(None, "status", "published_at"),
     Index(None, "duplicate_of"),
