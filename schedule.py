@@ -1,19 +1,17 @@
 """Run pressreview's scheduler until stopped: ``python schedule.py [--config feeds.yaml]``.
 
-Collection runs every ``schedule.collect_every_hours``; the weekly digest on
-``schedule.digest_day_of_week`` at ``digest_hour:digest_minute`` in the
-configured time zone. The jobs and their next run times are kept in the
+The same as ``pressreview scheduler`` (which an installed pressreview runs from
+any folder): collection runs every ``schedule.collect_every_hours``; the weekly
+digest on ``schedule.digest_day_of_week`` at ``digest_hour:digest_minute`` in
+the configured time zone. The jobs and their next run times are kept in the
 project's database. SIGTERM or Ctrl-C stops after the running job.
-This file only wires the core's jobs (pressreview.scheduling) to triggers.
+This file only calls the core's runner (pressreview.scheduling.run_forever).
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
-import signal
 import sys
-import threading
 
 from pressreview import scheduling
 from pressreview.config import load_config
@@ -28,40 +26,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log scheduler details")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if not args.verbose:
-        for noisy in ("apscheduler", "alembic"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
-
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-
+    scheduling.configure_logging(args.verbose)
+    stop = scheduling.stop_on_signals()
     try:
         config = load_config(args.config)
         store = open_store(config)
-        scheduler = scheduling.start_scheduler(config, store)
     except PressreviewError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return exc.exit_code
     try:
-        for job in scheduler.get_jobs():
-            when = job.next_run_time
-            at = f"{when.astimezone(config.tz):%Y-%m-%d %H:%M %Z}" if when else "paused"
-            trigger = scheduling.describe_trigger(job.trigger)
-            print(f"{job.name} ({trigger}): next run {at}", flush=True)
-        print("scheduler running; stop with Ctrl-C or SIGTERM", flush=True)
-        scheduling.wait_for_stop(
-            scheduler,
-            stop,
-            on_stop=lambda: print("stopping: waiting for the running job to finish...", flush=True),
-        )
+        scheduling.run_forever(config, store, stop, lambda line: print(line, flush=True))
+    except PressreviewError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return exc.exit_code
     finally:
         store.close()
-    print("scheduler stopped", flush=True)
     return 0
 
 

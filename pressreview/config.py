@@ -19,6 +19,7 @@ options), then the environment for the few values that may come from it
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 import types
@@ -33,7 +34,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from babel import Locale, UnknownLocaleError
 
-from pressreview.errors import ConfigError
+from pressreview.errors import ConfigError, Refused
+from pressreview.geo import load_geography
 from pressreview.text import fold
 
 CONFIG_ENV = "PRESSREVIEW_CONFIG"
@@ -46,12 +48,41 @@ class Organisation:
     """Who publishes the newsletter (shown in headers and footers)."""
 
     name: str = "Centre de ressources politique de la ville"
+    #: The name used inside sentences, with its article: "l'IREV", "le Centre de
+    #: ressources" ("de" + "le" gives "du"). Empty: the full name, without article.
+    short_name: str = ""
     url: str = "https://www.example.org/"
     logo_url: str | None = None
+    #: A small PNG (about 180 px wide) published with the archive as ``logo.png``;
+    #: without logo_url, the email shows it from ``<archive.base_url>logo.png``.
+    logo_file: str | None = None
     postal_address: str = ""
     contact_email: str = "contact@example.org"
-    #: Why subscribers receive the email (footer text).
-    reason: str = "Vous recevez cette lettre parce que vous êtes abonné·e à la revue de presse."
+    #: Why subscribers receive the email (footer text); empty: a sentence made
+    #: from short_name.
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class LegalSettings:
+    """What the "Mentions légales" and "Données personnelles" pages say.
+
+    Empty values fall back on the organisation (publisher, contact); the
+    placeholder check of ``issue publish``, ``send`` and ``archive build``
+    looks at the organisation's postal address and contact.
+    """
+
+    #: The publisher: legal name and status (default: organisation.name).
+    publisher: str = ""
+    #: The director of publication (name and role).
+    publication_director: str = ""
+    #: The host of the web archive: name, address, telephone.
+    host: str = ""
+    #: How to reach the data protection officer (e-mail or postal address).
+    dpo_contact: str = ""
+    #: How long a former subscriber's address is kept, as the privacy page says it
+    #: (the staff erase it with ``pressreview subscribers remove --forget``).
+    retention: str = "trois ans après le désabonnement, comme preuve du consentement"
 
 
 @dataclass(frozen=True)
@@ -64,6 +95,8 @@ class CollectSettings:
     read_timeout: float = 20.0
     total_timeout: float = 60.0
     max_bytes: int = 15_000_000
+    #: Entries read per feed at most, the newest first (bounds memory and time).
+    max_entries: int = 2_000
     max_redirects: int = 5
     #: First back-off after a failure, doubled for each consecutive failure.
     backoff_minutes: float = 30.0
@@ -158,7 +191,7 @@ class EmailSettings:
     from_address: str = "veille@example.org"
     from_name: str = "Revue de presse"
     reply_to: str | None = None
-    subject: str = "{title} (revue de presse n° {number})"
+    subject: str = "Revue de presse n° {number} – {date}"
     #: Gmail clips messages whose HTML passes about 102 KB.
     max_html_bytes: int = 102_000
 
@@ -171,6 +204,8 @@ class ArchiveSettings:
     base_url: str = "https://veille.example.org/"
     title: str = "Revue de presse politique de la ville"
     per_page: int = 20
+    #: Longest extract of an article the public archive shows (cut at a word, with "…").
+    excerpt_chars: int = 300
 
 
 @dataclass(frozen=True)
@@ -210,6 +245,14 @@ class WebSettings:
     """The subscription endpoints (``pressreview serve``)."""
 
     base_url: str = "http://localhost:8080/"
+    #: Other ``host[:port]`` the endpoints answer to (the host of base_url always is).
+    allowed_hosts: tuple[str, ...] = ()
+    #: Subscription requests accepted per client address (IPv6: per /64) and hour.
+    client_limit: int = 10
+    #: Requests per mailbox (case and +tag ignored) and day that may send a confirmation.
+    mailbox_limit: int = 3
+    #: Reverse proxies in front of the app whose X-Forwarded-For is trusted (0: none).
+    proxy_hops: int = 0
 
 
 @dataclass(frozen=True)
@@ -233,6 +276,63 @@ class DigestSettings:
 
 
 @dataclass(frozen=True)
+class Qpv:
+    """A quartier prioritaire of a contract (2024 geography)."""
+
+    #: ANCT code, e.g. ``QN05901M``.
+    code: str
+    name: str
+    #: INSEE codes of its communes.
+    communes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Contract:
+    """One contrat de ville, keyed by the SIREN of the EPCI that carries it."""
+
+    siren: str
+    name: str
+    department: str
+    #: INSEE code of the commune when a commune carries the contract.
+    commune: str | None = None
+    qpv: tuple[Qpv, ...] = ()
+
+
+@dataclass(frozen=True)
+class ContractList:
+    """The contracts file (staff-owned data)."""
+
+    expected: int | None = None
+    contracts: tuple[Contract, ...] = ()
+
+
+#: The list shipped with the package (Hauts-de-France, Quartiers 2030).
+DEFAULT_CONTRACTS_FILE = Path(__file__).resolve().parent / "data" / "contracts_hdf.yaml"
+
+
+@dataclass(frozen=True)
+class ContractsSettings:
+    """The contrats de ville tracker (docs/contracts.md)."""
+
+    enabled: bool = True
+    #: The contracts file; unset: the list shipped with pressreview.
+    file: str | None = None
+    #: How many contracts the region expects (overrides the file's ``expected``).
+    expected: int | None = None
+    #: The compact tracker block in the email.
+    email_block: bool = True
+    title: str = "Contrats de ville Quartiers 2030"
+    #: The contracts, read from ``file`` at load time.
+    listed: tuple[Contract, ...] = field(default=(), metadata={"internal": True})
+    #: The expected total (``expected``, else the file's, else the number listed).
+    total: int = field(default=0, metadata={"internal": True})
+    #: The file the contracts were read from.
+    path: Path | None = field(default=None, metadata={"internal": True})
+
+    def contract(self, siren: str) -> Contract | None:
+        return next((c for c in self.listed if c.siren == siren), None)
+
+
 class AgendaSettings:
     """Upcoming events: in the email, the archive and agenda.ics."""
 
@@ -254,6 +354,7 @@ class Config:
 
     feeds: tuple[Feed, ...] = ()
     organisation: Organisation = field(default_factory=Organisation)
+    legal: LegalSettings = field(default_factory=LegalSettings)
     locale: str = "fr_FR"
     timezone: str = "Europe/Paris"
     database_url: str = "sqlite:///pressreview.db"
@@ -269,6 +370,7 @@ class Config:
     web: WebSettings = field(default_factory=WebSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     digest: DigestSettings = field(default_factory=DigestSettings)
+    contracts: ContractsSettings = field(default_factory=ContractsSettings)
     agenda: AgendaSettings = field(default_factory=AgendaSettings)
     #: Folder of the configuration file: relative paths are resolved against it.
     base_dir: Path = field(default=Path("."), metadata={"internal": True})
@@ -463,6 +565,16 @@ def _check(config: Config) -> None:
     ):
         if not _is_url(value):
             raise ConfigError(f"{name}: not an http(s) URL ({value!r})")
+    if config.web.client_limit < 1 or config.web.mailbox_limit < 1:
+        raise ConfigError("web.client_limit and web.mailbox_limit: must be at least 1")
+    if config.web.proxy_hops < 0:
+        raise ConfigError("web.proxy_hops: must be 0 or more")
+    for i, host in enumerate(config.web.allowed_hosts):
+        if not re.fullmatch(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?", host):
+            raise ConfigError(
+                f"web.allowed_hosts[{i}]: {host!r} is not a host name with an optional port "
+                "(e.g. veille.example.org or 127.0.0.1:8080)"
+            )
     for name, value in (
         ("archive.base_url", config.archive.base_url),
         ("web.base_url", config.web.base_url),
@@ -481,6 +593,43 @@ def _check(config: Config) -> None:
         raise ConfigError("collect.concurrency and collect.per_host: must be at least 1")
     if not 0 < config.collect.near_duplicate_threshold <= 1:
         raise ConfigError("collect.near_duplicate_threshold: must be between 0 and 1")
+
+
+#: What an unfilled value looks like: "[À MODIFIER]", "TODO", "à compléter"...
+_PLACEHOLDER_RE = re.compile(
+    r"\[[^\]]*\]|\b(?:TODO|TBD|XXX|FIXME)\b|\b[àa]\s+(?:modifier|compl[ée]ter|remplir|d[ée]finir)\b",
+    re.I,
+)
+
+
+def placeholder_problems(config: Config) -> list[str]:
+    """The legal values of the footer still empty or placeholders (postal address, contact)."""
+    org = config.organisation
+    problems: list[str] = []
+    for key, value, default in (
+        ("organisation.postal_address", org.postal_address, ""),
+        ("organisation.contact_email", org.contact_email, Organisation.contact_email),
+    ):
+        if not value.strip():
+            problems.append(f"{key} is empty")
+        elif _PLACEHOLDER_RE.search(value) or (default and value == default):
+            problems.append(f"{key} is still a placeholder ({value!r})")
+    return problems
+
+
+def check_placeholders(config: Config, *, allow: bool = False) -> None:
+    """Refuse (exit 1) while the footer's legal values are empty or placeholders.
+
+    ``issue publish``, ``send`` and ``archive build`` call it; ``allow`` is
+    their ``--allow-placeholders``.
+    """
+    problems = placeholder_problems(config)
+    if problems and not allow:
+        where = config.path.name if config.path else "the configuration"
+        raise Refused(
+            f"{where}: {'; '.join(problems)}: fill it in before anything goes out "
+            "(or give --allow-placeholders)"
+        )
 
 
 def parse_config(
@@ -508,7 +657,126 @@ def parse_config(
     config: Config = _build(Config, merged, "")
     config = dataclasses.replace(config, base_dir=base_dir or Path("."), path=path)
     _check(config)
-    return config
+    return dataclasses.replace(config, contracts=_load_contracts(config))
+
+
+_SIREN_RE = re.compile(r"\d{9}")
+_INSEE_RE = re.compile(r"(\d{2}|2A|2B)\d{3}")
+_DEPARTMENT_RE = re.compile(r"\d{2}|2A|2B|97\d")
+_QPV_CODE_RE = re.compile(r"QN(\d{3}|02A|02B)\d{2,3}[A-Z]")
+
+
+def siren_ok(value: str) -> bool:
+    """A SIREN: nine digits whose Luhn checksum holds."""
+    if not _SIREN_RE.fullmatch(value):
+        return False
+    total = 0
+    for i, ch in enumerate(reversed(value)):
+        digit = int(ch) * (2 if i % 2 else 1)
+        total += digit - 9 if digit > 9 else digit
+    return total % 10 == 0
+
+
+def qpv_code_ok(value: str) -> bool:
+    """An ANCT QPV code of the 2024 geography (``QN05901M``)."""
+    return bool(_QPV_CODE_RE.fullmatch(value))
+
+
+def insee_ok(value: str) -> bool:
+    return bool(_INSEE_RE.fullmatch(value))
+
+
+def _load_contracts(config: Config) -> ContractsSettings:
+    """Read and check the contracts file named by ``contracts.file`` (or the shipped one)."""
+    settings = config.contracts
+    if not settings.enabled:
+        return settings
+    path = config.resolve(settings.file) if settings.file else DEFAULT_CONTRACTS_FILE
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise ConfigError(f"contracts.file: {path}: file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"contracts.file: {path}: cannot read: {exc}") from None
+    listing = _read_contracts(str(path), stat.st_mtime_ns, stat.st_size)
+    total = settings.expected or listing.expected or len(listing.contracts)
+    if total < len(listing.contracts):
+        raise ConfigError(
+            f"{path}: expected: {total} contracts expected but {len(listing.contracts)} listed"
+        )
+    return dataclasses.replace(settings, listed=listing.contracts, total=total, path=path)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_contracts(where: str, _mtime_ns: int, _size: int) -> ContractList:
+    """The parsed and checked contracts file (cached while the file is unchanged)."""
+    try:
+        data = yaml.safe_load(Path(where).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"contracts.file: {where}: cannot read: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(f"{where}: invalid YAML{at}") from None
+    try:
+        listing: ContractList = _build(ContractList, data, "")
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    check_contracts(listing.contracts, where)
+    return listing
+
+
+def _check_in_division(c: Contract, key: str) -> None:
+    """The carrier is an EPCI of the official division, the commune one of its members."""
+    geo = load_geography()
+    epci = geo.epcis.get(c.siren)
+    if epci is None:
+        raise ConfigError(
+            f"{key}.siren: {c.siren} is no EPCI of {geo.region_name} in the official division "
+            f"({geo.source} {geo.version})"
+        )
+    if c.commune is not None and c.commune not in epci.members:
+        commune = geo.communes.get(c.commune)
+        where = f"its EPCI is {commune.epci}" if commune else "no such commune in the region"
+        raise ConfigError(
+            f"{key}.commune: {c.commune} is not a member of {epci.name} ({c.siren}); {where}"
+        )
+
+
+def check_contracts(contracts: tuple[Contract, ...], where: str) -> None:
+    """Formats and uniqueness of the contracts (ConfigError with the key path)."""
+    sirens: dict[str, int] = {}
+    codes: dict[str, str] = {}
+    for i, c in enumerate(contracts):
+        key = f"{where}: contracts[{i}]"
+        if not siren_ok(c.siren):
+            raise ConfigError(f"{key}.siren: {c.siren!r} is not a SIREN (9 digits, checksum)")
+        if c.siren in sirens:
+            raise ConfigError(
+                f"{key}.siren: {c.siren} is listed twice (also contracts[{sirens[c.siren]}]); "
+                "one contract per EPCI"
+            )
+        sirens[c.siren] = i
+        _check_in_division(c, key)
+        if not c.name.strip():
+            raise ConfigError(f"{key}.name: must not be empty")
+        if not _DEPARTMENT_RE.fullmatch(c.department):
+            raise ConfigError(f"{key}.department: {c.department!r} is not a département code")
+        if c.commune is not None and (
+            not insee_ok(c.commune) or not c.commune.startswith(c.department[:2])
+        ):
+            raise ConfigError(
+                f"{key}.commune: {c.commune!r} is not an INSEE code of département {c.department}"
+            )
+        for j, qpv in enumerate(c.qpv):
+            if not qpv_code_ok(qpv.code):
+                raise ConfigError(f"{key}.qpv[{j}].code: {qpv.code!r} is not a QPV code")
+            if qpv.code in codes:
+                raise ConfigError(f"{key}.qpv[{j}].code: {qpv.code} also in {codes[qpv.code]}")
+            codes[qpv.code] = c.siren
+            for commune in qpv.communes:
+                if not insee_ok(commune):
+                    raise ConfigError(f"{key}.qpv[{j}].communes: {commune!r} is not an INSEE code")
 
 
 def find_config_path(path: str | os.PathLike[str] | None = None) -> Path:

@@ -29,13 +29,13 @@ import httpx
 
 from pressreview.collect.classify import Classifier
 from pressreview.config import Config
-from pressreview.contracts import Item
 from pressreview.errors import Conflict, NotFound, Refused, UsageError
+from pressreview.model import Item
 from pressreview.pageinfo import fetch_page_info
 from pressreview.store import Connection, Store
 from pressreview.store import items as q
 from pressreview.store.schema import now
-from pressreview.text import canonical_url, clean_text, excerpt, host_of, words
+from pressreview.text import canonical_url, clean_text, excerpt, host_of, safe_url, words
 
 __all__ = [
     "STATUSES",
@@ -279,6 +279,14 @@ def get_item(store: Store, item_id: int, *, expected_version: int | None = None)
     return item
 
 
+def item_to_edit(store: Store, item_id: int, *, expected_version: int | None = None) -> Item:
+    """:func:`get_item`, refused (:class:`Refused`) when the item is in a published issue:
+    what ``items edit`` checks before it opens the editor."""
+    item = get_item(store, item_id, expected_version=expected_version)
+    _refuse_published(item, "edited")
+    return item
+
+
 def _get(conn: Connection, item_id: int) -> Item:
     row = q.get_item(conn, item_id)
     if row is None:
@@ -385,6 +393,7 @@ FIELD_NAMES = {
     "summary_edited": "summary",
     "contract": "contract",
     "contract_source": "contract set by",
+    "link": "link",
 }
 
 
@@ -561,10 +570,15 @@ def edit_item(
     title: str | None = None,
     summary: str | None = None,
     revert: bool = False,
+    link: str | None = None,
     expected_version: int | None = None,
     actor: str,
 ) -> Item:
     """Edit the title and/or summary shown to readers; the original stays beside it.
+
+    ``link`` sets the item's web address (an absolute http or https URL), for
+    an item whose feed gave none or a wrong one; a later collect keeps it
+    unless the feed then gives a link of its own.
 
     ``revert`` goes back to the original title and summary. A text equal to
     the original clears the edit. ``expected_version`` (the version the
@@ -574,8 +588,10 @@ def edit_item(
         raise UsageError(
             "--revert goes back to the original text: give it without --title/--summary"
         )
-    if not revert and title is None and summary is None:
-        raise UsageError("nothing to edit: give --title and/or --summary (or --revert)")
+    if not revert and title is None and summary is None and link is None:
+        raise UsageError("nothing to edit: give --title, --summary or --link (or --revert)")
+    if link is not None and not safe_url(link):
+        raise UsageError(f"--link: {link!r} is not a web address (http:// or https://...)")
     with store.begin() as conn:
         item = _get(conn, item_id)
         _refuse_published(item, "edited")
@@ -592,6 +608,8 @@ def edit_item(
         if summary is not None:
             summary = clean_text(summary)
             values["summary_edited"] = None if summary == clean_text(item["excerpt"]) else summary
+        if link is not None:
+            values["link"] = link.strip()
         changed = _apply(
             conn, item, values, action="item.edit", actor=actor, expected_version=expected_version
         )
@@ -732,9 +750,14 @@ def move_item(
         known = [p for p in positions if p is not None]
         if len(known) < len(positions) or any(b - a < MIN_GAP for a, b in pairwise(known)):
             ordered = _renumber(conn, ordered, actor=actor, stamp=stamp)
-            item = next(row for row in ordered if row["id"] == item_id)
+            item = next((row for row in ordered if row["id"] == item_id), item)
         others = [row for row in ordered if row["id"] != item_id]
-        index = next(i for i, row in enumerate(others) if row["id"] == target_id)
+        index = next((i for i, row in enumerate(others) if row["id"] == target_id), None)
+        if index is None or all(row["id"] != item_id for row in ordered):
+            # Another session moved the target (or the item) out of the section since
+            # they were read above.
+            current = _get(conn, target_id if index is None else item_id)
+            raise Conflict(_conflict_message(conn, current, max(current["version"] - 1, 1)))
         if after is not None:
             index += 1
         prev_pos = others[index - 1]["position"] if index > 0 else None

@@ -29,8 +29,10 @@ import nh3
 from markdown_it import MarkdownIt
 
 from pressreview import agenda, render, urls
+from pressreview import contracts as contract_tracker
 from pressreview.config import Config
-from pressreview.contracts import (
+from pressreview.errors import Conflict, DuplicateKey, NotFound, Refused, UsageError
+from pressreview.model import (
     SNAPSHOT_SCHEMA,
     OtherOutlet,
     Snapshot,
@@ -38,7 +40,6 @@ from pressreview.contracts import (
     SnapshotItem,
     SnapshotSection,
 )
-from pressreview.errors import Conflict, DuplicateKey, NotFound, Refused, UsageError
 from pressreview.store import Connection, Store
 from pressreview.store import issues as q
 from pressreview.store.schema import now as store_now
@@ -371,6 +372,8 @@ def item_entry(config: Config, row: q.IssueItemRow, also: Sequence[q.IssueItemRo
         "date": date.isoformat() if date else None,
         "territories": list(row["territories"] or []),
         "excerpt": text,
+        # The public archive shows a staff summary whole, a feed's extract capped.
+        "summary_by_staff": bool(row["summary_edited"] and row["summary_edited"].strip()),
         "summary_html": summary_html,
         "tags": list(row["tags"] or []),
         "also": others,
@@ -429,9 +432,14 @@ def build_snapshot(
     published_at: datetime,
     rows: Sequence[q.IssueItemRow],
     also: Sequence[q.IssueItemRow],
+    contracts: Mapping[str, Any] | None = None,
     agenda_events: Sequence[SnapshotEvent] = (),
 ) -> Snapshot:
-    """The frozen document every later render reads (schema 1, see docs/email.md)."""
+    """The frozen document every later render reads (schema 1, see docs/email.md).
+
+    ``contracts``: the contrats de ville tracker as this issue freezes it
+    (``contracts.issue_block``; docs/contracts.md), or None.
+    """
     org = config.organisation
     sections = build_sections(config, rows, also)
     snapshot: Snapshot = {
@@ -445,8 +453,9 @@ def build_snapshot(
         "locale": config.locale,
         "organisation": {
             "name": org.name,
+            "short_name": org.short_name,
             "url": org.url,
-            "logo_url": org.logo_url,
+            "logo_url": urls.email_logo_url(config),
             "postal_address": org.postal_address,
             "contact_email": org.contact_email,
             "reason": org.reason,
@@ -457,6 +466,8 @@ def build_snapshot(
         # The agenda of the coming weeks, as it stood when the issue was frozen.
         "agenda": [e.copy() for e in agenda_events],
     }
+    if contracts is not None:
+        snapshot["contracts"] = dict(contracts)
     snapshot["subject"] = render.format_subject(config.email.subject, snapshot)
     return snapshot
 
@@ -477,6 +488,7 @@ def _draft_state(
         row = _require_draft(conn)
         rows, also = _gather(conn, row["id"])
         number = q.next_number(conn)
+        tracker = contract_tracker.issue_block(config, conn)
     at = now or store_now()
     snapshot = build_snapshot(
         config,
@@ -486,6 +498,7 @@ def _draft_state(
         published_at=at,
         rows=rows,
         also=also,
+        contracts=tracker,
         agenda_events=agenda.snapshot_events(config, store, at=at),
     )
     snapshot["draft"] = True
@@ -594,6 +607,7 @@ def publish(config: Config, store: Store, *, actor: str, now: datetime | None = 
                 published_at=stamp,
                 rows=rows,
                 also=also,
+                contracts=contract_tracker.issue_block(config, conn),
                 agenda_events=upcoming,
             )
             render.render_email(config, snapshot)  # fails before anything is frozen

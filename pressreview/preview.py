@@ -13,9 +13,9 @@ from pathlib import Path
 
 from pressreview.archive import render_issue_page
 from pressreview.config import Config
-from pressreview.contracts import Snapshot
 from pressreview.deliver.message import build_message
 from pressreview.errors import RenderError
+from pressreview.model import Snapshot
 from pressreview.render import (
     UNSUBSCRIBE_PLACEHOLDER,
     RenderedEmail,

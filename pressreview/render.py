@@ -14,19 +14,22 @@ from __future__ import annotations
 
 import html as html_lib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html.parser import HTMLParser
-from typing import Any
+from typing import Any, cast
 
 import mjml
 from markupsafe import Markup
 
+from pressreview import typography, urls
 from pressreview.agenda import upcoming_in_snapshot
 from pressreview.config import Config
-from pressreview.contracts import Snapshot
 from pressreview.errors import RenderError
+from pressreview.model import Snapshot
 from pressreview.templating import email_env, render_template
+from pressreview.text import safe_url
 
 #: Stands for a subscriber's own unsubscribe link in a rendered email (HTML and
 #: text). An absolute URL that survives HTML escaping unchanged.
@@ -191,32 +194,94 @@ def preheader_for(snapshot: Snapshot, limit: int = 140) -> str:
 
 
 def email_subject(config: Config, snapshot: Snapshot) -> str:
-    """The subject frozen in the snapshot, else ``email.subject`` of the config."""
+    """The subject frozen in the snapshot, else ``email.subject`` of the config (typeset)."""
     subject = snapshot.get("subject")
     if subject:
-        return str(subject)
+        return typography.typeset(" ".join(str(subject).split()))
     return format_subject(config.email.subject, snapshot)
 
 
 def format_subject(pattern: str, snapshot: Snapshot) -> str:
+    """``email.subject`` with {number}, {title} and {date} ("1er décembre 2026") replaced."""
+    locale = str(snapshot.get("locale") or "fr_FR")
     try:
-        return pattern.format(title=snapshot["title"], number=snapshot["number"])
+        subject = pattern.format(
+            title=snapshot["title"],
+            number=snapshot["number"],
+            date=typography.format_date(snapshot.get("date"), "long", locale),
+        )
     except (KeyError, IndexError, ValueError) as exc:
         raise RenderError(
             f"email.subject: cannot format {pattern!r} ({exc}); "
-            "use only the fields {title} and {number}"
+            "use only the fields {number}, {date} and {title}"
         ) from None
+    return typography.typeset(" ".join(subject.split()))
+
+
+#: An issue with more items than this opens with an "Au sommaire" block.
+TOC_MIN_ITEMS = 6
+#: Links longer than this (or Google News redirects) become numbered references
+#: at the end of their section in the plain-text part.
+TEXT_LINK_MAX = 80
+
+
+def _long_link(url: str) -> bool:
+    return len(url) > TEXT_LINK_MAX or "/CBMi" in url
+
+
+def _text_links(sections: list[dict[str, Any]]) -> None:
+    """Give each item (and other outlet) a ``text_link`` for the plain-text part:
+    the URL itself, or ``[n]`` with the URL listed in its section's ``text_refs``."""
+    number = 0
+    for section in sections:
+        refs: list[tuple[int, str]] = []
+        for item in section["items"]:
+            for entry in (item, *item.get("also", ())):
+                # Only http(s) links are written out (a feed may carry javascript:).
+                url = safe_url(entry.get("url"))
+                if not url:
+                    entry["text_link"] = ""
+                elif _long_link(url):
+                    number += 1
+                    refs.append((number, url))
+                    entry["text_link"] = f"[{number}]"
+                else:
+                    entry["text_link"] = url
+        section["text_refs"] = refs
+
+
+def organisation_context(config: Config, org: Mapping[str, Any]) -> dict[str, Any]:
+    """The organisation as templates use it: its name inside sentences and the
+    reason a reader receives the email ("de l’IREV", "par l’IREV")."""
+    short = str(org.get("short_name") or config.organisation.short_name or org["name"])
+    out = dict(org)
+    out["short_name"] = typography.typeset(short)
+    out["of"] = typography.with_preposition("de", short)
+    out["by"] = typography.with_preposition("par", short)
+    reason = str(org.get("reason") or "").strip()
+    out["reason"] = typography.typeset(" ".join(reason.split())) or (
+        f"Vous recevez cette lettre parce que vous êtes abonné·e à la revue de presse {out['of']}."
+    )
+    out["logo_alt"] = typography.typeset(str(org["name"]))
+    return out
 
 
 def email_context(
     config: Config, snapshot: Snapshot, *, now: datetime | None = None
 ) -> dict[str, Any]:
-    """What the email templates see (everything from the snapshot).
+    """What the email templates see (everything from the snapshot, typeset).
 
     The agenda leaves out the events already over at ``now`` (the time of
     sending): an issue never announces a past event.
     """
-    intro_html = snapshot.get("intro_html") or ""
+    issue = typography.typeset_snapshot(snapshot)
+    intro_html = issue.get("intro_html") or ""
+    sections = issue["sections"]
+    for index, section in enumerate(sections):
+        section["anchor"] = f"rubrique-{index + 1}"
+    _text_links(sections)
+    locale = str(snapshot.get("locale", config.locale))
+    date_long = typography.format_date(issue.get("date"), "long", locale)
     upcoming = (
         upcoming_in_snapshot(snapshot.get("agenda") or [], now or datetime.now(UTC))
         if config.agenda.in_email
@@ -225,17 +290,23 @@ def email_context(
     return {
         "agenda": upcoming,
         "agenda_position": config.agenda.position,
-        "issue": snapshot,
-        "org": snapshot["organisation"],
-        "sections": snapshot["sections"],
+        "issue": issue,
+        "org": organisation_context(config, snapshot["organisation"]),
+        "sections": sections,
         "subject": email_subject(config, snapshot),
-        "preheader": preheader_for(snapshot),
+        # mjml-python writes non-ASCII spaces of <mj-title> as "\u{a0}" in aria-label.
+        "subject_plain": re.sub("[\u00a0\u202f]", " ", email_subject(config, snapshot)),
+        "preheader": preheader_for(cast(Snapshot, issue)),  # typeset, same shape
         "intro_email_html": style_fragment(intro_html),
         "intro_text": html_to_text(intro_html),
         "archive_url": snapshot["archive_url"],
         "unsubscribe_url": UNSUBSCRIBE_PLACEHOLDER,
-        "locale": snapshot.get("locale", config.locale),
-        "lang": str(snapshot.get("locale", config.locale)).split("_")[0],
+        "locale": locale,
+        "lang": locale.split("_")[0],
+        "toc": issue.get("item_count", 0) > TOC_MIN_ITEMS and len(sections) > 1,
+        # The header says the date only when the title does not already say it.
+        "date_in_title": bool(date_long) and date_long.casefold() in issue["title"].casefold(),
+        **urls.legal_links(config),
     }
 
 
@@ -253,6 +324,11 @@ def render_email(
     context = email_context(config, snapshot, now=now)
     source = render_template(env, EMAIL_HTML_TEMPLATE, context)
     html = minify_html(compile_mjml(source))
+    # <title> keeps the subject's no-break spaces (mj-title got plain ones, see email_context).
+    plain_title = f"<title>{html_lib.escape(context['subject_plain'], quote=False)}</title>"
+    html = html.replace(
+        plain_title, f"<title>{html_lib.escape(context['subject'], quote=False)}</title>", 1
+    )
     text = render_template(env, EMAIL_TEXT_TEMPLATE, context)
     text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
     return RenderedEmail(
@@ -282,13 +358,16 @@ _IMG_RE = re.compile(r"<img\b[^>]*>", re.I)
 
 
 def check_email_html(document: str) -> list[str]:
-    """Problems of a rendered email HTML: leftover MJML, relative links, images without alt."""
+    """Problems of a rendered email HTML: leftover MJML, relative links, images without alt.
+
+    Links to an anchor of the email itself ("#rubrique-2", the "Au sommaire" block) are fine.
+    """
     problems: list[str] = []
     if "<mj-" in document:
         problems.append("MJML tag left in the HTML")
     for _quote, url in _HREF_RE.findall(document):
         url = html_lib.unescape(url).strip()
-        if not re.match(r"(https?://[^/\s]+|mailto:)", url, re.I):
+        if not re.match(r"(https?://[^/\s]+|mailto:|#[\w-]+$)", url, re.I):
             problems.append(f"link or image not absolute: {url!r}")
     for tag in _IMG_RE.findall(document):
         if not re.search(r"""\balt\s*=\s*["']""", tag):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import signal
 import socket
 import threading
 import uuid
@@ -37,25 +38,26 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from babel.dates import format_date
 
 from pressreview import issues
 from pressreview.archive import build_archive
 from pressreview.collect import collect
-from pressreview.config import Config, load_config
-from pressreview.contracts import Snapshot
+from pressreview.config import Config, check_placeholders, load_config
 from pressreview.curate import select_items
 from pressreview.deliver.campaign import LEASE, claim_is_dead, send_issue
 from pressreview.deliver.message import dkim_signer, make_message_id
 from pressreview.deliver.single import send_test_copies
 from pressreview.deliver.transports import open_transport
 from pressreview.errors import ConfigError, PressreviewError, Refused, UsageError
+from pressreview.model import Snapshot
 from pressreview.process import process_alive
 from pressreview.render import render_email
+from pressreview.signup import drain_confirmations
 from pressreview.store import Store, open_store
 from pressreview.store import jobs as q
 from pressreview.store.schema import now as store_now
 from pressreview.tokens import secret_key
+from pressreview.typography import format_date
 
 __all__ = [
     "DIGEST_ACTOR",
@@ -86,11 +88,13 @@ DIGEST_ACTOR = "digest"
 JOBS: dict[str, str] = {
     "collect": "pressreview.scheduling:collect_job",
     "digest": "pressreview.scheduling:digest_job",
+    "confirmations": "pressreview.scheduling:confirmations_job",
 }
 
 DESCRIPTIONS = {
     "collect": "fetch every source",
     "digest": "weekly digest",
+    "confirmations": "send the confirmation emails of the subscription form",
 }
 
 
@@ -246,9 +250,9 @@ def run_digest(
 
 
 def default_title(config: Config, now: datetime) -> str:
-    """The title of an issue the digest builds: « Revue de presse du 23 novembre 2026 »."""
+    """The title of an issue the digest builds: « Revue de presse du 1er décembre 2026 »."""
     local = now.astimezone(config.tz).date()
-    return f"Revue de presse du {format_date(local, 'd MMMM y', locale=config.locale)}"
+    return f"Revue de presse du {format_date(local, 'long', config.locale)}"
 
 
 def pick_items(config: Config, store: Store, *, since: datetime | None) -> list[int]:
@@ -311,6 +315,7 @@ def _auto_digest(
     environ: Mapping[str, str] | None,
 ) -> None:
     secret_key(environ)  # a missing signing key fails here, before anything is published
+    check_placeholders(config)  # so does a placeholder in the footer's legal values
     existing = _issue_of_week(config, store, week)
     if existing is not None:
         number = existing.number
@@ -448,9 +453,23 @@ def _pick(summary: Any, keys: tuple[str, ...]) -> Any:
     return {k: summary[k] for k in keys if k in summary}
 
 
+#: How often the scheduler drains the sign-up queue.
+CONFIRMATIONS_EVERY = timedelta(minutes=1)
+
+
+def run_confirmations(config: Config, store: Store) -> JobResult:
+    """Drain the sign-up queue (pressreview.signup); every minute, so not logged in job_runs."""
+    report = drain_confirmations(config, store)
+    summary = report.as_dict()
+    outcome = "partial" if report.deferred or report.failed else "ok"
+    message = ", ".join(f"{n} {k}" for k, n in summary.items())
+    return JobResult(job="confirmations", outcome=outcome, message=message, summary=summary)
+
+
 RUNNERS: dict[str, Callable[[Config, Store], JobResult]] = {
     "collect": run_collect,
     "digest": run_digest,
+    "confirmations": run_confirmations,
 }
 
 #: How long a job's lease lasts without renewal (renewed every third of it while the
@@ -629,6 +648,11 @@ def digest_job(config_path: str) -> dict[str, Any] | None:
     return _scheduled("digest", config_path)
 
 
+def confirmations_job(config_path: str) -> dict[str, Any] | None:
+    """Scheduled drain of the sign-up queue."""
+    return _scheduled("confirmations", config_path)
+
+
 #: The one-off job a starting scheduler runs: finish campaigns left unfinished.
 RESUME_JOB = "resume"
 
@@ -640,12 +664,11 @@ def resume_job(config_path: str) -> dict[str, Any] | None:
 
 def _min_gap(config: Config, job: str) -> timedelta:
     """Within this time of the last start, another instance already ran this occurrence."""
-    period = (
-        timedelta(hours=config.schedule.collect_every_hours)
-        if job == "collect"
-        else timedelta(days=1)
-    )
-    return min(timedelta(minutes=10), period / 2)
+    periods = {
+        "collect": timedelta(hours=config.schedule.collect_every_hours),
+        "confirmations": CONFIRMATIONS_EVERY,
+    }
+    return min(timedelta(minutes=10), periods.get(job, timedelta(days=1)) / 2)
 
 
 # ---------------------------------------------------------------------------
@@ -710,6 +733,9 @@ def build_triggers(config: Config) -> dict[str, Any]:
     return {
         "collect": IntervalTrigger(hours=s.collect_every_hours, timezone=config.tz),
         "digest": cron,
+        "confirmations": IntervalTrigger(
+            seconds=CONFIRMATIONS_EVERY.total_seconds(), timezone=config.tz
+        ),
     }
 
 
@@ -717,7 +743,7 @@ def describe_trigger(trigger: Any) -> str:
     """A short human description: ``every 3 h`` / ``cron mon 08:00 Europe/Paris``."""
     if isinstance(trigger, IntervalTrigger):
         hours = trigger.interval_length / 3600
-        return f"every {hours:g} h"
+        return f"every {hours:g} h" if hours >= 1 else f"every {hours * 60:g} min"
     if isinstance(trigger, CronTrigger):
         fields = {f.name: str(f) for f in trigger.fields}
         hour, minute = fields["hour"], fields["minute"]
@@ -845,6 +871,43 @@ def wait_for_stop(
     if on_stop is not None:
         on_stop()
     scheduler.shutdown(wait=True)
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """Log lines with a time stamp; APScheduler's and Alembic's details only when ``verbose``."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not verbose:
+        for noisy in ("apscheduler", "alembic"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def stop_on_signals() -> threading.Event:
+    """An event that SIGTERM and SIGINT (Ctrl-C) set (call it from the main thread)."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
+def run_forever(
+    config: Config, store: Store, stop: threading.Event, say: Callable[[str], None]
+) -> None:
+    """Run the scheduler until ``stop`` is set: what ``pressreview scheduler`` and
+    ``python schedule.py`` do. ``say`` prints the jobs' next runs and the progress
+    of the stop; the running job finishes before it returns."""
+    scheduler = start_scheduler(config, store)
+    for job in scheduler.get_jobs():
+        when = job.next_run_time
+        at = f"{when.astimezone(config.tz):%Y-%m-%d %H:%M %Z}" if when else "paused"
+        say(f"{job.name} ({describe_trigger(job.trigger)}): next run {at}")
+    say("scheduler running; stop with Ctrl-C or SIGTERM")
+    wait_for_stop(
+        scheduler, stop, on_stop=lambda: say("stopping: waiting for the running job to finish...")
+    )
+    say("scheduler stopped")
 
 
 # ---------------------------------------------------------------------------

@@ -4,7 +4,8 @@ Statuses: ``pending`` (asked through the form, awaiting the confirmation link),
 ``active``, ``unsubscribed``, ``bounced`` (a server said the address does not
 exist). Addresses are checked for syntax only (email-validator, no DNS) and are
 unique case-insensitively (``email_key``). Consent is recorded: when and how
-(``form``, ``import``, ``staff``) with a short detail. ``export_subscribers``
+(``form``, ``import``, ``staff``) with a short detail, and every change of consent
+is appended to the consent history (``consent_events``). ``export_subscribers``
 gives a person's data (GDPR right of access); ``remove_subscriber(forget=True)``
 erases it (the row is deleted, delivery rows keep only counts).
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,18 +22,22 @@ from typing import Any, Protocol
 
 from email_validator import EmailNotValidError, validate_email
 
-from pressreview import urls
-from pressreview.config import Config
 from pressreview.errors import DuplicateKey, NotFound, Refused, UsageError
-from pressreview.store import Store
+from pressreview.store import Connection, Store
+from pressreview.store import signup as queue_db
 from pressreview.store import subscribers as db
 from pressreview.store.schema import now
-from pressreview.tokens import Tokens, address_digest
+from pressreview.tokens import address_digest
 
 STATUSES = db.STATUSES
 CONSENT_METHODS = ("form", "import", "staff")
 #: A pending address gets at most one confirmation email in this time.
 CONFIRMATION_RESEND_AFTER = timedelta(minutes=10)
+#: ``consent_events.detail`` of a withdrawal, by the way it was made.
+WITHDRAWAL_DETAILS = {
+    "link": "unsubscribe page of an email",
+    "one-click": "RFC 8058 one-click unsubscribe (List-Unsubscribe-Post)",
+}
 
 
 class InvalidAddress(UsageError):
@@ -152,7 +157,17 @@ def export_subscribers(store: Store, address: str | None = None) -> list[dict[st
             }
             for row in db.subscriber_events(conn, subscriber.id)
         ]
-    return [{**subscriber.as_dict(), "deliveries": history, "events": events}]
+        consent = [dict(row) for row in db.consent_history(conn, subscriber.id)]
+        confirmations = [dict(row) for row in queue_db.of_subscriber(conn, subscriber.id)]
+    return [
+        {
+            **subscriber.as_dict(),
+            "consent_history": consent,
+            "confirmation_emails": confirmations,
+            "deliveries": history,
+            "events": events,
+        }
+    ]
 
 
 EXPORT_COLUMNS = (
@@ -218,6 +233,15 @@ def add_subscriber(
             )
         except DuplicateKey:
             raise Refused(f"{email} is already a subscriber") from None
+        db.record_consent(
+            conn,
+            sid,
+            event="given",
+            method=method,
+            detail=detail or f"added by {actor}",
+            actor=actor,
+            at=stamp,
+        )
         db.record_event(
             conn,
             actor=actor,
@@ -358,7 +382,21 @@ def import_subscribers(store: Store, path: str | Path, *, actor: str) -> ImportR
                     "confirmed_at": stamp,
                 }
             )
-        db.insert_many(conn, new_rows, actor=actor, action="subscriber.import")
+        ids = db.insert_many(conn, new_rows, actor=actor, action="subscriber.import")
+        db.record_consent_many(
+            conn,
+            [
+                {
+                    "subscriber_id": ids[r["email_key"]],
+                    "at": stamp,
+                    "event": "given",
+                    "method": "import",
+                    "detail": r["consent_detail"],
+                    "actor": actor,
+                }
+                for r in new_rows
+            ],
+        )
         report.added = len(new_rows)
     return report
 
@@ -384,6 +422,16 @@ def remove_subscriber(
             db.update_subscriber(
                 conn, subscriber.id, status="unsubscribed", unsubscribed_at=stamp, updated_at=stamp
             )
+            if subscriber.status != "unsubscribed":
+                db.record_consent(
+                    conn,
+                    subscriber.id,
+                    event="withdrawn",
+                    method="staff",
+                    detail=f"removed by {actor}",
+                    actor=actor,
+                    at=stamp,
+                )
             db.record_event(
                 conn, actor=actor, action="subscriber.remove", subscriber_id=subscriber.id
             )
@@ -393,86 +441,63 @@ def remove_subscriber(
 # -- the web's double opt-in -----------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SubscribeOutcome:
-    """What happened (for logs and tests only: the web shows the same page every time)."""
-
-    action: str  # "created", "reminded", "ignored"
-    subscriber_id: int | None
-
-
 class ConfirmationSender(Protocol):
     """Sends the double opt-in email (deliver.single.confirmation_sender makes one).
 
-    Passed in by the caller (the web application), so that this stage decides
-    *when* a confirmation is due and the delivery stage *how* it leaves.
+    Passed in by the caller (the sign-up queue's worker), so that this stage
+    decides *when* a confirmation is due and the delivery stage *how* it leaves.
     """
 
     def __call__(self, to: str, confirm_url: str) -> None: ...
 
 
-def request_subscription(
-    config: Config,
-    store: Store,
-    address: str,
-    *,
-    send_confirmation: ConfirmationSender,
-    name: str | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> SubscribeOutcome:
-    """The form's POST: a pending subscriber and a confirmation email (``send_confirmation``).
+def prepare_confirmation(
+    conn: Connection, *, email: str, name: str | None, at: datetime, actor: str = "web"
+) -> int | None:
+    """Decide what a request of the form does; the id to send a confirmation to, or None.
 
-    Unknown address: created ``pending``. Pending, unsubscribed or bounced:
-    (back to) ``pending`` with a new confirmation email. Active: nothing
-    (the page is the same, so the form reveals nothing). A pending address asked
-    again within CONFIRMATION_RESEND_AFTER gets nothing new. Raises InvalidAddress.
+    Unknown address: created ``pending``. Unsubscribed or bounced: back to
+    ``pending`` (the consent columns and history are kept). Pending: a new
+    confirmation only if none was asked for within CONFIRMATION_RESEND_AFTER and
+    none waits in the queue. Active: nothing. Every change is one conditional
+    statement, so parallel requests for one address make at most one
+    confirmation. Runs inside the caller's transaction (the sign-up queue's).
     """
-    tokens = Tokens.from_env(environ)
-    email = normalize_email(address)
     key = email_key(email)
-    stamp = now()
-    with store.begin() as conn:
+    name = _clean_name(name)
+    sid = db.insert_pending_if_absent(conn, email=email, email_key=key, name=name, at=at)
+    if sid is None:
         row = db.get_by_key(conn, key)
-        if row is not None and row["status"] == "active":
-            return SubscribeOutcome("ignored", int(row["id"]))
-        if (
-            row is not None
-            and row["status"] == "pending"
-            and row["updated_at"] > stamp - CONFIRMATION_RESEND_AFTER
+        if row is None or row["status"] == "active":
+            return None
+        sid = int(row["id"])
+        if queue_db.open_for(conn, sid):
+            return None
+        if not db.request_again(
+            conn, sid, name=name, at=at, resend_after=CONFIRMATION_RESEND_AFTER
         ):
-            # The form cannot be used to flood someone's mailbox with confirmation emails.
-            return SubscribeOutcome("ignored", int(row["id"]))
-        if row is None:
-            try:
-                sid = db.insert_subscriber(
-                    conn,
-                    email=email,
-                    email_key=key,
-                    name=_clean_name(name),
-                    status="pending",
-                    consent_method="form",
-                    consent_detail="web form, awaiting confirmation",
-                    consent_at=None,
-                    at=stamp,
-                )
-            except DuplicateKey:  # a concurrent request for the same address
-                return SubscribeOutcome("ignored", None)
-            action = "created"
-        else:
-            sid = int(row["id"])
-            db.update_subscriber(
-                conn,
-                sid,
-                status="pending",
-                consent_method="form",
-                consent_at=None,
-                consent_detail="web form, awaiting confirmation",
-                name=_clean_name(name) or row["name"],
-            )
-            action = "reminded"
-        db.record_event(conn, actor="web", action="subscriber.request", subscriber_id=sid)
-    send_confirmation(email, urls.confirm_url(config, tokens.confirm(sid, key)))
-    return SubscribeOutcome(action, sid)
+            return None
+    db.record_consent(
+        conn,
+        sid,
+        event="requested",
+        method="form",
+        detail="web form, awaiting confirmation",
+        actor=actor,
+        at=at,
+    )
+    db.record_event(conn, actor=actor, action="subscriber.request", subscriber_id=sid)
+    return sid
+
+
+def subscription_status(store: Store, subscriber_id: int, digest: str) -> str | None:
+    """The status of the subscriber a signed link names ("pending", "active", ...),
+    None when it no longer exists or the address changed since the link was made."""
+    with store.connect() as conn:
+        row = db.get_by_id(conn, subscriber_id)
+    if row is None or address_digest(row["email_key"]) != digest:
+        return None
+    return str(row["status"])
 
 
 def confirm_subscription(store: Store, subscriber_id: int, digest: str) -> bool:
@@ -498,6 +523,15 @@ def confirm_subscription(store: Store, subscriber_id: int, digest: str) -> bool:
             unsubscribed_at=None,
         )
         if changed:
+            db.record_consent(
+                conn,
+                subscriber_id,
+                event="confirmed",
+                method="form",
+                detail="web form, confirmed by the emailed link",
+                actor="web",
+                at=stamp,
+            )
             db.record_event(
                 conn, actor="web", action="subscriber.confirm", subscriber_id=subscriber_id
             )
@@ -518,6 +552,15 @@ def unsubscribe(store: Store, subscriber_id: int, digest: str, *, method: str = 
             status="unsubscribed",
             unsubscribed_at=stamp,
         ):
+            db.record_consent(
+                conn,
+                subscriber_id,
+                event="withdrawn",
+                method=method,
+                detail=WITHDRAWAL_DETAILS.get(method, method),
+                actor="web",
+                at=stamp,
+            )
             db.record_event(
                 conn,
                 actor="web",

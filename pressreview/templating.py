@@ -13,17 +13,19 @@ from __future__ import annotations
 import functools
 import traceback
 from collections.abc import Callable, Mapping
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import jinja2
-from babel.dates import format_date as babel_format_date
 from babel.dates import format_datetime as babel_format_datetime
 from babel.numbers import format_decimal
+from markupsafe import Markup
 
+from pressreview import typography
 from pressreview.config import Config
 from pressreview.errors import RenderError
+from pressreview.text import safe_url
 
 
 def _default_templates() -> Path:
@@ -42,31 +44,10 @@ TEMPLATES_ROOT = _default_templates()
 # -- the Jinja environment -----------------------------------------------------
 
 
-def _as_date(value: Any) -> date | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value[:10])
-        except ValueError:
-            raise RenderError(f"format_date: not an ISO date: {value!r}") from None
-    raise RenderError(f"format_date: cannot format {type(value).__name__} as a date")
-
-
-@functools.lru_cache(maxsize=4096)
-def _babel_date(d: date, format: str, locale: str) -> str:
-    return str(babel_format_date(d, format=format, locale=locale))
-
-
 def _date_filter(locale: str) -> Callable[..., str]:
     def format_date_filter(value: Any, format: str = "long") -> str:
-        """A date in words for readers: ``lundi 3 juin 2024`` (format="full")."""
-        d = _as_date(value)
-        return "" if d is None else _babel_date(d, format, locale)
+        """A date in words for readers: ``mardi 1er décembre 2026`` (format="full")."""
+        return typography.format_date(value, format, locale)
 
     return format_date_filter
 
@@ -104,9 +85,11 @@ def template_env(config: Config, subdir: str) -> jinja2.Environment:
     ``<templates_dir>/<subdir>`` of the configuration is searched first, then
     the project's default theme. Autoescape is on (except for ``*.txt.j2``
     templates, which produce plain text), undefined variables are errors, and
-    the filters ``format_date`` (Babel: ``value|format_date("full")`` gives
-    "lundi 3 juin 2024"), ``format_datetime`` and ``format_number`` use
-    ``config.locale`` and ``config.timezone``.
+    the filters ``format_date`` (Babel, through typography.format_date:
+    ``value|format_date("full")`` gives "mardi 1er décembre 2026"),
+    ``format_datetime`` and ``format_number`` use ``config.locale`` and
+    ``config.timezone``; ``typo`` / ``typo_html`` apply French typography (see
+    typography.py) and ``wrap`` wraps plain text.
     """
     loader = jinja2.FileSystemLoader([str(d) for d in template_dirs(config, subdir)])
     env = jinja2.Environment(
@@ -122,6 +105,10 @@ def template_env(config: Config, subdir: str) -> jinja2.Environment:
     env.filters["format_date"] = _date_filter(config.locale)
     env.filters["format_datetime"] = _datetime_filter(config.locale, config.tz)
     env.filters["format_number"] = _number_filter(config.locale)
+    env.filters["typo"] = typography.typeset_value
+    env.filters["typo_html"] = lambda value: Markup(typography.typeset_html(str(value or "")))
+    env.filters["wrap"] = typography.wrap
+    env.filters["safe_url"] = safe_url
     return env
 
 

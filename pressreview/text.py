@@ -233,6 +233,33 @@ def canonical_url(url: str) -> str:
     return urlunsplit((scheme, host, path, query, ""))
 
 
+_WEB_URL_RE = re.compile(r"https?://[^\s/?#@]+(?:[/?#][^\s]*)?", re.IGNORECASE | re.ASCII)
+_URL_SPACE_RE = re.compile(r"[\x00-\x20\x7f]")
+
+
+def safe_url(value: object) -> str:
+    """``value`` when it is an absolute ``http``/``https`` URL, else ``""``.
+
+    The one check every template applies before writing an ``href`` or a
+    ``src`` that comes from item data: ``javascript:``, ``data:``,
+    ``vbscript:``, relative or protocol-relative links and anything carrying
+    control characters or spaces give ``""`` (templates then show no link).
+    """
+    if not isinstance(value, str):
+        return ""
+    url = value.strip()
+    if _URL_SPACE_RE.search(url) or not _WEB_URL_RE.fullmatch(url):
+        return ""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return ""
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return ""
+    return url
+
+
 def host_of(url: str) -> str:
     try:
         return (urlsplit(url).hostname or "").lower()

@@ -5,14 +5,18 @@ PRESSREVIEW_SECRET_KEY (never the configuration file nor the store). A token
 names a subscriber by id AND by a short digest of the address, so a token
 stays bound to the person it was made for even if an id is reused after a
 subscriber was forgotten. Each purpose has its own salt: a confirmation
-token is not an unsubscribe token. Unsubscribe tokens do not expire (old
+token is not an unsubscribe token (nor a subscription form's token, which only
+proves the form was shown by this site recently). Unsubscribe tokens do not expire (old
 emails must keep working); confirmation tokens expire after a week.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
+import math
 import os
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -22,6 +26,12 @@ from pressreview.errors import ConfigError, Refused
 
 SECRET_ENV = "PRESSREVIEW_SECRET_KEY"
 MIN_SECRET_LENGTH = 16
+MIN_DISTINCT_CHARACTERS = 8
+MIN_STEP_CHANGES = 10
+MIN_SECRET_BITS = 48
+#: How long the subscription form (its signed token) may be posted after it was shown.
+FORM_MAX_AGE = 6 * 3600
+_FORM = "pressreview.form"
 CONFIRM_MAX_AGE = 7 * 24 * 3600
 _UNSUBSCRIBE = "pressreview.unsubscribe"
 _CONFIRM = "pressreview.confirm"
@@ -35,12 +45,40 @@ def secret_key(environ: Mapping[str, str] | None = None) -> str:
     """The signing key, from the environment; a clear error when it is missing or short."""
     env = os.environ if environ is None else environ
     key = env.get(SECRET_ENV, "")
+    hint = '(e.g. python -c "import secrets; print(secrets.token_urlsafe(32))")'
     if len(key) < MIN_SECRET_LENGTH:
         raise ConfigError(
             f"{SECRET_ENV}: set it to a random secret of at least {MIN_SECRET_LENGTH} characters "
-            '(e.g. python -c "import secrets; print(secrets.token_urlsafe(32))")'
+            + hint
         )
+    weakness = secret_weakness(key)
+    if weakness:
+        raise ConfigError(f"{SECRET_ENV}: refused, {weakness}; use a random secret {hint}")
     return key
+
+
+def secret_weakness(key: str) -> str | None:
+    """Why a long enough key is still guessable (None when it looks random enough).
+
+    Refused: few different characters, a repeated pattern (``abcabc...``), a run
+    of steps (``abcdef...``, ``0123...``), or less than 48 bits of estimated
+    entropy (Shannon estimate over the characters used).
+    """
+    n = len(key)
+    if len(set(key)) < MIN_DISTINCT_CHARACTERS:
+        return f"it has fewer than {MIN_DISTINCT_CHARACTERS} different characters"
+    for period in range(1, n // 2 + 1):
+        if all(key[i] == key[i % period] for i in range(n)):
+            return "it repeats a pattern"
+    steps = [ord(b) - ord(a) for a, b in itertools.pairwise(key)]
+    changes = 1 + sum(1 for a, b in itertools.pairwise(steps) if a != b)
+    if changes < MIN_STEP_CHANGES:
+        return "it is a sequence of characters"
+    counts = Counter(key)
+    bits = -sum(c * math.log2(c / n) for c in counts.values())
+    if bits < MIN_SECRET_BITS:
+        return f"it is too predictable (about {bits:.0f} bits, {MIN_SECRET_BITS} needed)"
+    return None
 
 
 def address_digest(email_key: str) -> str:
@@ -64,6 +102,8 @@ class Tokens:
     def __init__(self, key: str):
         self._unsubscribe = Signer(key, salt=_UNSUBSCRIBE, digest_method=hashlib.sha256)
         self._confirm = TimestampSigner(key, salt=_CONFIRM, digest_method=hashlib.sha256)
+        self._form = TimestampSigner(key, salt=_FORM, digest_method=hashlib.sha256)
+        self.key = key
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Tokens:
@@ -76,6 +116,17 @@ class Tokens:
 
     def confirm(self, subscriber_id: int, email_key: str) -> str:
         return self._confirm.sign(f"{subscriber_id}.{address_digest(email_key)}").decode("ascii")
+
+    def form(self) -> str:
+        """The token of a freshly shown subscription form (signed time)."""
+        return self._form.sign(b"form").decode("ascii")
+
+    def check_form(self, token: str, *, max_age: int = FORM_MAX_AGE) -> bool:
+        """Whether the form was shown by us, less than ``max_age`` seconds ago."""
+        try:
+            return self._form.unsign(token, max_age=max_age) == b"form"
+        except BadData:
+            return False
 
     def read_unsubscribe(self, token: str) -> TokenSubject:
         try:

@@ -34,6 +34,15 @@ SEARCH_PATH = "recherche/"
 #: The agenda page and its iCalendar feed.
 AGENDA_PATH = "agenda/"
 AGENDA_ICS_PATH = "agenda.ics"
+#: The legal pages (publisher, host) and the privacy page (what is kept about subscribers).
+LEGAL_PATH = "mentions-legales/"
+PRIVACY_PATH = "donnees-personnelles/"
+#: Where the archive publishes organisation.logo_file (the email's logo).
+LOGO_PATH = "logo.png"
+#: The contrats de ville tracker page and its exports (docs/contracts.md).
+CONTRACTS_PATH = "contrats-de-ville/"
+CONTRACTS_CSV_PATH = CONTRACTS_PATH + "contrats-de-ville.csv"
+CONTRACTS_JSON_PATH = CONTRACTS_PATH + "contrats-de-ville.json"
 #: The folder of the issue pages (``numeros/<n>/``).
 ISSUES_DIR = "numeros"
 #: The kinds of group pages: one page per section, one per territory.
@@ -69,6 +78,9 @@ def archive_paths() -> dict[str, str]:
         "feed": FEED_PATH,
         "agenda": AGENDA_PATH,
         "agenda_ics": AGENDA_ICS_PATH,
+        "legal": LEGAL_PATH,
+        "privacy": PRIVACY_PATH,
+        "contracts": CONTRACTS_PATH,
         "sections": f"{SECTIONS_DIR}/",
         "territories": f"{TERRITORIES_DIR}/",
     }
@@ -91,6 +103,24 @@ def archive_root(config: Config) -> str:
     return site_root(config.archive.base_url)
 
 
+def legal_links(config: Config) -> dict[str, str]:
+    """The archive's legal and privacy pages (``legal_url``, ``privacy_url``): linked from
+    every email footer and the subscription pages."""
+    root = archive_root(config)
+    return {"legal_url": root + LEGAL_PATH, "privacy_url": root + PRIVACY_PATH}
+
+
+def email_logo_url(config: Config) -> str | None:
+    """The address of the email's logo: organisation.logo_url, else the copy of
+    organisation.logo_file that the archive publishes at its root."""
+    org = config.organisation
+    if org.logo_url:
+        return org.logo_url
+    if org.logo_file:
+        return archive_root(config) + LOGO_PATH
+    return None
+
+
 def issue_url(base_url: str, number: int) -> str:
     """The permanent address of an issue's page: ``<base_url>numeros/<n>/``."""
     return site_root(base_url) + issue_path(number)
@@ -99,6 +129,11 @@ def issue_url(base_url: str, number: int) -> str:
 def archive_issue_url(config: Config, number: int) -> str:
     """The public page of an issue in the configured archive (a snapshot's ``archive_url``)."""
     return issue_url(config.archive.base_url, number)
+
+
+def contracts_url(config: Config) -> str:
+    """The archive's contrats de ville tracker page (the email block links to it)."""
+    return archive_root(config) + CONTRACTS_PATH
 
 
 # -- the web endpoints: routes under the path of web.base_url --------------------------

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from fixtures_archive import insert_published, item_entry, make_snapshot, weekly_snapshots
 
+from pressreview import contracts
 from pressreview.archive import build_archive
 from pressreview.archive.serve import make_server
 from pressreview.config import Config
@@ -53,6 +54,7 @@ def site_url(
     known["title"] = KNOWN_TITLE
     known["territories"] = ["Creil Sud Oise"]
     snapshots[2] = make_snapshot(3, date(2025, 12, 8), extra_item=known)
+    snapshots[-1]["contracts"] = _tracker_block(config)
     insert_published(store, snapshots)
     report = build_archive(config, store)
     assert report.search, report.search_note
@@ -64,6 +66,26 @@ def site_url(
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _tracker_block(config: Config) -> dict[str, Any]:
+    """The contrats de ville tracker as an issue freezes it: one signing with a long outlet."""
+    item = {
+        "id": 7,
+        "title": "La MEL signe son contrat de ville et des solidarités",
+        "outlet": "Préfecture de région – politique de la ville Hauts-de-France",
+        "link": "https://www.example-presse.fr/mel-signe",
+        "published_at": date(2024, 5, 8),
+        "contract": {
+            "generation": "2024-2030",
+            "region": "hdf",
+            "carriers": [{"siren": "200093201", "name": "MEL"}],
+            "event": "signing",
+            "event_date": "2024-05-07",
+        },
+    }
+    tracker = contracts.build_tracker(config.contracts, [item])
+    return contracts.snapshot_block(config, tracker, None)
 
 
 @pytest.fixture
@@ -97,7 +119,9 @@ def _open(browser: Any, url: str, width: int = 1200) -> tuple[Any, list[str]]:
     return page, problems
 
 
-@pytest.mark.parametrize("path", ["", "numeros/3/", "rubriques/signatures/", "a-propos/"])
+@pytest.mark.parametrize(
+    "path", ["", "numeros/3/", "rubriques/signatures/", "a-propos/", "contrats-de-ville/"]
+)
 def test_pages_load_without_console_errors(
     site_url: str, browser: Any, path: str, tmp_path: Path
 ) -> None:
@@ -124,6 +148,21 @@ def test_issue_page_on_a_phone(site_url: str, browser: Any, tmp_path: Path) -> N
     assert overflow <= 0, "the page scrolls sideways on a phone"
     assert page.locator("h3#article-424242 a").inner_text() == KNOWN_TITLE
     png = tmp_path / "archive-issue-375.png"
+    page.screenshot(path=str(png), full_page=True)
+    _keep(png)
+    page.close()
+
+
+def test_tracker_page_on_a_phone(site_url: str, browser: Any, tmp_path: Path) -> None:
+    page, problems = _open(browser, site_url + "contrats-de-ville/", width=375)
+    assert not problems, problems
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, "the tracker page scrolls sideways on a phone"
+    row = page.locator("tr.status-signed")
+    assert row.locator("th").inner_text() == "Métropole européenne de Lille"
+    assert row.locator("a").get_attribute("href") == "https://www.example-presse.fr/mel-signe"
+    assert page.locator("nav a[aria-current=page]").inner_text() == "Contrats de ville"
+    png = tmp_path / "archive-contracts-375.png"
     page.screenshot(path=str(png), full_page=True)
     _keep(png)
     page.close()

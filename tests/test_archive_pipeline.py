@@ -16,6 +16,7 @@ from pressreview.collect import collect
 from pressreview.config import Config
 from pressreview.store import Store
 from pressreview.store.schema import items
+from pressreview.typography import typeset
 from pressreview.urls import issue_url
 
 DEMO = ["presse-hdf.xml", "courrier-picardie.xml", "prefecture-hdf.xml"]
@@ -66,11 +67,11 @@ def test_published_issues_appear_in_the_archive(
         page = site / snapshot["archive_url"].removeprefix(config.archive.base_url) / "index.html"
         doc = check_page(page, site)
         shown = doc.xpath("//article/h3/a/text()")
-        expected = [i["title"] for s in snapshot["sections"] for i in s["items"]]
+        expected = [typeset(i["title"]) for s in snapshot["sections"] for i in s["items"]]
         assert shown == expected
     doc = lxml.html.document_fromstring((site / "numeros/1/index.html").read_bytes())
     assert "Bonjour" in doc.xpath("//div[@class='intro']")[0].text_content()
-    assert "lundi 16 novembre 2026" in doc.text_content()
+    assert "lundi 16\u00a0novembre 2026" in doc.text_content()
     feed = feedparser.parse((site / "atom.xml").read_bytes())
     assert [e.title for e in feed.entries] == ["Deuxième numéro", "Premier numéro"]
     for page in html_pages(site):

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import feedparser
 import pytest
@@ -27,7 +28,14 @@ from pressreview.collect import collect
 from pressreview.collect.parse import Entry, NotAFeed, parse_body
 from pressreview.store import Store
 from pressreview.store.schema import items, sources
-from pressreview.text import canonical_url, clean_text, host_of, sanitize_html, split_publisher
+from pressreview.text import (
+    canonical_url,
+    clean_text,
+    host_of,
+    safe_url,
+    sanitize_html,
+    split_publisher,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -113,34 +121,60 @@ def entry_link(entry: Any) -> str:
     return link
 
 
+def web_link(link: str, base: str) -> str:
+    """The link as an item's URL: made absolute against the feed's address, http(s) only."""
+    relative = not link[:8].lower().startswith(("http://", "https://"))
+    if link and base and relative and ":" not in link.split("/", 1)[0]:
+        link = urljoin(base, link)
+    try:
+        parts = urlsplit(link)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return ""
+    return link if parts.hostname and safe_url(link) else ""
+
+
 def reference(body: bytes, headers: dict[str, str]) -> dict[str, set[str]]:
     """What must be stored, from feedparser's own reading of the body.
 
     Each entry with a link, id or title is an item, keyed by its canonical
-    URL (the link, else an absolute-URL id; else ``urn:pressreview:<id>``).
-    True duplicates are collapsed the way the store defines identity: entries
-    with the same id are one item (the last one wins), then entries with the
-    same canonical URL are one item. Titles are compared as clean text, with
-    a trailing `` - Publisher`` split off where the entry names its source.
+    URL (the link if it is a web link, else an absolute-URL id; else
+    ``urn:pressreview:<id>``); a fragment is kept where it tells entries of
+    the feed apart. True duplicates are collapsed the way the store defines
+    identity: entries with the same id are one item (the last one wins), then
+    entries with the same canonical URL are one item. Titles are compared as
+    clean text, with a trailing `` - Publisher`` split off where the entry
+    names its source.
     """
     data = feedparser.parse(body, response_headers=headers)
-    by_key: dict[str, tuple[str, str]] = {}
+    base = headers.get("content-location", "")
+    rows: list[tuple[str, str, str, str]] = []  # (key, url, title, web link)
     for entry in data.entries:
         link = entry_link(entry)
         guid = str(entry.get("id") or entry.get("guid") or "").strip() or None
         if not link and guid and guid[:8].lower().startswith(("http://", "https://")):
             link = guid
         title = clean_text(entry.get("title") or "")
+        web = web_link(link, base)
         source = entry.get("source") or {}
-        if source.get("title") or host_of(link) == "news.google.com":
+        if source.get("title") or host_of(web) == "news.google.com":
             title = split_publisher(title, clean_text(source.get("title") or "") or None)[0]
-        if not link and not guid and not title:
+        if not web and not guid and not title:
             continue
-        url = canonical_url(link) if link else f"urn:pressreview:{guid}" if guid else ""
+        url = canonical_url(web) if web else f"urn:pressreview:{guid}" if guid else ""
         if not url:
             url = f"urn:pressreview:title:{title}"
-        key = f"g:{guid}" if guid and guid != link else f"u:{url}"
-        by_key[key] = (url, title)
+        rows.append((f"g:{guid}" if guid and guid != link else "", url, title, web))
+    fragments: dict[str, set[str]] = {}
+    for _key, url, _title, web in rows:
+        if web:
+            fragments.setdefault(url, set()).add(web.partition("#")[2])
+    by_key: dict[str, tuple[str, str]] = {}
+    for key, url, title, web in rows:
+        fragment = web.partition("#")[2]
+        if web and fragment and len(fragments.get(url, ())) > 1:
+            url = f"{url}#{fragment}"
+        by_key[key or f"u:{url}"] = (url, title)
     expected: dict[str, set[str]] = {}
     for url, title in by_key.values():
         expected.setdefault(url, set()).add(title)

@@ -377,3 +377,31 @@ def test_many_moves_into_one_gap_keep_the_order(collected: Collected) -> None:
         moved, other = (c, b) if n % 2 == 0 else (b, c)
         curate.move_item(store, moved, after=a, actor="alice")
         assert [r["id"] for r in curate.list_items(config, store, query).items] == [a, moved, other]
+
+
+def test_move_when_the_target_changes_between_reads_is_a_conflict(collected: Collected) -> None:
+    """Another session rejects the target after move_item read it, before it reads the section."""
+    from sqlalchemy import event
+
+    store = collected.store
+    if store.is_sqlite:
+        pytest.skip("SQLite transactions read one snapshot: the target cannot change under them")
+    ids = [collected.find(t)["id"] for t in ("Calais : le Beau-Marais", "Dunkerque : la CUD lance")]
+    curate.select_items(store, ids, section="renouvellement", actor="alice")
+    other = Store(store.url)
+    fired: list[bool] = []
+
+    def meanwhile(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if not fired and "ORDER BY" in statement and "position" in statement:
+            fired.append(True)
+            curate.reject_items(other, [ids[1]], reason="hors sujet", actor="bob")
+
+    event.listen(store.engine, "before_cursor_execute", meanwhile)
+    try:
+        with pytest.raises(Conflict, match=f"item {ids[1]} changed since you read it"):
+            curate.move_item(store, ids[0], before=ids[1], actor="alice")
+    finally:
+        event.remove(store.engine, "before_cursor_execute", meanwhile)
+        other.close()
+    assert fired
+    assert curate.get_item(store, ids[0])["version"] == 2  # selected once, not moved

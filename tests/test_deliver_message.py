@@ -39,7 +39,9 @@ def _rendered(config: Config) -> RenderedEmail:
 def test_headers_and_structure() -> None:
     config = _config(unsubscribe_mailto="desinscription@crpv.example.org")
     msg = build_message(config, _rendered(config), to="marie@example.fr", unsubscribe_url=LINK)
-    assert msg["Subject"] == "Quartiers 2030 : où en sont les signatures ? (revue de presse n° 12)"
+    assert msg["Subject"] == (
+        "Quartiers 2030\u00a0: où en sont les signatures\u202f? (revue de presse n°\u00a012)"
+    )
     assert msg["To"] == "marie@example.fr"
     assert msg["From"].addresses[0].addr_spec == "veille@crpv.example.org"
     assert msg["From"].addresses[0].display_name == "Revue de presse « CRPV »"

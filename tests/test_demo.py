@@ -6,6 +6,7 @@ import csv
 import email
 import email.policy
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,10 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path, monkeypatch: pytest.Monkey
         assert (folder / "issue" / name).stat().st_size > 0
     assert (folder / "site" / "index.html").is_file()
     assert (folder / "site" / "numeros" / "1" / "index.html").is_file()
+    # The demo's logo is published with the archive and shown, with alt text, in the email.
+    assert (folder / "site" / "logo.png").read_bytes().startswith(b"\x89PNG")
+    email_html = (folder / "issue" / "email.html").read_text("utf-8")
+    assert '<img src="https://veille.irev.fr/logo.png" alt="IREV' in email_html
     messages = sorted((folder / "outbox").glob("*.eml"))
     assert len(messages) == len(_sample_addresses())
     recipients = set()
@@ -79,6 +84,21 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path, monkeypatch: pytest.Monkey
     # Feed content was sanitized on its way to the email.
     html = (folder / "issue" / "email.html").read_text("utf-8")
     assert "<script" not in html
+
+    # The contrats de ville tracker: in the email and on its archive page.
+    assert "Contrats de ville: out/site/contrats-de-ville/index.html" in result.output
+    text = (folder / "issue" / "email.txt").read_text("utf-8")
+    # The sample feeds' signing at Méru, classified at collect time, is the evidence.
+    assert "Contrats de ville Quartiers 2030\u202f: 1 signé sur 39" in text
+    meru = "- Méru – signé le 12\u00a0novembre 2026\u202f: https://www.example-centre-ressources"
+    assert meru in text
+    tracker = folder / "site" / "contrats-de-ville"
+    page = (tracker / "index.html").read_text("utf-8")
+    meru = page[page.index('<th scope="row">Méru</th>') :].split("</tr>")[0]
+    assert "signé" in meru and 'datetime="2026-11-12"' in meru
+    assert "meru-signe-contrat-de-ville-quartiers-2030" in meru
+    assert (tracker / "contrats-de-ville.csv").read_text("utf-8").count("\n") == 38
+    assert 'href="contrats-de-ville/"' in (folder / "site" / "index.html").read_text("utf-8")
 
     # The folder is not reused by accident; --force replaces a demo folder.
     again = CliRunner().invoke(main, ["demo", "--dir", "out"])
@@ -113,6 +133,36 @@ def test_the_feed_server_serves_the_sample_feeds_on_loopback() -> None:
     assert b"iso-8859-1" in response.content[:100].lower()
 
 
+def test_the_demo_clock_puts_every_sample_date_in_the_week_before_the_issue() -> None:
+    import re
+
+    import feedparser
+    import httpx
+
+    from pressreview.demo.runner import DEMO_DATE, FEEDS_DIR, FeedClock
+
+    clock = FeedClock(FEEDS_DIR)
+    week_start = DEMO_DATE - timedelta(days=7)
+    with serve_feeds(clock=clock) as port:
+        for path in sorted(FEEDS_DIR.glob("*.xml")):
+            body = httpx.get(f"http://127.0.0.1:{port}/{path.name}").content
+            original = feedparser.parse(path.read_bytes()).entries
+            moved = feedparser.parse(body).entries
+            assert len(moved) == len(original) and moved, path.name
+            for before, after in zip(original, moved, strict=True):
+                stamp = after.get("published_parsed") or after.get("updated_parsed")
+                if stamp is None:
+                    continue
+                when = datetime(*stamp[:6], tzinfo=UTC)
+                assert week_start <= when < DEMO_DATE, (path.name, after.title, when)
+                assert after.title == before.title
+            # The encoding and everything but the dates are as in the file.
+            assert body[:60] == path.read_bytes()[:60]
+            assert re.sub(rb"<(pubDate|updated|published|lastBuildDate)>[^<]*", b"", body) == (
+                re.sub(rb"<(pubDate|updated|published|lastBuildDate)>[^<]*", b"", path.read_bytes())
+            )
+
+
 def test_run_demo_reports_where_things_are(tmp_path: Path) -> None:
     lines: list[str] = []
     say: Callable[[str], Any] = lines.append
@@ -123,3 +173,17 @@ def test_run_demo_reports_where_things_are(tmp_path: Path) -> None:
     assert report.outbox_dir is not None and len(report.messages) == report.subscribers == 5
     assert any(line.startswith("Collect: ") for line in lines)
     assert any(line.startswith("Digest: week ") for line in lines)
+    # The issue is dated on the demo's Monday and holds the news of the week before it.
+    from pressreview.demo.runner import DEMO_DATE
+    from pressreview.issues import get_snapshot
+
+    config = load_config(report.config_path)
+    store = open_store(config)
+    try:
+        snapshot = get_snapshot(store, 1)
+    finally:
+        store.close()
+    assert snapshot["date"] == DEMO_DATE.date().isoformat()
+    week = (DEMO_DATE - timedelta(days=7)).date().isoformat()
+    dates = [i["date"] for s in snapshot["sections"] for i in s["items"] if i["date"]]
+    assert dates and all(week <= d < snapshot["date"] for d in dates), dates

@@ -295,7 +295,7 @@ def test_cli_end_to_end(filled, cli, tmp_path: Path) -> None:
     assert all(p.get_content_charset() == "utf-8" for p in parts)
     html = parts[1].get_content()
     assert render.check_email_html(html) == []
-    assert "Quartiers 2030 : où en sont les signatures ?" in html
+    assert "Quartiers 2030\u00a0: où en sont les signatures\u202f?" in html
     assert "Se désabonner" in html and render.UNSUBSCRIBE_PLACEHOLDER in html
 
     unknown = cli(config, "issue", "render", "7", "--out", str(out))

@@ -14,14 +14,16 @@ PACKAGE = Path(__file__).resolve().parent.parent / "pressreview"
 
 #: Lowest first. A unit is a top-level module or sub-package of pressreview.
 LAYERS: list[set[str]] = [
-    {"pressreview", "errors", "text", "process", "contracts"},
-    {"config", "tokens", "geo", "frdates"},
+    {"pressreview", "errors", "text", "process", "frdates", "model"},
+    {"geo"},
+    {"config", "tokens", "typography"},
     {"urls", "templating", "store", "places"},
-    {"agenda", "contract"},
+    {"agenda", "contract", "contracts"},
     {"collect", "opml", "render"},
     {"pageinfo", "issues", "subscribers", "archive"},
     {"curate"},
     {"deliver"},
+    {"signup"},
     {"preview", "web", "scheduling"},
     {"demo"},
     {"cli"},

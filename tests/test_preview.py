@@ -30,6 +30,7 @@ from pressreview.errors import RenderError
 from pressreview.store import Store
 from pressreview.store.schema import items
 from pressreview.templating import TEMPLATES_ROOT
+from pressreview.typography import typeset
 from pressreview.urls import issue_url
 
 DEMO = ["google-actualites.xml", "presse-hdf.xml", "courrier-picardie.xml", "prefecture-hdf.xml"]
@@ -76,7 +77,8 @@ def start_draft(config: Config, store: Store) -> dict[str, Any]:
 
 
 def titles(snapshot: dict[str, Any]) -> list[str]:
-    return [item["title"] for section in snapshot["sections"] for item in section["items"]]
+    """The titles as pages show them (typeset)."""
+    return [typeset(i["title"]) for section in snapshot["sections"] for i in section["items"]]
 
 
 def parse(text: str) -> lxml.html.HtmlElement:
@@ -107,10 +109,10 @@ def test_preview_writes_the_email_and_the_page_of_the_draft(
     doc = parse((out / "page.html").read_text("utf-8"))
     assert doc.get("lang") == "fr"
     main = doc.xpath("//main")[0]
-    assert main.xpath("string(.//h1)") == snapshot["title"]
+    assert main.xpath("string(.//h1)") == typeset(snapshot["title"])
     assert [h.text_content() for h in main.xpath(".//*[@class='item-title']")] == titles(snapshot)
     assert "voici la revue de la semaine" in " ".join(main.text_content().split())
-    assert f"n° {snapshot['number']}" in main.xpath("string(.//p[@class='kicker'])")
+    assert f"n°\u00a0{snapshot['number']}" in main.xpath("string(.//p[@class='kicker'])")
     # The theme's stylesheet is in the page; nothing is loaded from elsewhere.
     assert not doc.xpath(
         "//link[@rel='stylesheet'] | //script[@src and not(starts-with(@src, 'data:'))]"

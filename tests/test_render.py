@@ -38,8 +38,8 @@ def test_email_html_and_text_match_snapshots() -> None:
     # Formatted for reviewable diffs: one tag boundary per line.
     _compare("issue-12.html", mask(rendered.html).replace("><", ">\n<") + "\n")
     _compare("issue-12.txt", mask(rendered.text))
-    assert (
-        rendered.subject == "Quartiers 2030 : où en sont les signatures ? (revue de presse n° 12)"
+    assert rendered.subject == (
+        "Quartiers 2030\u00a0: où en sont les signatures\u202f? (revue de presse n°\u00a012)"
     )
     assert rendered.preheader == "Bonjour, Cette semaine, trois signatures et un rapport."
 
@@ -119,20 +119,20 @@ def test_french_dates_and_escaping() -> None:
     item["title"] = "Tom & Jerry <script>alert(1)</script> à Lille"
     item["outlet"] = "L'Écho & Cie"
     rendered = render.render_email(fixed_config(), snapshot)
-    assert "lundi 23 novembre 2026" in rendered.html
-    assert "lundi 23 novembre 2026" in rendered.text
-    assert "10 novembre 2026" in rendered.html
+    assert "lundi 23\u00a0novembre 2026" in rendered.html
+    assert "lundi 23\u00a0novembre 2026" in rendered.text
+    assert "10\u00a0novembre 2026" in rendered.html
     assert "Tom &amp; Jerry &lt;script&gt;alert(1)&lt;/script&gt; à Lille" in rendered.html
     assert "<script>" not in rendered.html
     assert "Tom & Jerry <script>alert(1)</script> à Lille" in rendered.text  # text is not HTML
-    assert "L'Écho & Cie" in rendered.text
+    assert "L’Écho & Cie" in rendered.text
 
 
 def test_also_covered_by_in_both_parts() -> None:
     rendered = render.render_email(fixed_config(), fixed_snapshot(1))
     assert "Également couvert par" in rendered.html
     assert 'href="https://autre.example.fr/a/0"' in rendered.html
-    assert "L'Écho des Hauts-de-France : https://autre.example.fr/a/0" in rendered.text
+    assert "L’Écho des Hauts-de-France\u00a0: https://autre.example.fr/a/0" in rendered.text
 
 
 def test_personalize_substitutes_and_escapes() -> None:
@@ -142,7 +142,7 @@ def test_personalize_substitutes_and_escapes() -> None:
     plain, html = (part.get_content() for part in message.iter_parts())
     assert render.UNSUBSCRIBE_PLACEHOLDER not in html + plain
     assert 'href="https://veille.example.org/desabonnement?t=abc&amp;u=1"' in html
-    assert f"Se désabonner : {url}" in plain
+    assert f"Se désabonner\u00a0: {url}" in plain
 
 
 def test_intro_markdown_is_safe() -> None:
@@ -187,7 +187,8 @@ def test_templates_dir_is_searched_first(tmp_path: Path) -> None:
     themes = _override(tmp_path, "issue.txt.j2", "Numéro {{ issue.number }} : {{ issue.title }}\n")
     config = fixed_config(templates_dir=str(themes))
     rendered = render.render_email(config, fixed_snapshot(2))
-    assert rendered.text == "Numéro 12 : Quartiers 2030 : où en sont les signatures ?\n"
+    # Texts of the snapshot reach the templates typeset (French spaces).
+    assert rendered.text == "Numéro 12 : Quartiers 2030\u00a0: où en sont les signatures\u202f?\n"
     assert "Signatures des contrats de ville" in rendered.html  # the default HTML template
 
 
@@ -240,7 +241,7 @@ def test_template_env_filters_for_other_stages(tmp_path: Path) -> None:
     env = templating.template_env(fixed_config(), "email")
     template = env.from_string("{{ d|format_date('full') }} · {{ n|format_number }} · {{ t }}")
     out = template.render(d="2024-06-03", n=1234567, t="<b>")
-    assert out == "lundi 3 juin 2024 · 1\u202f234\u202f567 · &lt;b&gt;"
+    assert out == "lundi 3\u00a0juin 2024 · 1\u202f234\u202f567 · &lt;b&gt;"
 
 
 # -- the MIME message -------------------------------------------------------------
@@ -257,9 +258,9 @@ def test_email_files_and_eml_structure(tmp_path: Path) -> None:
     parts = list(message.iter_parts())
     assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
     assert all(p.get_content_charset() == "utf-8" for p in parts)
-    assert "Quartiers 2030 : où en sont les signatures ?" in str(message["Subject"])
+    assert "Quartiers 2030\u00a0: où en sont les signatures\u202f?" in str(message["Subject"])
     assert parts[0].get_content().replace("\r\n", "\n") == files.rendered.text
-    assert "lundi 23 novembre 2026" in parts[1].get_content()
+    assert "lundi 23\u00a0novembre 2026" in parts[1].get_content()
     assert render.check_email_html(parts[1].get_content()) == []
 
 

@@ -132,7 +132,11 @@ def test_job_store_survives_a_restart(make_config: Callable[..., Config], store_
     store = _open(config)
     first = scheduling.create_scheduler(config, store)
     first.start(paused=True)
-    assert scheduling.sync_jobs(first, config) == {"collect": "added", "digest": "added"}
+    assert scheduling.sync_jobs(first, config) == {
+        "collect": "added",
+        "digest": "added",
+        "confirmations": "added",
+    }
     before = {j.id: j.next_run_time for j in first.get_jobs()}
     first.shutdown()
     store.close()
@@ -142,7 +146,11 @@ def test_job_store_survives_a_restart(make_config: Callable[..., Config], store_
     second.start(paused=True)
     try:
         assert {j.id: j.next_run_time for j in second.get_jobs()} == before
-        assert scheduling.sync_jobs(second, config) == {"collect": "kept", "digest": "kept"}
+        assert scheduling.sync_jobs(second, config) == {
+            "collect": "kept",
+            "digest": "kept",
+            "confirmations": "kept",
+        }
         jobs = {j.id: j for j in second.get_jobs()}
         assert {k: j.next_run_time for k, j in jobs.items()} == before
         assert jobs["collect"].coalesce is True and jobs["collect"].max_instances == 1
@@ -169,7 +177,7 @@ def test_changed_config_reschedules_the_job(
     second.start(paused=True)
     try:
         changes = scheduling.sync_jobs(second, changed)
-        assert changes == {"collect": "kept", "digest": "rescheduled"}
+        assert changes == {"collect": "kept", "digest": "rescheduled", "confirmations": "kept"}
         digest = second.get_job("digest")
         assert digest.next_run_time != old_digest
         assert digest.next_run_time.astimezone(PARIS).weekday() == 4
@@ -362,14 +370,25 @@ def test_schedule_run_failure_is_one_line(
 # -- schedule.py as a process --------------------------------------------------------------
 
 
-def test_schedule_py_stops_cleanly_on_sigterm(make_config: Callable[..., Config]) -> None:
+@pytest.mark.parametrize("runner", ["schedule.py", "pressreview scheduler"])
+def test_schedule_py_stops_cleanly_on_sigterm(
+    make_config: Callable[..., Config], runner: str, tmp_path: Path
+) -> None:
+    """`python schedule.py` of the checkout and `pressreview scheduler`, run from another
+    folder, are the same runner."""
     config = make_config()
     assert config.path is not None
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("PRESSREVIEW_DATABASE_URL", None)
+    if runner == "schedule.py":
+        command = [sys.executable, str(PROJECT_ROOT / "schedule.py"), "--config", str(config.path)]
+    else:
+        command = [sys.executable, "-m", "pressreview", "--config", str(config.path), "scheduler"]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
     proc = subprocess.Popen(
-        [sys.executable, str(PROJECT_ROOT / "schedule.py"), "--config", str(config.path)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        cwd=elsewhere,
     )  # fmt: skip
     lines: list[str] = []
     started = threading.Event()
@@ -576,6 +595,7 @@ def test_the_job_store_table_lives_beside_the_migrations(
     assert {j.id for j in scheduling.job_status(config, store) if j.scheduled} == {
         "collect",
         "digest",
+        "confirmations",
     }
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)

@@ -102,6 +102,9 @@ def test_import_reports_bad_lines_and_is_idempotent(
         "import",
     )
     assert "contacts.csv, line 2" in (helene.consent_detail or "")
+    (history,) = export_subscribers(store, "helene@example.fr")[0]["consent_history"]
+    assert (history["event"], history["method"], history["actor"]) == ("given", "import", "claire")
+    assert history["detail"] == helene.consent_detail and history["at"] == helene.consent_at
     again = import_subscribers(store, path, actor="claire")
     assert (again.added, again.already) == (0, 2)
     assert len(list_subscribers(store)) == 2

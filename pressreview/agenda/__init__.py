@@ -27,8 +27,8 @@ from babel.dates import format_date
 from pressreview.agenda.dates import DateSpan, find_dates, normalize
 from pressreview.agenda.ical import CalendarEvent, http_url, plan_calendar
 from pressreview.config import Config
-from pressreview.contracts import SnapshotEvent
 from pressreview.errors import NotFound, UsageError
+from pressreview.model import SnapshotEvent
 from pressreview.store import Store
 from pressreview.store import agenda as q
 from pressreview.store.items import add_event as audit

@@ -41,12 +41,14 @@ from markupsafe import escape
 from pressreview import __version__, agenda, urls
 from pressreview.agenda import EventView
 from pressreview.agenda.ics import agenda_ics
+from pressreview.archive import contracts as contract_pages
 from pressreview.archive import feeds, search
 from pressreview.archive.model import PageSpec, SiteModel, build_model, issue_page
 from pressreview.archive.output import SiteSwap
 from pressreview.config import Config
-from pressreview.contracts import Snapshot
 from pressreview.errors import RenderError
+from pressreview.model import Snapshot
+from pressreview.render import organisation_context
 from pressreview.store import Store
 from pressreview.store.archive import published_snapshot_texts
 from pressreview.templating import template_env
@@ -63,7 +65,7 @@ __all__ = [
 AGENDA_PAST = timedelta(days=365)
 
 #: Bumped when the builder's output changes for the same inputs (forces a full build).
-BUILD_FORMAT = "1"
+BUILD_FORMAT = "2"
 STATIC_PREFIX = "static/"
 
 
@@ -185,6 +187,28 @@ def _page_meta(spec: PageSpec, site: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _organisation(config: Config) -> dict[str, Any]:
+    """The organisation for the templates, with its name in sentences (``of``: "de l’IREV",
+    ``by``: "par l’IREV")."""
+    return organisation_context(config, dataclasses.asdict(config.organisation))
+
+
+def _logo_bytes(config: Config) -> bytes | None:
+    """organisation.logo_file, published at the site's root for the email's logo."""
+    if not config.organisation.logo_file:
+        return None
+    path = config.resolve(config.organisation.logo_file)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RenderError(
+            f"organisation.logo_file: cannot read {path}: {exc.strerror or exc}"
+        ) from None
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        raise RenderError(f"organisation.logo_file: {path} is not a PNG image")
+    return data
+
+
 def _site_context(config: Config, theme: _Theme, base: str, *, search: bool) -> dict[str, Any]:
     """What every page knows of the site (``site`` in the templates)."""
     return {
@@ -194,7 +218,8 @@ def _site_context(config: Config, theme: _Theme, base: str, *, search: bool) -> 
         "lang": _language(config.locale),
         "locale": config.locale,
         "og_locale": config.locale.replace("-", "_"),
-        "organisation": dataclasses.asdict(config.organisation),
+        "organisation": _organisation(config),
+        "legal": dataclasses.asdict(config.legal),
         "assets": theme.assets,
         "search": search,
         "feed_path": urls.FEED_PATH,
@@ -322,8 +347,18 @@ def _build(
         model = build_model(config, texts, cache if isinstance(cache, dict) else None)
         theme = _load_theme(config, swap.builds / ".jinja-cache")
         read = time.perf_counter() - started
+        tracker = contract_pages.latest_block(config, texts)
         report = _write_site(
-            config, model, theme, swap, base, search_index, say, events=events, now=now
+            config,
+            model,
+            theme,
+            swap,
+            base,
+            search_index,
+            say,
+            events=events,
+            now=now,
+            tracker=tracker,
         )
         report.timings["read"] = round(read, 3)
     report.seconds = round(time.perf_counter() - started, 3)
@@ -341,6 +376,7 @@ def _write_site(
     *,
     events: Sequence[EventView] = (),
     now: datetime | None = None,
+    tracker: dict[str, Any] | None = None,
 ) -> BuildReport:
     binary = search.find_pagefind() if search_index else None
     if not search_index:
@@ -365,6 +401,8 @@ def _write_site(
     volumes = model.volumes() if binary else {}
 
     site = _site_context(config, theme, base, search=binary is not None)
+    site["tracker"] = tracker is not None  # the contrats de ville page, in the navigation
+    all_pages = [*model.pages, *contract_pages.pages(tracker)]
     # Section titles appear on many pages (the latest title of a section wins).
     global_hash = _sha(
         BUILD_FORMAT,
@@ -380,7 +418,7 @@ def _write_site(
     kept_fragments: dict[str, str] = {}
     # Every output: its path, the hash of its inputs, and how to make it.
     outputs: list[tuple[str, str, Callable[[], bytes]]] = []
-    for spec in model.pages:
+    for spec in all_pages:
         input_hash = _sha(global_hash, spec.path, spec.key)
         make: Callable[[], bytes]
         if spec.kind == "atom":
@@ -392,7 +430,7 @@ def _write_site(
     outputs.extend(_agenda_outputs(config, theme, site, global_hash, events, now))
     sitemap_urls = [
         (s.url_path, s.lastmod)
-        for s in model.pages
+        for s in all_pages
         if s.kind == "html" and s.in_sitemap and s.url_path is not None
     ]
     sitemap_urls.append((urls.AGENDA_PATH, None))
@@ -406,6 +444,11 @@ def _write_site(
     outputs.append((urls.ROBOTS_PATH, _sha(global_hash, "robots"), lambda: feeds.robots(base)))
     for path, data in theme.asset_data.items():
         outputs.append((path, _sha(data), lambda d=data: d))  # type: ignore[misc]
+    logo = _logo_bytes(config)
+    if logo is not None:
+        outputs.append((urls.LOGO_PATH, _sha(logo), lambda: logo))
+    for path, key, data in contract_pages.files(tracker):
+        outputs.append((path, _sha(key), lambda d=data: d))  # type: ignore[misc]
 
     report = BuildReport(
         out_dir=swap.out,

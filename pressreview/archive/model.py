@@ -24,7 +24,8 @@ from typing import Any, NamedTuple
 from pressreview import urls
 from pressreview.config import Config
 from pressreview.errors import RenderError
-from pressreview.text import fold, sanitize_html
+from pressreview.text import clean_text, excerpt, fold, sanitize_html
+from pressreview.typography import typeset, typeset_html
 
 #: Items shown on the main page of a section or territory (older ones: year pages).
 LATEST_ITEMS = 50
@@ -75,9 +76,9 @@ class IssueInfo:
         self.text = text
         self.digest = digest
         self.record = record
-        self.title: str = record[1]
+        self.title: str = typeset(record[1])
         self.date = date.fromisoformat(record[2])
-        self.section_counts: list[tuple[str, int]] = [(t, n) for _k, t, n in record[3]]
+        self.section_counts: list[tuple[str, int]] = [(typeset(t), n) for _k, t, n in record[3]]
         self.item_count = sum(n for _t, n in self.section_counts)
         self._snapshot = snapshot
 
@@ -196,8 +197,9 @@ def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _process_issue(info: IssueInfo) -> dict[str, Any]:
-    """An issue ready for the templates: checked, dates parsed, HTML sanitized again."""
+def _process_issue(info: IssueInfo, excerpt_chars: int = 300) -> dict[str, Any]:
+    """An issue ready for the templates: checked, dates parsed, HTML sanitized again,
+    French typography applied, extracts of articles capped (see :func:`_item`)."""
     snapshot = info.snapshot
     where = f"issue {info.number}"
     published_at = _datetime(_required(snapshot, "published_at", where), where)
@@ -208,11 +210,11 @@ def _process_issue(info: IssueInfo) -> dict[str, Any]:
         sections.append(
             {
                 "key": key,
-                "title": str(raw_section.get("title") or key),
+                "title": typeset(str(raw_section.get("title") or key)),
                 "anchor": f"rubrique-{slug}",
                 "path": urls.group_path(urls.SECTIONS_DIR, slug),
                 "items": [
-                    _item(raw, f"{where}: sections[{s_index}].items[{i_index}]")
+                    _item(raw, f"{where}: sections[{s_index}].items[{i_index}]", excerpt_chars)
                     for i_index, raw in enumerate(raw_section.get("items") or ())
                 ],
             }
@@ -224,41 +226,54 @@ def _process_issue(info: IssueInfo) -> dict[str, Any]:
         "path": urls.issue_path(info.number),
         "date": info.date,
         "published_at": published_at,
-        "intro_html": sanitize_html(snapshot.get("intro_html") or ""),
+        "intro_html": typeset_html(sanitize_html(snapshot.get("intro_html") or "")),
         "item_count": info.item_count,
         "sections": sections,
     }
 
 
-def _item(raw: dict[str, Any], where: str) -> dict[str, Any]:
+def _item(raw: dict[str, Any], where: str, excerpt_chars: int = 300) -> dict[str, Any]:
+    """One item for the public archive.
+
+    Press rights: the archive shows the title (linking to the source), the
+    outlet, the author when known, the date and at most a short extract of the
+    article, cut at a word (``archive.excerpt_chars``), or the staff's own
+    summary; never the feed's full text (its HTML summary only feeds that extract).
+    """
     item_id = raw.get("id")
     if item_id is None or not raw.get("title") or not raw.get("url"):
         raise RenderError(f"{where}: an item needs an id, a title and a url; republish the issue")
     territories = [
-        {"name": str(name), "path": urls.group_path(urls.TERRITORIES_DIR, slugify(str(name)))}
+        {
+            "name": typeset(str(name)),
+            "path": urls.group_path(urls.TERRITORIES_DIR, slugify(str(name))),
+        }
         for name in raw.get("territories") or ()
         if str(name).strip()
     ]
     also = [
         {
-            "outlet": str(a.get("outlet") or a.get("url") or ""),
+            "outlet": typeset(str(a.get("outlet") or a.get("url") or "")),
             "url": str(a["url"]),
-            "title": str(a.get("title") or ""),
+            "title": typeset(str(a.get("title") or "")),
         }
         for a in raw.get("also") or ()
         if a.get("url")
     ]
+    text = str(raw.get("excerpt") or "") or clean_text(raw.get("summary_html") or "")
+    if not raw.get("summary_by_staff"):
+        text = excerpt(text, excerpt_chars)
     return {
         "id": item_id,
         "anchor": f"article-{item_id}",
-        "title": str(raw["title"]),
+        "title": typeset(str(raw["title"])),
         "url": str(raw["url"]),
-        "outlet": str(raw.get("outlet") or ""),
+        "outlet": typeset(str(raw.get("outlet") or "")),
+        "author": typeset(str(raw.get("author") or "")),
         "date": _date(raw.get("date"), where),
         "territories": territories,
-        "excerpt": str(raw.get("excerpt") or ""),
-        # Shown only when there is no excerpt (sanitized again: feed content is untrusted).
-        "summary_html": "" if raw.get("excerpt") else sanitize_html(raw.get("summary_html") or ""),
+        "excerpt": typeset(text),
+        "summary_html": "",
         "tags": [str(t) for t in raw.get("tags") or ()],
         "also": also,
     }
@@ -306,19 +321,21 @@ class SiteModel:
                 key = section_keys[s_index]
                 group = sections.get(key)
                 if group is None:
-                    group = sections[key] = Group(urls.SECTIONS_DIR, key, self.section_titles[key])
+                    group = sections[key] = Group(
+                        urls.SECTIONS_DIR, key, typeset(self.section_titles[key])
+                    )
                 group.entries.append(entry)
                 for name in names:
                     t_slug = slug_of(name)
                     territory = territories.get(t_slug)
                     if territory is None:
                         territory = territories[t_slug] = Group(urls.TERRITORIES_DIR, t_slug, name)
-                    territory.title = name  # the latest spelling wins
+                    territory.title = typeset(name)  # the latest spelling wins
                     territory.entries.append(entry)
         for configured in config.sections:
             self.section_titles[slugify(configured.key)] = configured.title
         for key, group in sections.items():
-            group.title = self.section_titles[key]
+            group.title = typeset(self.section_titles[key])
         configured_order = [slugify(s.key) for s in config.ordered_sections()]
 
         def section_rank(key: str) -> tuple[int, int, str]:
@@ -339,7 +356,9 @@ class SiteModel:
     def processed(self, number: int) -> dict[str, Any]:
         """The issue ready for the templates (made once per build, when a page needs it)."""
         if number not in self._processed:
-            self._processed[number] = _process_issue(self.by_number[number])
+            self._processed[number] = _process_issue(
+                self.by_number[number], self.config.archive.excerpt_chars
+            )
         return self._processed[number]
 
     def volumes(self) -> dict[str, list[str]]:
@@ -396,7 +415,7 @@ class SiteModel:
             },
             "section": {
                 "key": slug,
-                "title": self.section_titles.get(slug, section["title"]),
+                "title": typeset(self.section_titles.get(slug, section["title"])),
                 "path": urls.group_path(urls.SECTIONS_DIR, slug),
             },
         }
@@ -520,6 +539,21 @@ class SiteModel:
                 urls.ABOUT_PATH,
             )
         )
+        for path, template in (
+            (urls.LEGAL_PATH, "legal.html.j2"),
+            (urls.PRIVACY_PATH, "privacy.html.j2"),
+        ):
+            # Made of the configuration only (in every page's site context).
+            pages.append(
+                PageSpec(
+                    f"{path}index.html",
+                    "html",
+                    template,
+                    "",
+                    dict,
+                    path,
+                )
+            )
         volumes = sorted(self.volumes(), reverse=True)
         pages.append(
             PageSpec(
@@ -577,7 +611,7 @@ class SiteModel:
                     "date": info.date,
                     "path": urls.issue_path(info.number),
                     "published_at": _datetime(_required(snapshot, "published_at", where), where),
-                    "intro_html": sanitize_html(snapshot.get("intro_html") or ""),
+                    "intro_html": typeset_html(sanitize_html(snapshot.get("intro_html") or "")),
                 }
             )
         return {"issues": issues, "processed": self.processed}

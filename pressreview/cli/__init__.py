@@ -19,12 +19,16 @@ from pressreview import __version__
 from pressreview.cli.context import AppContext
 from pressreview.errors import PressreviewError
 
+#: Exit code after Ctrl-C (128 + SIGINT, as shells report it).
+INTERRUPTED = 130
+
 # One module per stage, in pipeline order; each exposes `commands`.
 COMMAND_MODULES = (
     "db",
     "feeds",
     "collect",
     "items",
+    "contracts",
     "review",
     "issue",
     "events",
@@ -51,6 +55,14 @@ class ErrorHandlingGroup(click.Group):
             return super().invoke(ctx)
         except PressreviewError as exc:
             raise _click_error(exc.exit_code)(str(exc)) from None
+        except KeyboardInterrupt:
+            # Every write is one transaction: what was committed stays, the rest was not begun.
+            click.echo(
+                "Interrupted: what was saved before stays, nothing is half-written; "
+                "run the command again to finish.",
+                err=True,
+            )
+            raise SystemExit(INTERRUPTED) from None
 
 
 @click.group(cls=ErrorHandlingGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -78,10 +90,14 @@ def main(
 
     \b
     Typical week:
-      pressreview collect            fetch the sources of feeds.yaml
-      pressreview review             triage new items one by one
-      pressreview issue publish      freeze the draft into a numbered issue
-      pressreview send N             email it to the subscribers
+      pressreview collect                  fetch the sources of feeds.yaml
+      pressreview review                   triage new items one by one
+      pressreview issue new --title TEXT   start the draft with the selected items
+      pressreview issue preview --open     look at its email and archive page
+      pressreview issue publish            freeze the draft into a numbered issue
+      pressreview archive build            put it on the public web archive
+      pressreview send N                   email it to the subscribers
+    `pressreview scheduler` runs collect (and, if set, the weekly digest) on its own.
     """
     app = AppContext(config_path, database_url, actor)
     ctx.obj = app

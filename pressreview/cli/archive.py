@@ -11,6 +11,7 @@ from pressreview.archive import build_archive, resolve_out_dir
 from pressreview.archive.serve import make_server
 from pressreview.cli.context import AppContext
 from pressreview.cli.display import print_json
+from pressreview.config import check_placeholders
 
 
 @click.group("archive")
@@ -33,6 +34,11 @@ def archive_group() -> None:
 )
 @click.option("--no-search", is_flag=True, help="Do not build the search index.")
 @click.option("--json", "as_json", is_flag=True, help="Print the build report as JSON.")
+@click.option(
+    "--allow-placeholders",
+    is_flag=True,
+    help="Go on even if the postal address or contact of the footer is empty or a placeholder.",
+)
 @click.pass_obj
 def build_command(
     app: AppContext,
@@ -40,12 +46,20 @@ def build_command(
     base_url: str | None,
     no_search: bool,
     as_json: bool,
+    allow_placeholders: bool,
 ) -> None:
     """Build the site from every published issue, then switch it into place at once.
 
     Only pages whose inputs changed are rendered again; a build that fails or
-    is killed leaves the previous site as it was.
+    is killed leaves the previous site as it was. Refused while the footer's
+    postal address or contact is empty or a placeholder (see --allow-placeholders).
+
+    \b
+    Examples:
+      pressreview archive build
+      pressreview archive build --out /srv/www/veille --base-url https://veille.example.org/
     """
+    check_placeholders(app.config, allow=allow_placeholders)
     report = build_archive(
         app.config, app.store, out_dir=out_dir, base_url=base_url, search_index=not no_search
     )
@@ -77,7 +91,12 @@ def build_command(
     help="Site folder to serve [default: archive.out_dir of the config].",
 )
 def serve_command(port: int, host: str, directory: str | None) -> None:
-    """Serve the built site over HTTP for local viewing (Ctrl-C to stop)."""
+    """Serve the built site over HTTP for local viewing (Ctrl-C to stop).
+
+    \b
+    Example:
+      pressreview archive serve --port 8000
+    """
     app = click.get_current_context().obj
     # With --dir no configuration is needed.
     folder = Path(os.path.abspath(directory)) if directory else resolve_out_dir(app.config)

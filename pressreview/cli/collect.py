@@ -30,6 +30,11 @@ def collect_command(app: AppContext, sources: tuple[str, ...], force: bool, as_j
     Ends with a table per source: new / updated / unchanged / failed with the
     reason. Exit code 0 when every source succeeded, 1 when some failed,
     2 for usage or configuration errors.
+
+    \b
+    Examples:
+      pressreview collect
+      pressreview collect "Le Courrier de Picardie" --force
     """
     config = app.config
     total = len(select_feeds(config, sources or None))

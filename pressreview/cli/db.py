@@ -16,7 +16,12 @@ def db_group() -> None:
 @db_group.command("upgrade")
 @click.pass_obj
 def db_upgrade(app: AppContext) -> None:
-    """Create the database or apply pending migrations (no row is lost)."""
+    """Create the database or apply pending migrations (no row is lost).
+
+    \b
+    Example:
+      pressreview db upgrade
+    """
     store = open_store(app.config, auto_upgrade=False)
     try:
         before, after = store.upgrade()
@@ -31,7 +36,12 @@ def db_upgrade(app: AppContext) -> None:
 @db_group.command("status")
 @click.pass_obj
 def db_status(app: AppContext) -> None:
-    """Show the database URL and its schema revision."""
+    """Show the database URL and its schema revision.
+
+    \b
+    Example:
+      pressreview db status
+    """
     store = open_store(app.config, auto_upgrade=False)
     try:
         current, head = store.current_revision(), store.head_revision()

@@ -8,6 +8,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from pressreview.cli import display
 from pressreview.cli.context import AppContext
 from pressreview.cli.display import print_json
+from pressreview.config import check_placeholders
 from pressreview.deliver.campaign import send_issue
 
 
@@ -29,6 +30,11 @@ from pressreview.deliver.campaign import send_issue
     "--limit", type=click.IntRange(min=1), help="Send at most this many messages in this run."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--allow-placeholders",
+    is_flag=True,
+    help="Go on even if the postal address or contact of the footer is empty or a placeholder.",
+)
 @click.pass_obj
 def send_command(
     app: AppContext,
@@ -39,15 +45,25 @@ def send_command(
     retry_unconfirmed: bool,
     limit: int | None,
     as_json: bool,
+    allow_placeholders: bool,
 ) -> None:
     """Email published issue NUMBER to every active subscriber not yet sent to.
 
     Re-running continues where a previous run stopped and never sends a
     subscriber the same issue twice. Ends with the counts (sent, failed,
     skipped). Exit code 1 when some messages failed or the server is unavailable.
+    Refused (exit 1) while the footer's postal address or contact is empty or a
+    placeholder, except for --dry-run and --test-to (see --allow-placeholders).
+
+    \b
+    Examples:
+      pressreview send 12 --test-to moi@example.fr
+      pressreview send 12
     """
     if test_to and dry_run:
         raise click.UsageError("--test-to and --dry-run cannot be combined")
+    if not (dry_run or test_to):
+        check_placeholders(app.config, allow=allow_placeholders)
     config, store = app.config, app.store
     show_bar = display.is_tty() and not as_json and not dry_run and not test_to
     if show_bar:

@@ -46,6 +46,11 @@ def demo_command(folder: Path, force: bool) -> None:
     the web archive and delivers it to an outbox folder for five sample
     subscribers. Needs no network and no configuration; the global --config
     and --database-url options are ignored (the demo writes its own).
+
+    \b
+    Examples:
+      pressreview demo
+      pressreview demo --dir /tmp/essai --force
     """
     report = run_demo(folder, force=force, say=lambda line: click.echo(f"  {line}"))
     config = _show(report.config_path)
@@ -55,6 +60,8 @@ def demo_command(folder: Path, force: bool) -> None:
     click.echo(f"  Archive: {_show(report.site_index)}")
     click.echo(f"           browse it with: pressreview --config {config} archive serve")
     click.echo("           then open http://127.0.0.1:8000/")
+    if report.tracker_page is not None:
+        click.echo(f"  Contrats de ville: {_show(report.tracker_page)} ({report.contracts_line})")
     click.echo(
         f"  Outbox:  {_show(report.outbox_dir)} ({len(report.messages)} messages, "
         "one .eml per subscriber)"

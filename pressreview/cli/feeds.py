@@ -33,7 +33,12 @@ def feeds_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Every field, as JSON.")
 @click.pass_obj
 def feeds_list(app: AppContext, as_json: bool) -> None:
-    """Sources from feeds.yaml with their health (status, last error, failures, next attempt)."""
+    """Sources from feeds.yaml with their health (status, last error, failures, next attempt).
+
+    \b
+    Example:
+      pressreview feeds list --json
+    """
     config = app.config
     with app.store.begin() as conn:
         rows = q.sync_sources(conn, config.feeds)
@@ -98,6 +103,11 @@ def feeds_check(
 
     Exit code 0 when no source needs action, 1 when at least one does, 2 for
     a usage or configuration error.
+
+    \b
+    Examples:
+      pressreview feeds check
+      pressreview feeds check --probe --source "Le Courrier de Picardie"
     """
     config = app.config
     feeds = select_feeds(config, sources or None)
@@ -186,6 +196,10 @@ def feeds_discover(app: AppContext, url: str, as_json: bool) -> None:
 
     Exit code 0 when at least one feed is found, 1 when none is, 2 for a
     usage error.
+
+    \b
+    Example:
+      pressreview feeds discover https://www.example-presse.fr/ --json
     """
     config = app.config
     found = discover(_http_address(url), config.collect)
@@ -224,6 +238,10 @@ def feeds_add(
 
     Exit code 0 when added, 1 when no feed is found or the feed is already
     configured, 2 for a usage or configuration error.
+
+    \b
+    Example:
+      pressreview feeds add https://www.example-presse.fr/ --territory Amiens --yes
     """
     if pick is not None and yes:
         raise UsageError("give --pick N or --yes, not both")
@@ -274,7 +292,12 @@ def feeds_add(
 @click.option("--dry-run", is_flag=True, help="Show what would be added; change nothing.")
 @click.pass_obj
 def feeds_import(app: AppContext, opml_file: Path, dry_run: bool) -> None:
-    """Add the sources of an OPML file to feeds.yaml (existing URLs are skipped)."""
+    """Add the sources of an OPML file to feeds.yaml (existing URLs are skipped).
+
+    \b
+    Example:
+      pressreview feeds import sources.opml
+    """
     config = app.config
     candidates = parse_opml(opml_file.read_bytes())
     if not candidates:
@@ -293,7 +316,12 @@ def feeds_import(app: AppContext, opml_file: Path, dry_run: bool) -> None:
 @feeds_group.command("export")
 @click.pass_obj
 def feeds_export(app: AppContext) -> None:
-    """Write the sources as OPML to standard output."""
+    """Write the sources as OPML to standard output.
+
+    \b
+    Example:
+      pressreview feeds export > sources.opml
+    """
     click.echo(export_opml(app.config), nl=False)
 
 

@@ -13,6 +13,7 @@ from pressreview import issues, preview
 from pressreview.cli import display
 from pressreview.cli.context import AppContext
 from pressreview.cli.display import print_json, table, warn
+from pressreview.config import check_placeholders
 from pressreview.errors import UsageError
 
 
@@ -44,12 +45,24 @@ def issue_group() -> None:
     "--intro", "intro_file", metavar="FILE", help="Editorial intro in Markdown ('-': stdin)."
 )
 @click.option("--intro-text", metavar="TEXT", help="Editorial intro given inline (Markdown).")
+@click.option("--json", "as_json", is_flag=True, help="Print the draft as `issue show --json`.")
 @click.pass_obj
-def issue_new(app: AppContext, title: str, intro_file: str | None, intro_text: str | None) -> None:
-    """Start the draft of the next issue; it gathers the selected items."""
+def issue_new(
+    app: AppContext, title: str, intro_file: str | None, intro_text: str | None, as_json: bool
+) -> None:
+    """Start the draft of the next issue; it gathers the selected items.
+
+    \b
+    Examples:
+      pressreview issue new --title "Revue de presse du 1er décembre 2026"
+      pressreview issue new --title "Quartiers 2030" --intro intro.md --json
+    """
     intro = _read_intro(intro_file, intro_text) or ""
     draft = issues.new_draft(app.config, app.store, title=title, intro_md=intro, actor=app.actor)
     outline = issues.draft_outline(app.config, app.store)
+    if as_json:
+        _print_outline_json(outline)
+        return
     click.echo(
         f"Draft started: {draft.title!r} with {outline.snapshot['item_count']} selected item(s). "
         "See it with `pressreview issue show`."
@@ -66,7 +79,12 @@ def issue_new(app: AppContext, title: str, intro_file: str | None, intro_text: s
 def issue_edit(
     app: AppContext, title: str | None, intro_file: str | None, intro_text: str | None
 ) -> None:
-    """Change the title or intro of the draft."""
+    """Change the title or intro of the draft.
+
+    \b
+    Example:
+      pressreview issue edit --intro intro.md
+    """
     intro = _read_intro(intro_file, intro_text)
     draft = issues.edit_draft(app.config, app.store, title=title, intro_md=intro, actor=app.actor)
     click.echo(f"Draft updated: {draft.title!r}.")
@@ -75,7 +93,12 @@ def issue_edit(
 @issue_group.command("refresh")
 @click.pass_obj
 def issue_refresh(app: AppContext) -> None:
-    """Gather newly selected items into the draft (and let go of unselected ones)."""
+    """Gather newly selected items into the draft (and let go of unselected ones).
+
+    \b
+    Example:
+      pressreview issue refresh
+    """
     report = issues.refresh_draft(app.config, app.store, actor=app.actor)
     click.echo(
         f"{report.joined} item(s) joined, {report.left} left; the draft holds "
@@ -87,7 +110,12 @@ def issue_refresh(app: AppContext) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
 def issue_discard(app: AppContext, yes: bool) -> None:
-    """Drop the draft (its items stay selected for the next one)."""
+    """Drop the draft (its items stay selected for the next one).
+
+    \b
+    Example:
+      pressreview issue discard --yes
+    """
     draft = issues.current_draft(app.config, app.store)
     if draft is not None and not yes:
         click.confirm(f"Drop the draft {draft.title!r}?", abort=True)
@@ -138,22 +166,32 @@ def _print_outline(app: AppContext, outline: issues.Outline) -> None:
 @click.option("--json", "as_json", is_flag=True, help="The snapshot (and warnings) as JSON.")
 @click.pass_obj
 def issue_show(app: AppContext, number: int | None, as_json: bool) -> None:
-    """Outline of the draft (or of published issue NUMBER): sections, items, size, warnings."""
+    """Outline of the draft (or of published issue NUMBER): sections, items, size, warnings.
+
+    \b
+    Examples:
+      pressreview issue show
+      pressreview issue show 12 --json
+    """
     if number is None:
         outline = issues.draft_outline(app.config, app.store)
     else:
         outline = issues.issue_outline(app.config, app.store, number)
     if as_json:
-        print_json(
-            {
-                "snapshot": outline.snapshot,
-                "warnings": outline.warnings,
-                "html_bytes": outline.html_bytes,
-                "max_html_bytes": outline.max_html_bytes,
-            }
-        )
+        _print_outline_json(outline)
         return
     _print_outline(app, outline)
+
+
+def _print_outline_json(outline: issues.Outline) -> None:
+    print_json(
+        {
+            "snapshot": outline.snapshot,
+            "warnings": outline.warnings,
+            "html_bytes": outline.html_bytes,
+            "max_html_bytes": outline.max_html_bytes,
+        }
+    )
 
 
 def _report(files: preview.EmailFiles) -> None:
@@ -176,7 +214,12 @@ def _report(files: preview.EmailFiles) -> None:
 @click.option("--open", "open_browser", is_flag=True, help="Open the email in a web browser.")
 @click.pass_obj
 def issue_preview(app: AppContext, number: int | None, out_dir: Path, open_browser: bool) -> None:
-    """Write the email (HTML and text) and the web page of the draft, or of issue NUMBER."""
+    """Write the email (HTML and text) and the web page of the draft, or of issue NUMBER.
+
+    \b
+    Example:
+      pressreview issue preview --open
+    """
     if number is None:
         snapshot = issues.draft_snapshot(app.config, app.store)
     else:
@@ -217,16 +260,40 @@ def _open_in_browser(path: Path) -> None:
 )
 @click.pass_obj
 def issue_render(app: AppContext, number: int, out_dir: Path) -> None:
-    """Render published issue NUMBER: email.html, email.txt and email.eml (a full MIME message)."""
+    """Render published issue NUMBER: email.html, email.txt and email.eml (a full MIME message).
+
+    \b
+    Example:
+      pressreview issue render 12 --out out/
+    """
     snapshot = issues.get_snapshot(app.store, number)
     _report(preview.write_email_files(app.config, snapshot, out_dir, eml=True))
 
 
 @issue_group.command("publish")
+@click.option(
+    "--allow-placeholders",
+    is_flag=True,
+    help="Go on even if the postal address or contact of the footer is empty or a placeholder.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the issue as `issue show N --json`.")
 @click.pass_obj
-def issue_publish(app: AppContext) -> None:
-    """Freeze the draft into the next numbered issue; its items become published."""
+def issue_publish(app: AppContext, allow_placeholders: bool, as_json: bool) -> None:
+    """Freeze the draft into the next numbered issue; its items become published.
+
+    Refused while organisation.postal_address or organisation.contact_email is
+    empty or a placeholder such as "[À MODIFIER]" (see --allow-placeholders).
+
+    \b
+    Examples:
+      pressreview issue publish
+      pressreview issue publish --json
+    """
+    check_placeholders(app.config, allow=allow_placeholders)
     snapshot = issues.publish(app.config, app.store, actor=app.actor)
+    if as_json:  # a script needs the number: .snapshot.number
+        _print_outline_json(issues.issue_outline(app.config, app.store, int(snapshot["number"])))
+        return
     click.echo(
         f"Published n° {snapshot['number']} {snapshot['title']!r}: "
         f"{snapshot['item_count']} item(s) in {len(snapshot['sections'])} section(s). "
@@ -238,7 +305,12 @@ def issue_publish(app: AppContext) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the issues as JSON.")
 @click.pass_obj
 def issue_list(app: AppContext, as_json: bool) -> None:
-    """Published issues, newest first (and the draft in progress, if any)."""
+    """Published issues, newest first (and the draft in progress, if any).
+
+    \b
+    Example:
+      pressreview issue list
+    """
     rows = issues.list_issues(app.store)
     draft = issues.current_draft(app.config, app.store)
     if as_json:

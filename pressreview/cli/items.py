@@ -306,7 +306,12 @@ def _write_csv(rows: Sequence[Mapping[str, Any]]) -> None:
 )
 @click.pass_obj
 def show_command(app: AppContext, item_id: int, as_json: bool) -> None:
-    """Everything about one item: original and edited text, other outlets, history."""
+    """Everything about one item: original and edited text, other outlets, history.
+
+    \b
+    Example:
+      pressreview items show 42 --json
+    """
     item = curate.show_item(app.store, item_id)
     if as_json:
         print_json(item)
@@ -327,9 +332,16 @@ def show_command(app: AppContext, item_id: int, as_json: bool) -> None:
     date = when(item["published_at"], tz) + (
         "  (date unknown: first seen)" if item["date_is_fallback"] else ""
     )
-    lines += [("outlet", item["outlet"] or ""), ("date", date), ("url", item["url"])]
-    if item["link"] != item["url"]:
-        lines.append(("link", item["link"]))
+    lines += [("outlet", item["outlet"] or ""), ("date", date)]
+    if not item["link"]:
+        lines.append(
+            ("link", f"none (the feed gave no web link; add one: "
+                     f"`pressreview items edit {item['id']} --link URL`)")
+        )  # fmt: skip
+    else:
+        lines.append(("url", item["url"]))
+        if item["link"] != item["url"]:
+            lines.append(("link", item["link"]))
     origin = item["source"] or ("added by hand" if item["origin"] == "manual" else "")
     lines.append(("source", origin))
     if item["territories"]:
@@ -404,9 +416,18 @@ def _bulk_options(status_default: str = "new") -> Callable[[Any], Any]:
     "--section", metavar="KEY", help="Put the items in this section [default: the detected one]."
 )
 @_bulk_options()
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the changed items as `items show --json` does."
+)
 @click.pass_obj
 def select_command(
-    app: AppContext, /, ids: tuple[str, ...], section: str | None, yes: bool, **kw: Any
+    app: AppContext,
+    /,
+    ids: tuple[str, ...],
+    section: str | None,
+    yes: bool,
+    as_json: bool,
+    **kw: Any,
 ) -> None:
     """Select items for the next issue: ids (42 43 50-57) or every match of the filters.
 
@@ -424,6 +445,9 @@ def select_command(
         config=app.config,
         expected_versions=versions,
     )
+    if as_json:
+        _print_items(app, result)
+        return
     _report("Selected", result, extra=f" into section {section}" if section else "")
 
 
@@ -431,15 +455,33 @@ def select_command(
 @click.argument("ids", nargs=-1)
 @click.option("--reason", metavar="TEXT", help="Why (kept with the item, shown in the log).")
 @_bulk_options()
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the changed items as `items show --json` does."
+)
 @click.pass_obj
 def reject_command(
-    app: AppContext, /, ids: tuple[str, ...], reason: str | None, yes: bool, **kw: Any
+    app: AppContext,
+    /,
+    ids: tuple[str, ...],
+    reason: str | None,
+    yes: bool,
+    as_json: bool,
+    **kw: Any,
 ) -> None:
-    """Reject items (they stay stored, so a re-fetch does not bring them back)."""
+    """Reject items (they stay stored, so a re-fetch does not bring them back).
+
+    \b
+    Examples:
+      pressreview items reject 44 45 --reason "hors sujet"
+      pressreview items reject --outlet "Oise Hebdo" --since 7d --yes --json
+    """
     chosen, versions = _ids_or_filter(app, ids, kw, "reject", yes)
     result = curate.reject_items(
         app.store, chosen, reason=reason, actor=app.actor, expected_versions=versions
     )
+    if as_json:
+        _print_items(app, result)
+        return
     _report("Rejected", result)
 
 
@@ -448,13 +490,24 @@ def reject_command(
 @_bulk_options(status_default="selected, rejected")
 @click.pass_obj
 def reset_command(app: AppContext, /, ids: tuple[str, ...], yes: bool, **kw: Any) -> None:
-    """Put items back to new (undecided); section and edits are kept."""
+    """Put items back to new (undecided); section and edits are kept.
+
+    \b
+    Examples:
+      pressreview items reset 42 43
+      pressreview items reset --since 7d --yes
+    """
     # In bulk, reset acts on decided items: new ones are already undecided.
     chosen, versions = _ids_or_filter(
         app, ids, kw, "reset", yes, default_status=("selected", "rejected")
     )
     result = curate.reset_items(app.store, chosen, actor=app.actor, expected_versions=versions)
     _report("Reset", result, extra=" to new")
+
+
+def _print_items(app: AppContext, result: Sequence[Mapping[str, Any]]) -> None:
+    """The changed items, each as `items show --json` prints it (a JSON list)."""
+    print_json([curate.show_item(app.store, int(item["id"])) for item in result])
 
 
 def _report(verb: str, result: Sequence[Mapping[str, Any]], extra: str = "") -> None:
@@ -539,6 +592,7 @@ def edit_in_editor(item: Mapping[str, Any], save: Callable[[str | None, str | No
 @click.option("--title", help="New title shown to readers (the original is kept).")
 @click.option("--summary", help="New summary shown to readers (the original is kept).")
 @click.option("--revert", is_flag=True, help="Go back to the original title and summary.")
+@click.option("--link", help="The item's web address (http or https), when the feed gave none.")
 @click.option(
     "--carrier",
     "carriers",
@@ -574,6 +628,7 @@ def edit_in_editor(item: Mapping[str, Any], save: Callable[[str | None, str | No
     metavar="N",
     help="Refuse the edit if the item is no longer at version N (for scripts).",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the item as `items show --json` does.")
 @click.pass_obj
 def edit_command(
     app: AppContext,
@@ -587,16 +642,28 @@ def edit_command(
     event: str | None,
     event_date: str | None,
     no_contract: bool,
+    link: str | None,
     expected_version: int | None,
+    as_json: bool,
 ) -> None:
-    """Edit an item's title and summary; without options, opens $EDITOR on a small form.
+    """Edit an item's title, summary or link; without options, opens $EDITOR on a small form.
 
     The contrat de ville options correct the classification (audited; a later
     collect never overwrites a correction):
 
       pressreview items edit 42 --carrier 200093201 --generation 2024-2030 \\
           --event signing --event-date 2024-05-07
+
+    An item of a published issue is refused before the editor opens.
+
+    \b
+    Examples:
+      pressreview items edit 42
+      pressreview items edit 42 --title "Amiens : l’avenant du contrat de ville signé" --json
+      pressreview items edit 42 --link https://www.example.org/article
+      pressreview items edit 42 --revert
     """
+    text_given = title is not None or summary is not None or revert or link is not None
     contract_given = (
         bool(carriers)
         or no_contract
@@ -605,14 +672,14 @@ def edit_command(
     if contract_given:
         result = _edit_contract(
             app, item_id, carriers, generation, region, event, event_date, no_contract,
-            expected_version if title is None and summary is None and not revert else None,
+            None if text_given else expected_version,
         )  # fmt: skip
-        if title is None and summary is None and not revert:
+        if not text_given:
             line = _contract_line(result["contract"])
             click.echo(f"Item {item_id} (version {result['version']}): contract {line}")
             return
-    if title is None and summary is None and not revert:
-        item = curate.get_item(app.store, item_id, expected_version=expected_version)
+    if not text_given:
+        item = curate.item_to_edit(app.store, item_id, expected_version=expected_version)
 
         def save(new_title: str | None, new_summary: str | None) -> Any:
             return curate.edit_item(
@@ -634,9 +701,13 @@ def edit_command(
             title=title,
             summary=summary,
             revert=revert,
+            link=link,
             expected_version=expected_version,
             actor=app.actor,
         )
+    if as_json:
+        print_json(curate.show_item(app.store, item_id))
+        return
     state = (
         "edited" if result["title_edited"] or result["summary_edited"] is not None else "original"
     )
@@ -704,10 +775,22 @@ def _contract_line(contract: Any) -> str:
 @click.argument("item_id", type=int)
 @click.option("--before", type=int, metavar="ID", help="Just before this item of the same section.")
 @click.option("--after", type=int, metavar="ID", help="Just after this item of the same section.")
+@click.option("--json", "as_json", is_flag=True, help="Print the item as `items show --json` does.")
 @click.pass_obj
-def move_command(app: AppContext, item_id: int, before: int | None, after: int | None) -> None:
-    """Order a selected item inside its section (the order of the newsletter)."""
+def move_command(
+    app: AppContext, item_id: int, before: int | None, after: int | None, as_json: bool
+) -> None:
+    """Order a selected item inside its section (the order of the newsletter).
+
+    \b
+    Examples:
+      pressreview items move 42 --before 17
+      pressreview items move 42 --after 50 --json
+    """
     item = curate.move_item(app.store, item_id, before=before, after=after, actor=app.actor)
+    if as_json:
+        print_json(curate.show_item(app.store, item_id))
+        return
     ordered = curate.list_items(
         app.config,
         app.store,

@@ -19,6 +19,7 @@ from pressreview.cli.items import (
     filter_options,
 )
 from pressreview.errors import PressreviewError
+from pressreview.typography import wrap
 
 # -- review ---------------------------------------------------------------------------
 
@@ -34,7 +35,15 @@ REVIEW_HELP = """\
 @filter_options(status_default="new")
 @click.pass_obj
 def review_command(app: AppContext, /, **kw: Any) -> None:
-    """Triage new items one by one with single keys (s, r, e, k, u, q, ?)."""
+    """Triage new items one by one with single keys (s, r, e, k, u, q, ?).
+
+    Each item is shown wrapped at word boundaries to the terminal's width.
+
+    \b
+    Examples:
+      pressreview review
+      pressreview review --section signatures
+    """
     kw["status"] = kw.get("status") or ("new",)
     ids = curate.review_queue(app.config, app.store, build_query(app, kw))
     if not ids:
@@ -138,22 +147,28 @@ def _show_for_review(
     app: AppContext, session: curate.ReviewSession, item: Mapping[str, Any]
 ) -> None:
     tz = app.config.tz
+    # Lines are wrapped at word boundaries to the terminal's width (never inside a word
+    # nor at the hyphen of a place name; an address stays whole on its line).
+    width = max(display.console().width - 1, 40)
     click.echo("")
     click.echo(
         f"[{session.index + 1} / {session.total}]  #{item['id']}  "
         f"{when(item['published_at'], tz, with_time=False)}  {item['outlet'] or ''}"
     )
-    click.secho(curate.display_title(item), bold=True)
+    click.secho(wrap(" ".join(curate.display_title(item).split()), width), bold=True)
     summary = item["summary_edited"] if item["summary_edited"] is not None else item["excerpt"]
     if summary:
-        click.echo(cut(summary, 400))
+        click.echo(wrap(cut(summary, 400), width))
     click.echo(
-        f"section: {item['section'] or '(none)'} · territories: "
-        f"{', '.join(item['territories']) or '(none)'} · {item['url']}"
+        wrap(
+            f"section: {item['section'] or '(none)'} · territories: "
+            f"{', '.join(item['territories']) or '(none)'} · {item['url']}",
+            width,
+        )
     )
     if item.get("also"):
         others = ", ".join(f"{o['outlet']} (#{o['id']})" for o in item["also"])
-        click.echo(f"also in: {others}")
+        click.echo(wrap(f"also in: {others}", width))
     proposed = [e for e in agenda.events_for_item(app.store, item["id"]) if e.status == "proposed"]
     if proposed:
         dates = "; ".join(
@@ -186,7 +201,13 @@ def log_command(
     limit: int,
     as_json: bool,
 ) -> None:
-    """Who changed what, when (newest first)."""
+    """Who changed what, when (newest first).
+
+    \b
+    Examples:
+      pressreview log --item 42
+      pressreview log --since 7d --actor marie
+    """
     entries = curate.read_log(
         app.store,
         item_id=item_id,

@@ -11,7 +11,7 @@ from pressreview.cli.display import print_json, table, when
 
 @click.group("schedule")
 def schedule_group() -> None:
-    """The scheduled jobs (run them with `python schedule.py`)."""
+    """The scheduled jobs (run them with `pressreview scheduler`)."""
 
 
 @schedule_group.command("status")
@@ -19,7 +19,12 @@ def schedule_group() -> None:
 @click.pass_obj
 def schedule_status(app: AppContext, as_json: bool) -> None:
     """Show the jobs, their triggers, next run times (in the configured time zone)
-    and the outcome of their last run."""
+    and the outcome of their last run.
+
+    \b
+    Example:
+      pressreview schedule status
+    """
     config = app.config
     jobs = scheduling.job_status(config, app.store)
     if as_json:
@@ -85,6 +90,10 @@ def schedule_run(app: AppContext, job: str, as_json: bool) -> None:
     """Run one job now: the same code the scheduler runs, logged the same way.
 
     Exit code 1 when the job failed (or, for collect, some sources failed).
+
+    \b
+    Example:
+      pressreview schedule run digest
     """
     result = scheduling.run_job(app.config, app.store, job)
     if as_json:
@@ -95,4 +104,22 @@ def schedule_run(app: AppContext, job: str, as_json: bool) -> None:
         raise SystemExit(1)
 
 
-commands = [schedule_group]
+@click.command("scheduler")
+@click.option("-v", "--verbose", is_flag=True, help="Log the scheduler's details.")
+@click.pass_obj
+def scheduler_command(app: AppContext, verbose: bool) -> None:
+    """Run the scheduler until stopped (Ctrl-C or SIGTERM): collection and the weekly digest.
+
+    The same as `python schedule.py` of a checkout, from any folder. The running
+    job finishes before it stops.
+
+    \b
+    Example:
+      pressreview --config /etc/pressreview/feeds.yaml scheduler
+    """
+    scheduling.configure_logging(verbose)
+    stop = scheduling.stop_on_signals()
+    scheduling.run_forever(app.config, app.store, stop, lambda line: click.echo(line))
+
+
+commands = [schedule_group, scheduler_command]

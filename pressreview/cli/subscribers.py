@@ -30,13 +30,19 @@ def subscribers_group() -> None:
 @subscribers_group.command("add")
 @click.argument("email")
 @click.option("--name", help="The person's name.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the subscriber as `subscribers list --json`."
+)
 @click.pass_obj
-def add_command(app: AppContext, email: str, name: str | None) -> None:
+def add_command(app: AppContext, email: str, name: str | None, as_json: bool) -> None:
     """Add EMAIL as an active subscriber (consent recorded as given to staff).
 
     Example: pressreview subscribers add marie@example.fr --name "Marie Dupont"
     """
     subscriber = add_subscriber(app.store, email, name=name, actor=app.actor)
+    if as_json:
+        print_json(subscriber.as_dict())
+        return
     click.echo(f"Added {subscriber.email} (active).")
 
 
@@ -50,6 +56,10 @@ def import_command(app: AppContext, csv_file: Path, as_json: bool) -> None:
     Bad lines are reported with their number and the reason; the good ones are
     imported as active. Importing the same file again adds nothing. Exit code 1
     when some lines were bad.
+
+    \b
+    Example:
+      pressreview subscribers import abonnes.csv
     """
     report = import_subscribers(app.store, csv_file, actor=app.actor)
     if as_json:
@@ -73,7 +83,12 @@ def import_command(app: AppContext, csv_file: Path, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def list_command(app: AppContext, status: str | None, as_json: bool) -> None:
-    """List subscribers, with counts by status."""
+    """List subscribers, with counts by status.
+
+    \b
+    Example:
+      pressreview subscribers list --status active
+    """
     rows = list_subscribers(app.store, status=status)
     if as_json:
         print_json([s.as_dict() for s in rows])
@@ -122,7 +137,13 @@ def export_command(app: AppContext, email: str | None, as_csv: bool) -> None:
 )
 @click.pass_obj
 def remove_command(app: AppContext, email: str, forget: bool) -> None:
-    """Unsubscribe EMAIL (kept as a record), or erase it with --forget."""
+    """Unsubscribe EMAIL (kept as a record), or erase it with --forget.
+
+    \b
+    Examples:
+      pressreview subscribers remove marie@example.fr
+      pressreview subscribers remove marie@example.fr --forget
+    """
     subscriber = remove_subscriber(app.store, email, actor=app.actor, forget=forget)
     if forget:
         click.echo(

@@ -17,17 +17,38 @@ def serve_command(app: AppContext, host: str, port: int) -> None:
 
     In production run the WSGI application `pressreview.web:create_app()` under
     waitress or gunicorn (see docs/delivery.md).
+
+    \b
+    Example:
+      pressreview serve --port 8080
     """
     # Imported here: Flask and werkzeug add about 110 ms to the start of every `pressreview`
     # command (python -X importtime), and only this one needs them.
-    from werkzeug.serving import run_simple
+    from werkzeug.serving import make_server
 
-    from pressreview.web import create_app
+    from pressreview.web import RedactingRequestHandler, create_app
 
     secret_key()  # a clear error now rather than at the first request
     application = create_app(app.config, app.store)
-    click.echo(f"Serving {app.config.web.base_url} on http://{host}:{port}/ (Ctrl-C to stop)")
-    run_simple(host, port, application, use_reloader=False, threaded=True)
+    try:
+        server = make_server(
+            host, port, application, threaded=True, request_handler=RedactingRequestHandler
+        )
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+        ) from None
+    # One line (werkzeug's own "Running on" banner is not printed by make_server).
+    click.echo(
+        f"Serving on http://{host}:{server.port}/ (public address {app.config.web.base_url}; "
+        "Ctrl-C to stop)"
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopped")
+    finally:
+        server.server_close()
 
 
 commands = [serve_command]

@@ -11,7 +11,9 @@ import asyncio
 import dataclasses
 import multiprocessing
 import os
+import signal
 import threading
+import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -54,6 +56,8 @@ class SourceReport:
     next_attempt_at: datetime | None = None
     parser: str | None = None
     elapsed: float = 0.0
+    #: Entries the feed held when more than ``collect.max_entries`` (only the newest were read).
+    total_entries: int | None = None
 
     @property
     def failed(self) -> bool:
@@ -116,12 +120,18 @@ def _backoff(config: Config, failures: int, now: datetime) -> datetime:
     return now + timedelta(minutes=minutes)
 
 
+#: Bodies larger than this are parsed one at a time (bounds the peak memory of a run).
+LARGE_BODY = 2_000_000
 #: Below this many sources to parse, parsing stays in threads of this process.
 POOL_MIN_SOURCES = 20
 #: Title shingles kept in memory between lots (near-duplicate checks), at most.
 TITLE_CACHE_MAX = 60_000
 #: Title keys whose newest postings are kept in memory between lots, at most.
 POSTINGS_CACHE_MAX = 400_000
+
+
+#: What a parse worker is given: body, headers, base URL, excerpt length, feed, max entries.
+_ParseArgs = tuple[bytes, dict[str, str], str, int, Feed, int]
 
 
 @dataclass
@@ -224,6 +234,8 @@ async def _run(
     room = asyncio.Semaphore(max(4 * config.collect.concurrency, 16))
 
     broken: list[bool] = []  # set once the process pool is unusable
+    # Parsing a large body briefly takes several times its size: one at a time.
+    large = asyncio.Semaphore(1)
 
     async def one(feed: Feed, fetcher: Fetcher) -> _Outcome:
         await room.acquire()
@@ -232,7 +244,7 @@ async def _run(
             row["url"], etag=row["etag"], last_modified=row["last_modified"]
         )
         digest = sha256(result.body) if result.body is not None else None
-        outcome = _Outcome(feed, row["id"], result, digest)
+        outcome = _Outcome(feed, row["id"], dataclasses.replace(result, body=None), digest)
         if feed.kind == "ical":
             if result.ok and not result.not_modified and digest != row["body_hash"]:
                 assert result.body is not None
@@ -256,26 +268,39 @@ async def _run(
             return outcome
         if result.ok and not result.not_modified and digest != row["body_hash"]:
             assert result.body is not None
-            args = (result.body, result.headers, result.final_url or result.url, excerpt_chars,
-                    feed)  # fmt: skip
-            try:
-                try:
-                    if pool is None or broken:
-                        raise BrokenProcessPool
-                    outcome.parsed, outcome.batch = await loop.run_in_executor(
-                        pool, _parse_and_classify, *args
-                    )
-                except BrokenProcessPool:
-                    # No pool, or a worker died (killed, out of memory): parse here.
-                    broken.append(True)
-                    outcome.parsed, outcome.batch = await loop.run_in_executor(
-                        None, _parse_and_classify, *args, classifier
-                    )
-            except NotAFeed as exc:
-                outcome.parse_error = str(exc)
-            except Exception as exc:
-                outcome.parse_error = f"cannot parse: {type(exc).__name__}: {_first_line(exc)}"
+            args: _ParseArgs = (result.body, result.headers, result.final_url or result.url,
+                                excerpt_chars, feed, config.collect.max_entries)  # fmt: skip
+            del result  # the body is dropped as soon as it is parsed
+            if len(args[0]) > LARGE_BODY:
+                # Waiting its turn, a large body is kept compressed (XML shrinks ~10x).
+                packed = zlib.compress(args[0], 1)
+                args = (b"", *args[1:])
+                async with large:
+                    args = (zlib.decompress(packed), *args[1:])
+                    del packed
+                    await parse(outcome, args)
+            else:
+                await parse(outcome, args)
         return outcome
+
+    async def parse(outcome: _Outcome, args: _ParseArgs) -> None:
+        try:
+            try:
+                if pool is None or broken:
+                    raise BrokenProcessPool
+                outcome.parsed, outcome.batch = await loop.run_in_executor(
+                    pool, _parse_and_classify, *args
+                )
+            except BrokenProcessPool:
+                # No pool, or a worker died (killed, out of memory): parse here.
+                broken.append(True)
+                outcome.parsed, outcome.batch = await loop.run_in_executor(
+                    None, _parse_and_classify, *args, classifier
+                )
+        except NotAFeed as exc:
+            outcome.parse_error = str(exc)
+        except Exception as exc:
+            outcome.parse_error = f"cannot parse: {type(exc).__name__}: {_first_line(exc)}"
 
     def done(reports: list[SourceReport]) -> None:
         for _ in reports:
@@ -313,13 +338,22 @@ async def _run(
             fetching: asyncio.Future[list[None]] = asyncio.gather(
                 *(fetch_one(feed, fetcher) for feed in due)
             )
-            # If the writer dies, stop waiting for fetches it would never store.
-            watched: list[asyncio.Future[Any]] = [fetching, writing]
-            await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
-            if writing.done() and not fetching.done():
-                fetching.cancel()
-                writing.result()  # raises the writer's error
-            await fetching
+            try:
+                # If the writer dies, stop waiting for fetches it would never store.
+                watched: list[asyncio.Future[Any]] = [fetching, writing]
+                await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+                if writing.done() and not fetching.done():
+                    fetching.cancel()
+                    writing.result()  # raises the writer's error
+                await fetching
+            finally:
+                # Interrupted (Ctrl-C cancels this task) or failed: stop the fetches
+                # before their client closes, and wait until they have stopped.
+                if not fetching.done():
+                    fetching.cancel()
+                    await asyncio.wait([fetching])
+                if not fetching.cancelled():
+                    fetching.exception()  # retrieved: never "exception was never retrieved"
         await queue.put(None)
         await writing
     finally:
@@ -361,6 +395,9 @@ _worker_classifier: Classifier | None = None
 def _init_worker(classifier: Classifier) -> None:
     global _worker_classifier
     _worker_classifier = classifier
+    # Ctrl-C reaches the whole process group: the parent stops the run, workers
+    # just end with it (no KeyboardInterrupt traceback from each of them).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _parse_and_classify(
@@ -369,12 +406,15 @@ def _parse_and_classify(
     base_url: str,
     excerpt_chars: int,
     feed: Feed,
+    max_entries: int | None = None,
     classifier: Classifier | None = None,
 ) -> tuple[ParsedFeed, list[q.NewItem]]:
     """Parse a body and turn its entries into items (runs in a worker)."""
     classifier = classifier or _worker_classifier
     assert classifier is not None
-    parsed = parse_body(body, headers, base_url=base_url, excerpt_chars=excerpt_chars)
+    parsed = parse_body(
+        body, headers, base_url=base_url, excerpt_chars=excerpt_chars, max_entries=max_entries
+    )
     batch = [_to_new_item(classifier, feed, e).prepare(feed.name) for e in parsed.entries]
     return parsed, batch
 
@@ -508,6 +548,13 @@ def _record(
             )
         else:
             rep.warning = parsed.warning
+            if parsed.total_entries:
+                capped = (
+                    f"kept the newest {len(parsed.entries):,} of {parsed.total_entries:,} "
+                    "entries (collect.max_entries)"
+                )
+                rep.total_entries = parsed.total_entries
+                rep.warning = f"{rep.warning}; {capped}" if rep.warning else capped
             state.update(
                 etag=result.headers.get("etag"),
                 last_modified=result.headers.get("last-modified"),

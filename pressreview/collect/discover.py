@@ -285,8 +285,9 @@ async def _discover(
 def _parse(result: FetchResult, base: str, settings: CollectSettings) -> ParsedFeed:
     assert result.body is not None
     return parse_body(
-        result.body, result.headers, base_url=base, excerpt_chars=settings.excerpt_chars
-    )
+        result.body, result.headers, base_url=base, excerpt_chars=settings.excerpt_chars,
+        max_entries=settings.max_entries,
+    )  # fmt: skip
 
 
 async def _try(

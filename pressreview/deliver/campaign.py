@@ -41,7 +41,6 @@ from typing import Any
 
 from pressreview import urls
 from pressreview.config import Config
-from pressreview.contracts import Snapshot
 from pressreview.deliver import journal
 from pressreview.deliver.message import DkimSigner, MessageTemplate, dkim_signer, make_message_id
 from pressreview.deliver.single import send_test_copies
@@ -58,6 +57,7 @@ from pressreview.deliver.transports import (
 from pressreview.deliver.transports import Connection as TransportConnection
 from pressreview.errors import DeliveryError, NotFound
 from pressreview.issues import get_snapshot
+from pressreview.model import Snapshot
 from pressreview.process import process_alive
 from pressreview.render import render_email
 from pressreview.store import Connection as StoreConnection

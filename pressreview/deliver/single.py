@@ -8,8 +8,8 @@ recipient. They are recorded for nobody: no delivery row, no subscriber.
 - :func:`send_test_copies`: "[TEST]" copies of a rendered issue (``send N
   --to``, the digest's preview to the editors), made like a campaign's
   messages (MessageTemplate, DKIM when configured) with a sample unsubscribe link;
-- :func:`confirmation_sender`: what the web application gives
-  ``subscribers.request_subscription`` to send the double opt-in email;
+- :func:`confirmation_sender`: what the sign-up queue's worker
+  (``signup.drain_confirmations``) sends the double opt-in email with;
 - :func:`send_single`: any EmailMessage, as built.
 """
 
@@ -35,6 +35,7 @@ from pressreview.errors import DeliveryError
 from pressreview.render import RenderedEmail
 from pressreview.store.schema import now
 from pressreview.subscribers import ConfirmationSender, normalize_email
+from pressreview.typography import typeset, with_preposition
 
 
 def send_bytes(
@@ -45,7 +46,8 @@ def send_bytes(
     try:
         connection.send(Envelope(config.email.from_address, to), data, lambda: True)
     except (TemporaryFailure, PermanentFailure, HandoverUnknown) as exc:
-        raise DeliveryError(f"{what} to {to} not sent: {exc}") from None
+        # The transport's failure stays the cause: a queue tells a refusal from a retry.
+        raise DeliveryError(f"{what} to {to} not sent: {exc}") from exc
     finally:
         connection.close()
 
@@ -95,23 +97,25 @@ def send_test_copies(
 def confirmation_message(config: Config, *, to: str, confirm_url: str) -> EmailMessage:
     """The double opt-in email (French, plain text)."""
     org = config.organisation
+    of = with_preposition("de", org.short_name or org.name)  # "de l’IREV"
     msg = EmailMessage()
-    msg["Subject"] = f"Confirmez votre abonnement à la revue de presse de {org.name}"
+    msg["Subject"] = f"Confirmez votre abonnement à la revue de presse {of}"
     msg["From"] = Address(config.email.from_name, addr_spec=config.email.from_address)
     msg["To"] = to
     msg["Date"] = format_datetime(now())
     msg["Message-ID"] = make_message_id(config, "confirm")
     msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content(
+    body = typeset(
         "Bonjour,\n\n"
-        f"Quelqu'un (vous, sans doute) a demandé à recevoir la revue de presse de {org.name} "
+        f"Quelqu'un (vous, sans doute) a demandé à recevoir la revue de presse {of} "
         "à cette adresse.\n\n"
-        f"Pour confirmer votre abonnement, ouvrez ce lien :\n{confirm_url}\n\n"
+        "Pour confirmer votre abonnement, ouvrez ce lien :\n"
+    )
+    body += f"{confirm_url}\n\n" + typeset(
         "Si vous n'êtes pas à l'origine de cette demande, ignorez ce message : "
         "vous ne recevrez rien.\n\n"
-        f"-- \n{org.name}\n{org.url}\n",
-        cte="quoted-printable",
     )
+    msg.set_content(body + f"-- \n{org.name}\n{org.url}\n", cte="quoted-printable")
     return msg
 
 

@@ -17,17 +17,22 @@ messages are written as .eml files.
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import secrets
 import shutil
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.utils import format_datetime, parsedate_to_datetime
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import yaml
 
@@ -45,6 +50,8 @@ DEMO_DIR = Path(__file__).resolve().parent
 FEEDS_DIR = DEMO_DIR / "feeds"
 CONFIG_TEMPLATE = DEMO_DIR / "demo.yaml"
 SUBSCRIBERS_CSV = DEMO_DIR / "subscribers.csv"
+#: The demo organisation's logo (organisation.logo_file), published with the archive.
+LOGO_PNG = DEMO_DIR / "logo.png"
 DEFAULT_FOLDER = "pressreview-demo"
 #: A file marking a folder made by the demo (only such a folder is replaced by --force).
 MARKER = ".pressreview-demo"
@@ -72,6 +79,9 @@ class DemoReport:
     site_dir: Path | None = None
     site_index: Path | None = None
     issue_page: Path | None = None
+    #: The contrats de ville tracker page of the archive, and the issue's count of signed ones.
+    tracker_page: Path | None = None
+    contracts_line: str = ""
     search: str = ""
     outbox_dir: Path | None = None
     messages: list[Path] = field(default_factory=list)
@@ -129,8 +139,89 @@ def write_config(folder: Path, port: int) -> Path:
 # -- the feed server -------------------------------------------------------------------
 
 
+#: The date of the demo's issue: the Monday (the digest's day) after the sample feeds'
+#: autumn 2026. The digest runs at this date, so the issue and its events stay as the
+#: feeds tell them whenever the demo runs.
+DEMO_DATE = datetime(2026, 11, 23, 8, 0, tzinfo=ZoneInfo("Europe/Paris"))
+
+_DATE_RE = re.compile(rb"(<(pubDate|lastBuildDate|updated|published|dc:date)>)([^<]+)(</\2>)")
+
+
+def _parse_feed_date(text: str) -> datetime | None:
+    try:
+        if text[:1].isdigit():
+            return datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        return parsedate_to_datetime(text.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+class FeedClock:
+    """Moves the sample feeds' dates into the week before :data:`DEMO_DATE`.
+
+    The samples span two months; an issue holds the news of the week before its
+    date, so the demo serves them squeezed, in the same order, into that week
+    (Monday 10:00 to Sunday 08:00). Dates that do not parse are left as they are.
+    """
+
+    def __init__(self, directory: Path, issue_date: datetime = DEMO_DATE) -> None:
+        found = [
+            d
+            for path in sorted(directory.glob("*.xml"))
+            for m in _DATE_RE.finditer(path.read_bytes())
+            if (d := _parse_feed_date(m.group(3).decode("ascii", "replace"))) is not None
+            and d.tzinfo is not None
+        ]
+        self.first = min(found) if found else issue_date
+        self.last = max(found) if found else issue_date
+        self.start = issue_date - timedelta(days=7) + timedelta(hours=2)
+        self.end = issue_date - timedelta(days=1)
+
+    def move(self, when: datetime) -> datetime:
+        span = (self.last - self.first).total_seconds() or 1.0
+        share = min(max((when - self.first).total_seconds() / span, 0.0), 1.0)
+        moved = self.start + (self.end - self.start) * share
+        return moved.astimezone(when.tzinfo).replace(microsecond=0)
+
+    def rewrite(self, body: bytes) -> bytes:
+        def one(m: re.Match[bytes]) -> bytes:
+            text = m.group(3).decode("ascii", "replace")
+            when = _parse_feed_date(text)
+            if when is None or when.tzinfo is None:
+                return m.group(0)
+            moved = self.move(when)
+            new = moved.isoformat() if text[:1].isdigit() else format_datetime(moved)
+            return m.group(1) + new.encode("ascii") + m.group(4)
+
+        return _DATE_RE.sub(one, body)
+
+
 class _FeedHandler(SimpleHTTPRequestHandler):
-    """Serves the sample feeds; XML as application/xml (so the prolog's encoding rules)."""
+    """Serves the sample feeds; XML as application/xml (so the prolog's encoding rules).
+
+    With a clock, the feeds' dates are moved into the week before the demo's issue.
+    """
+
+    clock: FeedClock | None = None
+
+    def __init__(self, *args: Any, clock: FeedClock | None = None, **kwargs: Any) -> None:
+        self.clock = clock
+        super().__init__(*args, **kwargs)
+
+    def send_head(self) -> Any:
+        if self.clock is None or not self.path.split("?", 1)[0].endswith(".xml"):
+            return super().send_head()
+        path = Path(self.translate_path(self.path))
+        try:
+            body = self.clock.rewrite(path.read_bytes())
+        except OSError:
+            self.send_error(404, "File not found")
+            return None
+        self.send_response(200)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        return io.BytesIO(body)
 
     # An instance attribute on the base class (not a ClassVar): overridden the same way.
     extensions_map = {  # noqa: RUF012
@@ -143,9 +234,11 @@ class _FeedHandler(SimpleHTTPRequestHandler):
 
 
 @contextmanager
-def serve_feeds(directory: Path = FEEDS_DIR) -> Iterator[int]:
-    """Serve ``directory`` on 127.0.0.1 (a free port) in a thread; yields the port."""
-    handler = partial(_FeedHandler, directory=str(directory))
+def serve_feeds(directory: Path = FEEDS_DIR, *, clock: FeedClock | None = None) -> Iterator[int]:
+    """Serve ``directory`` on 127.0.0.1 (a free port) in a thread; yields the port.
+
+    With ``clock``, the feeds' dates are moved (see :class:`FeedClock`)."""
+    handler = partial(_FeedHandler, directory=str(directory), clock=clock)
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, name="demo-feeds", daemon=True)
     thread.start()
@@ -182,7 +275,7 @@ def run_demo(
     env = _environ(environ)
     target = prepare_folder(Path(folder), force=force)
     target = target.resolve()
-    with serve_feeds() as port:
+    with serve_feeds(clock=FeedClock(FEEDS_DIR)) as port:
         config_path = write_config(target, port)
 
         # Loaded like load_config, but without the caller's PRESSREVIEW_DATABASE_URL.
@@ -193,6 +286,7 @@ def run_demo(
         report.feeds_served = len(config.feeds)
         say(f"Sample feeds served at http://127.0.0.1:{port}/ ({len(config.feeds)} feeds)")
         try:
+            shutil.copyfile(LOGO_PNG, target / "logo.png")
             shutil.copyfile(SUBSCRIBERS_CSV, target / "subscribers.csv")
             imported = import_subscribers(store, target / "subscribers.csv", actor=DEMO_ACTOR)
             report.subscribers = imported.added
@@ -206,7 +300,7 @@ def run_demo(
                     "some sample feeds failed: " + ", ".join(collected.summary["failed_sources"])
                 )
 
-            digest = scheduling.run_digest(config, store, environ=env)
+            digest = scheduling.run_digest(config, store, DEMO_DATE, environ=env)
             report.digest = digest.message
             say(f"Digest: {digest.message}")
             number = digest.summary.get("issue")
@@ -226,6 +320,15 @@ def run_demo(
             report.site_dir = site
             report.site_index = site / "index.html"
             report.issue_page = site / "numeros" / str(number) / "index.html"
+            tracker = snapshot.get("contracts")
+            if isinstance(tracker, dict):
+                report.tracker_page = site / "contrats-de-ville" / "index.html"
+                counts = tracker["counts"]
+                report.contracts_line = (
+                    f"{counts['signed']} signed, {counts['adopted']} adopted, "
+                    f"{counts['in_preparation']} in preparation of {tracker['expected']} expected"
+                )
+                say(f"Contrats de ville: {report.contracts_line}")
             archive = digest.summary.get("archive")
             if isinstance(archive, dict):
                 report.search = str(archive.get("search_note") or "")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
@@ -27,7 +27,8 @@ __all__ = ["Connection", "Store", "open_store", "transaction"]
 # Store.connect() and passes back to the query functions of store/; it never runs SQL.
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: How long a write waits for another process's lock before giving up with a clear message.
+SQLITE_BUSY_TIMEOUT_MS = 5_000
 #: The PostgreSQL advisory lock taken while the schema changes ("prsc").
 SCHEMA_LOCK_KEY = 0x70727363
 
@@ -87,6 +88,7 @@ class Store:
                 )
         except ImportError as exc:
             raise StoreError(f"database_url: missing database driver: {exc}") from None
+        event.listen(self.engine, "handle_error", self._translate_error)
         self._checked = False
         self.auto_upgrade = auto_upgrade
 
@@ -198,6 +200,20 @@ class Store:
         with self.engine.connect() as conn:
             yield conn
 
+    def _translate_error(self, context: ExceptionContext) -> None:
+        """Turn a database that cannot be used at all into one clear StoreError.
+
+        Registered on the engine, so every command and every query gets the
+        same message for a damaged file, a lock held too long by another
+        process or a PostgreSQL database that does not exist; other errors
+        (a constraint, a bug) stay SQLAlchemy's.
+        """
+        if context.is_pre_ping:
+            return
+        problem = database_problem(context.original_exception, self.describe())
+        if problem is not None:
+            raise problem from None
+
     def _error(self, verb: str, exc: BaseException) -> StoreError:
         return StoreError(f"cannot {verb} the database {self.describe()}: {_first_line(exc)}")
 
@@ -206,6 +222,46 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+_SQLITE_DAMAGED = ("file is not a database", "database disk image is malformed",
+                   "file is encrypted")  # fmt: skip
+_SQLITE_LOCKED = ("database is locked", "database table is locked", "database schema is locked")
+
+
+def database_problem(exc: BaseException, where: str) -> StoreError | None:
+    """A one-line StoreError for a database that cannot be used, or None for other errors."""
+    text = str(exc).strip()
+    lowered = text.lower()
+    if any(m in lowered for m in _SQLITE_DAMAGED):
+        return StoreError(
+            f"the database {where} is damaged or is not a pressreview database ({text}); "
+            "restore it from a backup, or set database_url to another file"
+        )
+    if any(m in lowered for m in _SQLITE_LOCKED):
+        return StoreError(
+            f"the database {where} is locked by another process; retry, "
+            "or see `pressreview db status`"
+        )
+    if "unable to open database file" in lowered:
+        return StoreError(
+            f"cannot open the database {where}: check that its folder exists and is writable"
+        )
+    if "disk i/o error" in lowered or "database or disk is full" in lowered:
+        return StoreError(f"the database {where} cannot be written ({text}); check the disk")
+    if "does not exist" in lowered and "database" in lowered and "connection" in lowered:
+        return StoreError(
+            f"the database {where} does not exist on its server; create it "
+            "(e.g. `createdb NAME`), then run `pressreview db upgrade`"
+        )
+    module = type(exc).__module__
+    if module.startswith("psycopg") and type(exc).__name__ == "OperationalError":
+        first = text.splitlines()[0] if text else type(exc).__name__
+        return StoreError(
+            f"cannot open the database {where}: {first}; check that its server "
+            "runs and database_url"
+        )
+    return None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -482,7 +482,6 @@ def store_items(
             "title": item.title,
             "summary_html": item.summary_html,
             "excerpt": item.excerpt,
-            "link": item.link,
             "tags": item.tags,
             "content_hash": digest,
             "updated_at": stamp,
@@ -504,6 +503,9 @@ def store_items(
             values["date_is_fallback"] = False
         if item.outlet:
             values["outlet"] = item.outlet
+        if item.link:
+            # A feed that stops giving a link does not erase one (staff may have added it).
+            values["link"] = item.link
         # The URL moves with the GUID, unless another item already holds the new URL.
         other = existing_by_url.get(item.url)
         if row.url != item.url and other is None:

@@ -8,7 +8,7 @@ from typing import Any, TypedDict, cast
 
 from sqlalchemy import Connection, RowMapping, func, insert, or_, select, update
 
-from pressreview.contracts import Snapshot
+from pressreview.model import Snapshot
 from pressreview.store.items import add_event as add_event  # the one audit-trail writer
 from pressreview.store.schema import events, issues, items, now, sources
 

@@ -23,13 +23,14 @@ from sqlalchemy import (
     func,
     insert,
     literal_column,
+    null,
     or_,
     select,
     text,
     update,
 )
 
-from pressreview.contracts import Item
+from pressreview.model import Item
 from pressreview.store.schema import events, issues, item_keys, items, now, sources
 from pressreview.text import fold, search_text, title_keys, words
 
@@ -271,6 +272,19 @@ def update_item(
         update(items)
         .where(items.c.id == item_id, items.c.version == version)
         .values(**values, updated_at=stamp, version=items.c.version + 1)
+    )
+    return result.rowcount == 1
+
+
+def set_item_contract(
+    conn: Connection, item_id: int, contract: Mapping[str, Any] | None, source: str | None
+) -> bool:
+    """Set an item's contrat de ville classification (``source``: "auto" or "staff")."""
+    result = conn.execute(
+        update(items)
+        .where(items.c.id == item_id)
+        # null(): SQL NULL, not the JSON value null (the tracker's index skips NULL rows).
+        .values(contract=null() if contract is None else dict(contract), contract_source=source)
     )
     return result.rowcount == 1
 

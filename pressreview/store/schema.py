@@ -14,6 +14,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -160,6 +161,42 @@ items = Table(
     Index(None, "duplicate_of"),
     Index(None, "first_seen_at"),
 )
+# The tracker reads classified items only (partial index, no scan of the others).
+Index(
+    "ix_items_contract_classified",
+    items.c.id,
+    sqlite_where=items.c.contract.isnot(None),
+    postgresql_where=items.c.contract.isnot(None),
+)
+
+# Staff decisions on the status of a contrat de ville (newest per SIREN in force;
+# status NULL: cleared, the classifier's evidence speaks again).
+contract_decisions = Table(
+    "contract_decisions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("siren", String(9), nullable=False),
+    Column("status", String(20)),
+    Column("decided_on", Date),
+    Column("item_id", Integer, ForeignKey("items.id", ondelete="SET NULL")),
+    Column("note", Text),
+    Column("actor", Text, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Index(None, "siren", "at"),
+)
+
+# QPV imported from ANCT's national file, attributed to a contract by SIREN.
+contract_qpv = Table(
+    "contract_qpv",
+    metadata,
+    Column("code", String(12), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("siren", String(9), nullable=False),
+    Column("department", String(3), nullable=False),
+    Column("communes", JSON, nullable=False),
+    Column("imported_at", UTCDateTime, nullable=False),
+    Index(None, "siren"),
+)
 
 # Title fingerprints for near-duplicate detection (looked up by key, never scanned).
 item_keys = Table(
@@ -227,6 +264,56 @@ events = Table(
     Column("details", JSON, nullable=False, default=dict),
     Index(None, "item_id"),
     Index(None, "at"),
+)
+
+# The subscription form's requests, drained by a worker that sends the confirmation
+# emails with retries (docs/delivery.md, "The sign-up queue").
+confirmation_queue = Table(
+    "confirmation_queue",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", Text),  # cleared once the request is done with
+    Column("email_key", Text),
+    Column("name", Text),
+    Column("throttled", Boolean, nullable=False, default=False),
+    Column("status", String(20), nullable=False, default="new"),
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="CASCADE")),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("claimed_by", Text),
+    Column("claimed_at", UTCDateTime),
+    Column("sent_at", UTCDateTime),
+    Column("last_error", Text),
+    Index(None, "status", "next_attempt_at"),
+)
+
+# The consent history of each subscriber: appended, never rewritten.
+consent_events = Table(
+    "consent_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "subscriber_id",
+        Integer,
+        ForeignKey("subscribers.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("at", UTCDateTime, nullable=False),
+    Column("event", String(30), nullable=False),
+    Column("method", String(20), nullable=False),
+    Column("detail", Text),
+    Column("actor", Text, nullable=False),
+    Index(None, "subscriber_id"),
+)
+
+# Fixed-window hit counters of the web form (keys are hashed: no address in clear).
+rate_limits = Table(
+    "rate_limits",
+    metadata,
+    Column("key", String(80), primary_key=True),
+    Column("window_start", UTCDateTime, primary_key=True),
+    Column("hits", Integer, nullable=False),
 )
 
 # Every scheduled or manual job run with its outcome.

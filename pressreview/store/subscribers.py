@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypedDict, cast
 
-from sqlalchemy import Connection, RowMapping, delete, func, insert, select, update
+from sqlalchemy import Connection, RowMapping, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from pressreview.errors import DuplicateKey
-from pressreview.store.schema import deliveries, events, issues, now, subscribers
+from pressreview.store.schema import (
+    confirmation_queue,
+    consent_events,
+    deliveries,
+    events,
+    issues,
+    now,
+    subscribers,
+)
 
 STATUSES = ("pending", "active", "unsubscribed", "bounced")
 
@@ -99,6 +107,105 @@ def insert_subscriber(
         raise DuplicateKey(f"{email} is already a subscriber") from exc
     assert result.inserted_primary_key is not None
     return int(result.inserted_primary_key[0])
+
+
+def insert_pending_if_absent(
+    conn: Connection, *, email: str, email_key: str, name: str | None, at: datetime
+) -> int | None:
+    """A new ``pending`` subscriber, or None when the address exists (no error, no race)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+    stmt = (
+        dialect_insert(subscribers)
+        .values(
+            email=email,
+            email_key=email_key,
+            name=name,
+            status="pending",
+            consent_method="form",
+            consent_detail="web form, awaiting confirmation",
+            consent_at=None,
+            created_at=at,
+            updated_at=at,
+        )
+        .on_conflict_do_nothing(index_elements=["email_key"])
+        .returning(subscribers.c.id)
+    )
+    sid = conn.execute(stmt).scalar()
+    return None if sid is None else int(sid)
+
+
+def request_again(
+    conn: Connection, subscriber_id: int, *, name: str | None, at: datetime, resend_after: timedelta
+) -> bool:
+    """Back to ``pending`` for a new confirmation, unless one was asked for within
+    ``resend_after`` or the subscriber is active (one conditional UPDATE: atomic).
+
+    The consent columns are left alone: the history lives in ``consent_events``.
+    """
+    values: dict[str, Any] = {"status": "pending", "updated_at": at}
+    if name:
+        values["name"] = name
+    result = conn.execute(
+        update(subscribers)
+        .where(
+            subscribers.c.id == subscriber_id,
+            or_(
+                subscribers.c.status.in_(["unsubscribed", "bounced"]),
+                and_(
+                    subscribers.c.status == "pending",
+                    subscribers.c.updated_at <= at - resend_after,
+                ),
+            ),
+        )
+        .values(**values)
+    )
+    return result.rowcount == 1
+
+
+def record_consent(
+    conn: Connection,
+    subscriber_id: int,
+    *,
+    event: str,
+    method: str,
+    detail: str | None,
+    actor: str,
+    at: datetime | None = None,
+) -> None:
+    """Append one event to the consent history (never updated, never deleted but by forget)."""
+    conn.execute(
+        insert(consent_events).values(
+            subscriber_id=subscriber_id,
+            at=at or now(),
+            event=event,
+            method=method,
+            detail=detail,
+            actor=actor,
+        )
+    )
+
+
+def record_consent_many(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(consent_events), list(rows))
+
+
+def consent_history(conn: Connection, subscriber_id: int) -> list[RowMapping]:
+    query = (
+        select(
+            consent_events.c.at,
+            consent_events.c.event,
+            consent_events.c.method,
+            consent_events.c.detail,
+            consent_events.c.actor,
+        )
+        .where(consent_events.c.subscriber_id == subscriber_id)
+        .order_by(consent_events.c.id)
+    )
+    return list(conn.execute(query).mappings())
 
 
 def insert_many(
@@ -221,6 +328,18 @@ def forget_subscriber(conn: Connection, subscriber_id: int) -> int:
         update(events)
         .where(events.c.subscriber_id == subscriber_id)
         .values(subscriber_id=None, details={})
+    )
+    conn.execute(delete(consent_events).where(consent_events.c.subscriber_id == subscriber_id))
+    key = conn.execute(
+        select(subscribers.c.email_key).where(subscribers.c.id == subscriber_id)
+    ).scalar()
+    conn.execute(
+        delete(confirmation_queue).where(
+            or_(
+                confirmation_queue.c.subscriber_id == subscriber_id,
+                confirmation_queue.c.email_key == key,
+            )
+        )
     )
     conn.execute(delete(subscribers).where(subscribers.c.id == subscriber_id))
     return int(result.rowcount or 0)

@@ -1,7 +1,7 @@
 """Contrat de ville classification on items.
 
 Revision ID: 0003
-Revises: 0005
+Revises: 0002
 Create Date: 2026-12-01
 
 ``items.contract`` holds the classification of an item about a contrat de
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-down_revision = "0005"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """Deferred delivery rows (deliveries.not_before) and scheduler job leases (job_leases).
 
 Revision ID: 0005
-Revises: 0008
+Revises: 0004
 Create Date: 2026-12-01
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0008"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

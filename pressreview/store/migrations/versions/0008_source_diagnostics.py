@@ -1,7 +1,7 @@
 """What the last fetch of each source answered, for `feeds check`.
 
 Revision ID: 0008
-Revises: 0009
+Revises: 0006
 Create Date: 2026-12-01
 
 HTTP status, Content-Type and final address (after redirects) of the last
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0009"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
