@@ -73,7 +73,7 @@ def fill(store: Store, n: int) -> None:
     rng = random.Random(7)
     feed = Feed(name="bench", url="https://bench.example.org/feed.xml")
     with store.begin() as conn:
-        source_id = qc.sync_sources(conn, [feed])["bench"].id
+        source_id = qc.sync_sources(conn, [feed])["bench"]["id"]
     start = datetime(2024, 1, 1, tzinfo=UTC)
     for offset in range(0, n, 1000):
         batch = []

@@ -4,7 +4,12 @@ The schema is the set of frozen dataclasses below: each field's type hint is
 what the YAML value must be, its default is used when the key is absent.
 A generic validator walks the YAML against the dataclasses and reports the
 first problem with the key's path (``feeds[4].url: not a URL``).
-Nothing downstream re-checks the configuration.
+Every rule that spans fields is checked here too (``_check``: the DKIM pair,
+territory names, base URLs); nothing downstream re-checks them. Two checks
+live where the value is used, on purpose: ``schedule.*`` is checked when the
+scheduler's triggers are built (only APScheduler can parse the cron fields,
+and a configuration without a scheduler need not have a valid schedule), and
+``digest.editors`` is required only when a ``review`` digest runs.
 
 Order of precedence: defaults, then feeds.yaml, then ``overrides`` (CLI
 options), then the environment for the few values that may come from it
@@ -27,8 +32,10 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+from babel import Locale, UnknownLocaleError
 
 from pressreview.errors import ConfigError, Refused
+from pressreview.geo import load_geography
 from pressreview.text import fold
 
 CONFIG_ENV = "PRESSREVIEW_CONFIG"
@@ -547,8 +554,6 @@ def _check(config: Config) -> None:
             f"timezone: unknown time zone {config.timezone!r} (e.g. Europe/Paris)"
         ) from None
     try:
-        from babel import Locale, UnknownLocaleError
-
         Locale.parse(config.locale)
     except (UnknownLocaleError, ValueError):
         raise ConfigError(f"locale: unknown locale {config.locale!r} (e.g. fr_FR)") from None
@@ -723,8 +728,6 @@ def _read_contracts(where: str, _mtime_ns: int, _size: int) -> ContractList:
 
 def _check_in_division(c: Contract, key: str) -> None:
     """The carrier is an EPCI of the official division, the commune one of its members."""
-    from pressreview.geo import load_geography
-
     geo = load_geography()
     epci = geo.epcis.get(c.siren)
     if epci is None:

@@ -24,8 +24,6 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from sqlalchemy import Connection
-
 from pressreview import urls
 from pressreview.config import (
     DEFAULT_CONTRACTS_FILE,
@@ -38,7 +36,7 @@ from pressreview.config import (
 )
 from pressreview.errors import NotFound, Refused, UsageError
 from pressreview.geo import load_geography
-from pressreview.store import Store
+from pressreview.store import Connection, Store
 from pressreview.store import contracts as q
 from pressreview.store.items import add_event
 from pressreview.store.schema import now as utc_now

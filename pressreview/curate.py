@@ -23,14 +23,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from itertools import pairwise
-from typing import Any
+from typing import Any, cast
 
 import httpx
-from sqlalchemy import Connection
 
+from pressreview.collect.classify import Classifier
 from pressreview.config import Config
 from pressreview.errors import Conflict, NotFound, Refused, UsageError
-from pressreview.store import Store
+from pressreview.model import Item
+from pressreview.pageinfo import fetch_page_info
+from pressreview.store import Connection, Store
 from pressreview.store import items as q
 from pressreview.store.schema import now
 from pressreview.text import canonical_url, clean_text, excerpt, host_of, safe_url, words
@@ -61,8 +63,9 @@ __all__ = [
     "show_item",
 ]
 
-Item = dict[str, Any]
 STATUSES = ("new", "selected", "rejected", "filtered", "published")
+#: The orders of a listing (``ItemQuery.sort``).
+SORTS = q.SORTS
 MAX_IDS = 10_000
 #: Closest two positions inside a section may get before the section is renumbered.
 MIN_GAP = 1e-6
@@ -219,8 +222,8 @@ def _filter(config: Config, query: ItemQuery) -> q.ItemFilter:
         territories += _resolve_territory(config, territory)
     if query.search is not None and query.search.strip() and not q.search_terms(query.search):
         raise UsageError(f"nothing to search for in {query.search!r} (give words)")
-    if query.sort not in q.SORTS:
-        raise UsageError(f"unknown sort {query.sort!r} (one of {', '.join(q.SORTS)})")
+    if query.sort not in SORTS:
+        raise UsageError(f"unknown sort {query.sort!r} (one of {', '.join(SORTS)})")
     if query.limit is not None and query.limit < 0:
         raise UsageError("--limit must be 0 or more")
     return q.ItemFilter(
@@ -361,7 +364,10 @@ def _apply(
     stamp = stamp or now()
     if expected_version is not None and expected_version != item["version"]:
         raise Conflict(_conflict_message(conn, item, expected_version))
-    changes = {k: [_json_value(item[k]), _json_value(v)] for k, v in values.items() if item[k] != v}
+    fields: Mapping[str, Any] = item
+    changes = {
+        k: [_json_value(fields[k]), _json_value(v)] for k, v in values.items() if fields[k] != v
+    }
     if not changes:
         return None
     update = {k: v for k, v in values.items() if k in changes}
@@ -374,7 +380,8 @@ def _apply(
     if extra:
         details.update(extra)
     q.add_event(conn, actor=actor, action=action, item_id=item["id"], details=details, at=stamp)
-    return {**item, **update, "version": item["version"] + 1, "updated_at": stamp}
+    # The same keys as ``item``, some with new values.
+    return cast(Item, {**item, **update, "version": item["version"] + 1, "updated_at": stamp})
 
 
 FIELD_NAMES = {
@@ -740,7 +747,8 @@ def move_item(
         positions = [row["position"] for row in ordered]
         # Renumber 1, 2, 3... when a position is missing, or when repeated moves into
         # one gap (each halves it) have brought two positions too close to split again.
-        if None in positions or any(b - a < MIN_GAP for a, b in pairwise(positions)):
+        known = [p for p in positions if p is not None]
+        if len(known) < len(positions) or any(b - a < MIN_GAP for a, b in pairwise(known)):
             ordered = _renumber(conn, ordered, actor=actor, stamp=stamp)
             item = next((row for row in ordered if row["id"] == item_id), item)
         others = [row for row in ordered if row["id"] != item_id]
@@ -871,9 +879,6 @@ def add_item_by_url(
     The item is selected (into ``section`` or the detected one) unless
     ``select`` is false.
     """
-    from pressreview.collect.classify import Classifier
-    from pressreview.pageinfo import fetch_page_info
-
     url = url.strip()
     canonical = canonical_url(url)
     if not canonical.startswith(("http://", "https://")):
@@ -1043,7 +1048,8 @@ class ReviewSession:
         return None
 
     def _record(self, kind: str, before: Item, after: Item) -> None:
-        previous = {k: before[k] for k in RESTORABLE}
+        fields: Mapping[str, Any] = before
+        previous = {k: fields[k] for k in RESTORABLE}
         self.history.append(_Step(self.index, before["id"], kind, previous, after["version"]))
 
     def select(self, section: str | None = None) -> Item:

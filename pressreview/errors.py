@@ -41,6 +41,13 @@ class Conflict(Refused):
     """A change based on a stale version of a row."""
 
 
+class DuplicateKey(Conflict):
+    """A write the database refused because a unique key is taken (by a concurrent run).
+
+    Raised by the store in place of the driver's integrity error.
+    """
+
+
 class RenderError(PressreviewError):
     """A template or MJML document could not be rendered."""
 

@@ -27,18 +27,24 @@ from typing import Any
 
 import nh3
 from markdown_it import MarkdownIt
-from sqlalchemy import Connection, RowMapping
-from sqlalchemy.exc import IntegrityError
 
 from pressreview import agenda, render, urls
 from pressreview import contracts as contract_tracker
 from pressreview.config import Config
-from pressreview.errors import Conflict, NotFound, Refused, UsageError
-from pressreview.store import Store
+from pressreview.errors import Conflict, DuplicateKey, NotFound, Refused, UsageError
+from pressreview.model import (
+    SNAPSHOT_SCHEMA,
+    OtherOutlet,
+    Snapshot,
+    SnapshotEvent,
+    SnapshotItem,
+    SnapshotSection,
+)
+from pressreview.store import Connection, Store
 from pressreview.store import issues as q
+from pressreview.store.schema import now as store_now
 from pressreview.text import clean_text, host_of, sanitize_html, words
 
-SNAPSHOT_SCHEMA = 1
 #: Section of the items whose section is not (or no longer) configured.
 OTHER_SECTION_KEY = "autres"
 OTHER_SECTION_TITLE = "Autres actualités"
@@ -131,7 +137,7 @@ class Outline:
     """What ``issue show`` prints: the snapshot publishing would freeze now, and warnings."""
 
     draft: Draft | None
-    snapshot: dict[str, Any]
+    snapshot: Snapshot
     warnings: list[str] = field(default_factory=list)
     html_bytes: int | None = None
     max_html_bytes: int = 0
@@ -145,14 +151,14 @@ class RefreshReport:
     item_count: int
 
 
-def _draft(row: RowMapping) -> Draft:
+def _draft(row: q.IssueRow) -> Draft:
     return Draft(
-        id=row.id,
-        title=row.title,
-        intro_md=row.intro_md or "",
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        version=row.version,
+        id=row["id"],
+        title=row["title"],
+        intro_md=row["intro_md"] or "",
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        version=row["version"],
     )
 
 
@@ -170,17 +176,17 @@ def _check_title(title: str) -> str:
 def new_draft(config: Config, store: Store, *, title: str, intro_md: str = "", actor: str) -> Draft:
     """Start the next issue. Refused while another draft is in progress."""
     title = _check_title(title)
-    stamp = q.now()
+    stamp = store_now()
     with store.begin() as conn:
         existing = q.current_draft(conn)
         if existing is not None:
             raise Refused(
-                f"a draft is already in progress ({existing.title!r}); change it with "
+                f"a draft is already in progress ({existing['title']!r}); change it with "
                 "`pressreview issue edit`, publish it, or drop it with `pressreview issue discard`"
             )
         draft_id = q.insert_draft(conn, title=title, intro_md=intro_md, at=stamp)
         gathered = q.draft_items(conn, draft_id)
-        joined = q.claim_items(conn, draft_id, [r.id for r in gathered])
+        joined = q.claim_items(conn, draft_id, [r["id"] for r in gathered])
         q.add_event(
             conn,
             actor=actor,
@@ -201,11 +207,11 @@ def current_draft(config: Config, store: Store) -> Draft | None:
     return _draft(row) if row is not None else None
 
 
-def _require_draft(conn: Connection) -> RowMapping:
+def _require_draft(conn: Connection) -> q.IssueRow:
     row = q.current_draft(conn)
     if row is None:
         last = q.last_published(conn)
-        after = f"issue n° {last.number} is published; " if last is not None else ""
+        after = f"issue n° {last['number']} is published; " if last is not None else ""
         raise Refused(
             f'{after}no draft in progress: start one with `pressreview issue new --title "..."`'
         )
@@ -230,14 +236,15 @@ def edit_draft(
         raise UsageError("nothing to change: give --title or --intro")
     with store.begin() as conn:
         row = _require_draft(conn)
-        if not q.update_draft(conn, row.id, row.version, **values):
+        before: Mapping[str, object] = row
+        if not q.update_draft(conn, row["id"], row["version"], **values):
             raise Conflict("the draft changed meanwhile; run the command again")
         q.add_event(
             conn,
             actor=actor,
             action="issue.edit",
-            issue_id=row.id,
-            details={k: {"before": row[k], "after": v} for k, v in values.items()},
+            issue_id=row["id"],
+            details={k: {"before": before[k], "after": v} for k, v in values.items()},
         )
         new = q.current_draft(conn)
     assert new is not None
@@ -248,9 +255,13 @@ def discard_draft(config: Config, store: Store, *, actor: str) -> Draft:
     """Drop the draft; its items stay selected for the next one."""
     with store.begin() as conn:
         row = _require_draft(conn)
-        q.delete_draft(conn, row.id)
+        q.delete_draft(conn, row["id"])
         q.add_event(
-            conn, actor=actor, action="issue.discard", issue_id=row.id, details={"title": row.title}
+            conn,
+            actor=actor,
+            action="issue.discard",
+            issue_id=row["id"],
+            details={"title": row["title"]},
         )
     return _draft(row)
 
@@ -259,15 +270,15 @@ def refresh_draft(config: Config, store: Store, *, actor: str) -> RefreshReport:
     """Newly selected items join the draft; items no longer selected leave it."""
     with store.begin() as conn:
         row = _require_draft(conn)
-        left = q.release_items(conn, row.id)
-        gathered = q.draft_items(conn, row.id)
-        joined = q.claim_items(conn, row.id, [r.id for r in gathered])
+        left = q.release_items(conn, row["id"])
+        gathered = q.draft_items(conn, row["id"])
+        joined = q.claim_items(conn, row["id"], [r["id"] for r in gathered])
         if joined or left:
             q.add_event(
                 conn,
                 actor=actor,
                 action="issue.refresh",
-                issue_id=row.id,
+                issue_id=row["id"],
                 details={"joined": joined, "left": left},
             )
     return RefreshReport(joined=joined, left=left, item_count=len(gathered))
@@ -280,25 +291,25 @@ def _iso_utc(value: datetime) -> str:
     return value.astimezone(UTC).replace(microsecond=0).isoformat()
 
 
-def _outlet(row: RowMapping) -> str:
-    outlet = clean_text(row.outlet or "") or clean_text(row.source_name or "")
-    return outlet or host_of(row.url) or "Source inconnue"
+def _outlet(row: q.IssueItemRow) -> str:
+    outlet = clean_text(row["outlet"] or "") or clean_text(row["source_name"] or "")
+    return outlet or host_of(row["url"]) or "Source inconnue"
 
 
-def _summary_html(row: RowMapping) -> str:
-    if row.summary_edited is not None and row.summary_edited.strip():
-        paragraphs = [p.strip() for p in re.split(r"\n\s*\n", row.summary_edited) if p.strip()]
+def _summary_html(row: q.IssueItemRow) -> str:
+    if row["summary_edited"] is not None and row["summary_edited"].strip():
+        paragraphs = [p.strip() for p in re.split(r"\n\s*\n", row["summary_edited"]) if p.strip()]
         return "".join(
             f"<p>{html.escape(' '.join(p.split()), quote=False)}</p>" for p in paragraphs
         )
-    return sanitize_html(row.summary_html or "")
+    return sanitize_html(row["summary_html"] or "")
 
 
-def _item_url(row: RowMapping) -> str:
-    for candidate in (row.url, row.link):
+def _item_url(row: q.IssueItemRow) -> str:
+    for candidate in (row["url"], row["link"]):
         if candidate and re.match(r"https?://[^/\s]+", candidate, re.I):
             return str(candidate)
-    return str(row.url)
+    return str(row["url"])
 
 
 def adds_nothing(excerpt: str, *known: str) -> bool:
@@ -319,26 +330,26 @@ def adds_nothing(excerpt: str, *known: str) -> bool:
     return all(w in vocabulary for w in found)
 
 
-def item_entry(config: Config, row: RowMapping, also: Sequence[RowMapping]) -> dict[str, Any]:
+def item_entry(config: Config, row: q.IssueItemRow, also: Sequence[q.IssueItemRow]) -> SnapshotItem:
     """One item of a snapshot (edited title and summary win over the originals).
 
     An original excerpt that only repeats the title and outlet is left out.
     """
-    title = clean_text(row.title_edited or "") or clean_text(row.title) or _item_url(row)
-    if row.summary_edited is not None and row.summary_edited.strip():
-        text = " ".join(row.summary_edited.split())
+    title = clean_text(row["title_edited"] or "") or clean_text(row["title"]) or _item_url(row)
+    if row["summary_edited"] is not None and row["summary_edited"].strip():
+        text = " ".join(row["summary_edited"].split())
     else:
-        text = clean_text(row.excerpt or "")
+        text = clean_text(row["excerpt"] or "")
     summary_html = _summary_html(row)
-    if row.summary_edited is None or not row.summary_edited.strip():
-        known = (title, clean_text(row.title), row.outlet or "", row.source_name or "")
+    if row["summary_edited"] is None or not row["summary_edited"].strip():
+        known = (title, clean_text(row["title"]), row["outlet"] or "", row["source_name"] or "")
         if adds_nothing(text, *known):
             text = ""
             if adds_nothing(clean_text(summary_html), *known):
                 summary_html = ""
-    date = None if row.date_is_fallback else row.published_at.astimezone(config.tz).date()
+    date = None if row["date_is_fallback"] else row["published_at"].astimezone(config.tz).date()
     lead_outlet = _outlet(row)
-    others: list[dict[str, str]] = []
+    others: list[OtherOutlet] = []
     seen = {lead_outlet.casefold()}
     for other in also:
         outlet = _outlet(other)
@@ -349,50 +360,56 @@ def item_entry(config: Config, row: RowMapping, also: Sequence[RowMapping]) -> d
             {
                 "outlet": outlet,
                 "url": _item_url(other),
-                "title": clean_text(other.title_edited or "") or clean_text(other.title),
+                "title": clean_text(other["title_edited"] or "") or clean_text(other["title"]),
             }
         )
     return {
-        "id": row.id,
+        "id": row["id"],
         "title": title,
         "url": _item_url(row),
         "outlet": lead_outlet,
-        "published_at": _iso_utc(row.published_at),
+        "published_at": _iso_utc(row["published_at"]),
         "date": date.isoformat() if date else None,
-        "territories": list(row.territories or []),
+        "territories": list(row["territories"] or []),
         "excerpt": text,
         # The public archive shows a staff summary whole, a feed's extract capped.
-        "summary_by_staff": bool(row.summary_edited and row.summary_edited.strip()),
+        "summary_by_staff": bool(row["summary_edited"] and row["summary_edited"].strip()),
         "summary_html": summary_html,
-        "tags": list(row.tags or []),
+        "tags": list(row["tags"] or []),
         "also": others,
     }
 
 
-def _sort_key(row: RowMapping) -> tuple[Any, ...]:
-    position = row.position
-    return (position is None, position if position is not None else 0.0, row.published_at, row.id)
+def _sort_key(row: q.IssueItemRow) -> tuple[Any, ...]:
+    position = row["position"]
+    return (
+        position is None,
+        position if position is not None else 0.0,
+        row["published_at"],
+        row["id"],
+    )
 
 
 def build_sections(
-    config: Config, rows: Sequence[RowMapping], also: Sequence[RowMapping]
-) -> list[dict[str, Any]]:
+    config: Config, rows: Sequence[q.IssueItemRow], also: Sequence[q.IssueItemRow]
+) -> list[SnapshotSection]:
     """Items grouped by section in the configured order (unknown sections last, "autres")."""
-    in_issue = {r.id for r in rows}
-    also_by_lead: dict[int, list[RowMapping]] = {}
+    in_issue = {r["id"] for r in rows}
+    also_by_lead: dict[int, list[q.IssueItemRow]] = {}
     for other in also:
-        if other.id in in_issue:
+        lead = other["duplicate_of"]  # set: other_outlets() selects by it
+        if other["id"] in in_issue or lead is None:
             continue
-        also_by_lead.setdefault(other.duplicate_of, []).append(other)
-    buckets: dict[str, list[RowMapping]] = {}
+        also_by_lead.setdefault(lead, []).append(other)
+    buckets: dict[str, list[q.IssueItemRow]] = {}
     known = {s.key for s in config.sections}
     for row in rows:
-        key = row.section if row.section in known else OTHER_SECTION_KEY
+        key = row["section"] if row["section"] in known else OTHER_SECTION_KEY
         buckets.setdefault(key, []).append(row)
     sections = [(s.key, s.title) for s in config.ordered_sections()]
     if OTHER_SECTION_KEY not in known:
         sections.append((OTHER_SECTION_KEY, OTHER_SECTION_TITLE))
-    out = []
+    out: list[SnapshotSection] = []
     for key, title in sections:
         bucket = sorted(buckets.get(key, []), key=_sort_key)
         if bucket:
@@ -400,7 +417,7 @@ def build_sections(
                 {
                     "key": key,
                     "title": title,
-                    "items": [item_entry(config, r, also_by_lead.get(r.id, [])) for r in bucket],
+                    "items": [item_entry(config, r, also_by_lead.get(r["id"], [])) for r in bucket],
                 }
             )
     return out
@@ -413,11 +430,11 @@ def build_snapshot(
     title: str,
     intro_md: str,
     published_at: datetime,
-    rows: Sequence[RowMapping],
-    also: Sequence[RowMapping],
+    rows: Sequence[q.IssueItemRow],
+    also: Sequence[q.IssueItemRow],
     contracts: Mapping[str, Any] | None = None,
-    agenda_events: Sequence[Mapping[str, Any]] = (),
-) -> dict[str, Any]:
+    agenda_events: Sequence[SnapshotEvent] = (),
+) -> Snapshot:
     """The frozen document every later render reads (schema 1, see docs/email.md).
 
     ``contracts``: the contrats de ville tracker as this issue freezes it
@@ -425,7 +442,7 @@ def build_snapshot(
     """
     org = config.organisation
     sections = build_sections(config, rows, also)
-    snapshot: dict[str, Any] = {
+    snapshot: Snapshot = {
         "schema": SNAPSHOT_SCHEMA,
         "number": number,
         "title": title,
@@ -447,7 +464,7 @@ def build_snapshot(
         "item_count": sum(len(s["items"]) for s in sections),
         "sections": sections,
         # The agenda of the coming weeks, as it stood when the issue was frozen.
-        "agenda": [dict(e) for e in agenda_events],
+        "agenda": [e.copy() for e in agenda_events],
     }
     if contracts is not None:
         snapshot["contracts"] = dict(contracts)
@@ -455,27 +472,29 @@ def build_snapshot(
     return snapshot
 
 
-def _gather(conn: Connection, draft_id: int | None) -> tuple[list[RowMapping], list[RowMapping]]:
+def _gather(
+    conn: Connection, draft_id: int | None
+) -> tuple[list[q.IssueItemRow], list[q.IssueItemRow]]:
     rows = q.draft_items(conn, draft_id)
-    also = q.other_outlets(conn, [r.id for r in rows]) if rows else []
+    also = q.other_outlets(conn, [r["id"] for r in rows]) if rows else []
     return rows, also
 
 
 def _draft_state(
     config: Config, store: Store, now: datetime | None
-) -> tuple[RowMapping, list[RowMapping], dict[str, Any]]:
+) -> tuple[q.IssueRow, list[q.IssueItemRow], Snapshot]:
     """The draft's row, its items and the snapshot publishing would freeze at ``now``."""
     with store.connect() as conn:
         row = _require_draft(conn)
-        rows, also = _gather(conn, row.id)
+        rows, also = _gather(conn, row["id"])
         number = q.next_number(conn)
         tracker = contract_tracker.issue_block(config, conn)
-    at = now or q.now()
+    at = now or store_now()
     snapshot = build_snapshot(
         config,
         number=number,
-        title=row.title,
-        intro_md=row.intro_md or "",
+        title=row["title"],
+        intro_md=row["intro_md"] or "",
         published_at=at,
         rows=rows,
         also=also,
@@ -486,12 +505,12 @@ def _draft_state(
     return row, rows, snapshot
 
 
-def draft_snapshot(config: Config, store: Store, *, now: datetime | None = None) -> dict[str, Any]:
+def draft_snapshot(config: Config, store: Store, *, now: datetime | None = None) -> Snapshot:
     """What publishing would freeze now (same shape, ``"draft": true``, provisional number)."""
     return _draft_state(config, store, now)[2]
 
 
-def _warnings(config: Config, rows: Sequence[RowMapping], snapshot: Mapping[str, Any]) -> list[str]:
+def _warnings(config: Config, rows: Sequence[q.IssueItemRow], snapshot: Snapshot) -> list[str]:
     warnings: list[str] = []
     if not rows:
         warnings.append(
@@ -499,26 +518,28 @@ def _warnings(config: Config, rows: Sequence[RowMapping], snapshot: Mapping[str,
             "`pressreview issue refresh`"
         )
     known = {s.key for s in config.sections}
-    undated = [r.id for r in rows if r.date_is_fallback]
+    undated = [r["id"] for r in rows if r["date_is_fallback"]]
     if undated:
         warnings.append(
             f"{len(undated)} item(s) without a publication date, shown undated: "
             + ", ".join(map(str, undated))
         )
-    no_outlet = [r.id for r in rows if not clean_text(r.outlet or "")]
+    no_outlet = [r["id"] for r in rows if not clean_text(r["outlet"] or "")]
     if no_outlet:
         warnings.append(
             f"{len(no_outlet)} item(s) without an outlet, shown with the source's name: "
             + ", ".join(map(str, no_outlet))
         )
-    unsorted = [r.id for r in rows if r.section not in known]
+    unsorted = [r["id"] for r in rows if r["section"] not in known]
     if unsorted and config.sections:
         warnings.append(
             f"{len(unsorted)} item(s) in no configured section, shown under "
             f'"{OTHER_SECTION_TITLE}": ' + ", ".join(map(str, unsorted))
         )
-    ids = {r.id for r in rows}
-    doubles = [f"{r.id} (other outlet of {r.duplicate_of})" for r in rows if r.duplicate_of in ids]
+    ids = {r["id"] for r in rows}
+    doubles = [
+        f"{r['id']} (other outlet of {r['duplicate_of']})" for r in rows if r["duplicate_of"] in ids
+    ]
     if doubles:
         warnings.append("the same story is selected twice: " + ", ".join(doubles))
     return warnings
@@ -557,23 +578,21 @@ def issue_outline(config: Config, store: Store, number: int) -> Outline:
     )
 
 
-def publish(
-    config: Config, store: Store, *, actor: str, now: datetime | None = None
-) -> dict[str, Any]:
+def publish(config: Config, store: Store, *, actor: str, now: datetime | None = None) -> Snapshot:
     """Freeze the draft into the next numbered issue; returns its snapshot.
 
     Refused when there is no draft (which is also what a second publish
     meets) or when the draft is empty. The email is rendered before anything
     is written: a broken template fails here, not at sending time.
     """
-    stamp = now or q.now()
+    stamp = now or store_now()
     if stamp.tzinfo is None:
         raise UsageError("publish: `now` must be an aware datetime")
     upcoming = agenda.snapshot_events(config, store, at=stamp)
     try:
         with store.begin() as conn:
             row = _require_draft(conn)
-            rows, also = _gather(conn, row.id)
+            rows, also = _gather(conn, row["id"])
             if not rows:
                 raise Refused(
                     "the draft is empty: nothing is selected. Select items first "
@@ -583,8 +602,8 @@ def publish(
             snapshot = build_snapshot(
                 config,
                 number=number,
-                title=row.title,
-                intro_md=row.intro_md or "",
+                title=row["title"],
+                intro_md=row["intro_md"] or "",
                 published_at=stamp,
                 rows=rows,
                 also=also,
@@ -594,16 +613,16 @@ def publish(
             render.render_email(config, snapshot)  # fails before anything is frozen
             if not q.publish_issue(
                 conn,
-                row.id,
-                version=row.version,
+                row["id"],
+                version=row["version"],
                 number=number,
-                title=row.title,
+                title=row["title"],
                 snapshot=snapshot,
                 at=stamp,
             ):
                 raise Conflict("the draft changed or was published meanwhile; run `issue show`")
-            ids = [r.id for r in rows]
-            changed = q.mark_published(conn, row.id, row.id, ids, stamp)
+            ids = [r["id"] for r in rows]
+            changed = q.mark_published(conn, row["id"], row["id"], ids, stamp)
             if changed != len(ids):
                 raise Conflict(
                     "items changed while publishing; check `pressreview issue show`, publish again"
@@ -612,11 +631,11 @@ def publish(
                 conn,
                 actor=actor,
                 action="issue.publish",
-                issue_id=row.id,
+                issue_id=row["id"],
                 at=stamp,
-                details={"number": number, "items": ids, "title": row.title},
+                details={"number": number, "items": ids, "title": row["title"]},
             )
-    except IntegrityError:
+    except DuplicateKey:
         raise Conflict(
             "another issue was published at the same time; run `pressreview issue list`"
         ) from None
@@ -626,13 +645,13 @@ def publish(
 # -- published issues ------------------------------------------------------------
 
 
-def get_snapshot(store: Store, number: int) -> dict[str, Any]:
+def get_snapshot(store: Store, number: int) -> Snapshot:
     """The frozen snapshot of published issue ``number``."""
     with store.connect() as conn:
         row = q.issue_by_number(conn, number)
-    if row is None or row.snapshot is None:
+    if row is None or row["snapshot"] is None:
         raise NotFound(f"no published issue n° {number} (see `pressreview issue list`)")
-    return dict(row.snapshot)
+    return row["snapshot"].copy()
 
 
 def list_issues(store: Store) -> list[IssueSummary]:
@@ -641,12 +660,12 @@ def list_issues(store: Store) -> list[IssueSummary]:
         rows = q.published_issues(conn)
     return [
         IssueSummary(
-            number=r.number,
-            title=r.title,
-            published_at=r.published_at,
-            date=r.snapshot["date"],
-            item_count=r.snapshot["item_count"],
-            archive_url=r.snapshot["archive_url"],
+            number=r["number"],
+            title=r["title"],
+            published_at=r["published_at"],
+            date=r["snapshot"]["date"],
+            item_count=r["snapshot"]["item_count"],
+            archive_url=r["snapshot"]["archive_url"],
         )
         for r in rows
     ]

@@ -164,7 +164,8 @@ def _date(value: str | None) -> datetime | None:
             return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    result: datetime = moment.astimezone(UTC)
+    return result
 
 
 def parse_page_info(body: bytes | str, url: str, headers: dict[str, str] | None = None) -> PageInfo:

@@ -8,15 +8,14 @@ archive page, so staff see a draft as readers will. Both work on a snapshot
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pressreview.archive import render_issue_page
 from pressreview.config import Config
 from pressreview.deliver.message import build_message
 from pressreview.errors import RenderError
+from pressreview.model import Snapshot
 from pressreview.render import (
     UNSUBSCRIBE_PLACEHOLDER,
     RenderedEmail,
@@ -36,7 +35,7 @@ class EmailFiles:
 
 
 def write_email_files(
-    config: Config, snapshot: Mapping[str, Any], out_dir: Path, *, eml: bool = True
+    config: Config, snapshot: Snapshot, out_dir: Path, *, eml: bool = True
 ) -> EmailFiles:
     """Write email.html, email.txt and (``eml``) email.eml, a complete MIME message.
 
@@ -65,7 +64,7 @@ def write_email_files(
     return EmailFiles(rendered, paths, warnings)
 
 
-def write_preview(config: Config, snapshot: Mapping[str, Any], out_dir: Path) -> EmailFiles:
+def write_preview(config: Config, snapshot: Snapshot, out_dir: Path) -> EmailFiles:
     """Write email.html, email.txt and page.html (the issue's archive page) of a snapshot.
 
     The snapshot is a draft's (``issues.draft_snapshot``) or a published

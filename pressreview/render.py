@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html.parser import HTMLParser
-from typing import Any
+from typing import Any, cast
 
 import mjml
 from markupsafe import Markup
@@ -27,6 +27,7 @@ from pressreview import typography, urls
 from pressreview.agenda import upcoming_in_snapshot
 from pressreview.config import Config
 from pressreview.errors import RenderError
+from pressreview.model import Snapshot
 from pressreview.templating import email_env, render_template
 from pressreview.text import safe_url
 
@@ -180,7 +181,7 @@ def html_to_text(fragment: str, *, links: bool = True) -> str:
     return parser.text()
 
 
-def preheader_for(snapshot: Mapping[str, Any], limit: int = 140) -> str:
+def preheader_for(snapshot: Snapshot, limit: int = 140) -> str:
     """The hidden preview text: the intro's start, else the first items' titles."""
     text = " ".join(html_to_text(snapshot.get("intro_html") or "", links=False).split())
     if not text:
@@ -192,7 +193,7 @@ def preheader_for(snapshot: Mapping[str, Any], limit: int = 140) -> str:
     return text
 
 
-def email_subject(config: Config, snapshot: Mapping[str, Any]) -> str:
+def email_subject(config: Config, snapshot: Snapshot) -> str:
     """The subject frozen in the snapshot, else ``email.subject`` of the config (typeset)."""
     subject = snapshot.get("subject")
     if subject:
@@ -200,7 +201,7 @@ def email_subject(config: Config, snapshot: Mapping[str, Any]) -> str:
     return format_subject(config.email.subject, snapshot)
 
 
-def format_subject(pattern: str, snapshot: Mapping[str, Any]) -> str:
+def format_subject(pattern: str, snapshot: Snapshot) -> str:
     """``email.subject`` with {number}, {title} and {date} ("1er décembre 2026") replaced."""
     locale = str(snapshot.get("locale") or "fr_FR")
     try:
@@ -266,7 +267,7 @@ def organisation_context(config: Config, org: Mapping[str, Any]) -> dict[str, An
 
 
 def email_context(
-    config: Config, snapshot: Mapping[str, Any], *, now: datetime | None = None
+    config: Config, snapshot: Snapshot, *, now: datetime | None = None
 ) -> dict[str, Any]:
     """What the email templates see (everything from the snapshot, typeset).
 
@@ -295,7 +296,7 @@ def email_context(
         "subject": email_subject(config, snapshot),
         # mjml-python writes non-ASCII spaces of <mj-title> as "\u{a0}" in aria-label.
         "subject_plain": re.sub("[\u00a0\u202f]", " ", email_subject(config, snapshot)),
-        "preheader": preheader_for(issue),
+        "preheader": preheader_for(cast(Snapshot, issue)),  # typeset, same shape
         "intro_email_html": style_fragment(intro_html),
         "intro_text": html_to_text(intro_html),
         "archive_url": snapshot["archive_url"],
@@ -310,7 +311,7 @@ def email_context(
 
 
 def render_email(
-    config: Config, snapshot: Mapping[str, Any], *, now: datetime | None = None
+    config: Config, snapshot: Snapshot, *, now: datetime | None = None
 ) -> RenderedEmail:
     """The email of an issue snapshot: subject, HTML (MJML compiled, minified), text, preheader.
 

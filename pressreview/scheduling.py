@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import signal
 import socket
 import threading
 import uuid
@@ -33,18 +34,30 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
-from pressreview.config import Config, load_config
+from pressreview import issues
+from pressreview.archive import build_archive
+from pressreview.collect import collect
+from pressreview.config import Config, check_placeholders, load_config
+from pressreview.curate import select_items
+from pressreview.deliver.campaign import LEASE, claim_is_dead, send_issue
 from pressreview.deliver.message import dkim_signer, make_message_id
 from pressreview.deliver.single import send_test_copies
 from pressreview.deliver.transports import open_transport
 from pressreview.errors import ConfigError, PressreviewError, Refused, UsageError
+from pressreview.model import Snapshot
 from pressreview.process import process_alive
 from pressreview.render import render_email
+from pressreview.signup import drain_confirmations
 from pressreview.store import Store, open_store
 from pressreview.store import jobs as q
 from pressreview.store.schema import now as store_now
+from pressreview.tokens import secret_key
+from pressreview.typography import format_date
 
 __all__ = [
     "DIGEST_ACTOR",
@@ -165,8 +178,6 @@ def run_collect(config: Config, store: Store) -> JobResult:
     Outcome ``ok``, or ``partial`` when some sources failed (they are backed off
     and named in the message).
     """
-    from pressreview.collect import collect
-
     with _recorded(store, "collect") as result:
         report = collect(config, store)
         totals = report.as_dict()["totals"]
@@ -240,8 +251,6 @@ def run_digest(
 
 def default_title(config: Config, now: datetime) -> str:
     """The title of an issue the digest builds: « Revue de presse du 1er décembre 2026 »."""
-    from pressreview.typography import format_date
-
     local = now.astimezone(config.tz).date()
     return f"Revue de presse du {format_date(local, 'long', config.locale)}"
 
@@ -272,8 +281,6 @@ def auto_select(
     there is none). Returns the selected ids (empty when nothing qualifies).
     The selection goes through the curation stage, so it is in the audit trail.
     """
-    from pressreview.curate import select_items
-
     if since is None:
         with store.connect() as conn:
             last = q.last_published_issue(conn)
@@ -293,8 +300,6 @@ def _issue_of_week(config: Config, store: Store, week: str) -> q.PublishedIssue 
 
 
 def _ensure_draft(config: Config, store: Store, now: datetime) -> None:
-    from pressreview import issues
-
     if issues.current_draft(config, store) is None:
         issues.new_draft(
             config, store, title=default_title(config, now), intro_md="", actor=DIGEST_ACTOR
@@ -309,12 +314,6 @@ def _auto_digest(
     result: JobResult,
     environ: Mapping[str, str] | None,
 ) -> None:
-    from pressreview import issues
-    from pressreview.archive import build_archive
-    from pressreview.config import check_placeholders
-    from pressreview.deliver.campaign import send_issue
-    from pressreview.tokens import secret_key
-
     secret_key(environ)  # a missing signing key fails here, before anything is published
     check_placeholders(config)  # so does a placeholder in the footer's legal values
     existing = _issue_of_week(config, store, week)
@@ -384,8 +383,6 @@ def _review_digest(
             "digest.editors: empty; list the addresses that receive the preview "
             "(or set digest.policy: auto)"
         )
-    from pressreview import issues
-
     if issues.current_draft(config, store) is None:
         _ensure_draft(config, store, now)
     else:
@@ -411,7 +408,7 @@ def _review_digest(
 
 def send_preview(
     config: Config,
-    snapshot: Mapping[str, Any],
+    snapshot: Snapshot,
     recipients: list[str],
     *,
     environ: Mapping[str, str] | None = None,
@@ -462,8 +459,6 @@ CONFIRMATIONS_EVERY = timedelta(minutes=1)
 
 def run_confirmations(config: Config, store: Store) -> JobResult:
     """Drain the sign-up queue (pressreview.signup); every minute, so not logged in job_runs."""
-    from pressreview.signup import drain_confirmations
-
     report = drain_confirmations(config, store)
     summary = report.as_dict()
     outcome = "partial" if report.deferred or report.failed else "ok"
@@ -559,8 +554,6 @@ def run_job(
 
 def unfinished_campaigns(store: Store) -> list[int]:
     """Issues with delivery rows left ``sending`` by a run that is gone."""
-    from pressreview.deliver.campaign import LEASE, claim_is_dead
-
     limit = store_now() - LEASE
     with store.connect() as conn:
         open_rows = q.issues_with_open_deliveries(conn)
@@ -587,8 +580,6 @@ def resume_unfinished(
     Logged as ``digest`` runs with outcome ``resumed``. Sending is safe to run
     beside another live sender (rows are claimed), so no lease is needed.
     """
-    from pressreview.deliver.campaign import send_issue
-
     results = []
     for number in unfinished_campaigns(store):
         with _recorded(store, "digest") as result:
@@ -696,7 +687,7 @@ def _repeated_wall_time(when: datetime, tz: Any) -> bool:
     return back == local and when.astimezone(UTC) == second.astimezone(UTC) != first.astimezone(UTC)
 
 
-class OnceCronTrigger(CronTrigger):
+class OnceCronTrigger(CronTrigger):  # type: ignore[misc]  # APScheduler 3 has no type hints
     """A CronTrigger that fires once at a local time that occurs twice.
 
     When clocks go back (Europe/Paris, last Sunday of October, 03:00 CEST ->
@@ -718,8 +709,6 @@ class OnceCronTrigger(CronTrigger):
 
 def build_triggers(config: Config) -> dict[str, Any]:
     """The APScheduler trigger of each job, from ``schedule`` in ``timezone``."""
-    from apscheduler.triggers.interval import IntervalTrigger
-
     s = config.schedule
     if not s.collect_every_hours > 0:
         raise ConfigError("schedule.collect_every_hours: must be more than 0 (e.g. 3)")
@@ -752,9 +741,6 @@ def build_triggers(config: Config) -> dict[str, Any]:
 
 def describe_trigger(trigger: Any) -> str:
     """A short human description: ``every 3 h`` / ``cron mon 08:00 Europe/Paris``."""
-    from apscheduler.triggers.cron import CronTrigger
-    from apscheduler.triggers.interval import IntervalTrigger
-
     if isinstance(trigger, IntervalTrigger):
         hours = trigger.interval_length / 3600
         return f"every {hours:g} h" if hours >= 1 else f"every {hours * 60:g} min"
@@ -772,9 +758,6 @@ def describe_trigger(trigger: Any) -> str:
 
 def _trigger_signature(trigger: Any) -> tuple[Any, ...]:
     """What identifies a trigger's schedule (not its start date)."""
-    from apscheduler.triggers.cron import CronTrigger
-    from apscheduler.triggers.interval import IntervalTrigger
-
     if isinstance(trigger, IntervalTrigger):
         return ("interval", trigger.interval_length, str(trigger.timezone))
     if isinstance(trigger, CronTrigger):  # the class too: a stored plain CronTrigger is replaced
@@ -794,9 +777,6 @@ def create_scheduler(config: Config, store: Store, *, max_workers: int = 2) -> A
     Defaults of every job: coalesce missed runs into one, one instance at a
     time, misfire grace time from ``schedule.misfire_grace_minutes``.
     """
-    from apscheduler.executors.pool import ThreadPoolExecutor
-    from apscheduler.schedulers.background import BackgroundScheduler
-
     build_triggers(config)  # validate the schedule before touching the store
     return BackgroundScheduler(
         jobstores={"default": q.job_store(store)},
@@ -906,8 +886,6 @@ def configure_logging(verbose: bool = False) -> None:
 
 def stop_on_signals() -> threading.Event:
     """An event that SIGTERM and SIGINT (Ctrl-C) set (call it from the main thread)."""
-    import signal
-
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -951,8 +929,6 @@ class JobStatus:
 
 def _stored_jobs(store: Store) -> dict[str, Any]:
     """The jobs in the job store, read without starting a scheduler."""
-    from apscheduler.schedulers.background import BackgroundScheduler
-
     jobstore = q.job_store(store)
     jobstore.start(BackgroundScheduler(), "default")
     try:

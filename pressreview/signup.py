@@ -34,9 +34,16 @@ from typing import Any
 
 from pressreview import urls
 from pressreview.config import Config
+from pressreview.deliver.single import confirmation_sender
+from pressreview.deliver.transports import (
+    HandoverUnknown,
+    PermanentFailure,
+    TransportUnavailable,
+)
 from pressreview.errors import DeliveryError, Refused
 from pressreview.store import Store
 from pressreview.store import signup as q
+from pressreview.store import subscribers as subscribers_db
 from pressreview.store.schema import now
 from pressreview.subscribers import (
     ConfirmationSender,
@@ -44,6 +51,7 @@ from pressreview.subscribers import (
     normalize_email,
     prepare_confirmation,
 )
+from pressreview.tokens import Tokens
 
 log = logging.getLogger("pressreview.signup")
 
@@ -176,7 +184,8 @@ class DrainReport:
 
 def retry_delay(attempts: int) -> timedelta:
     """The wait after the ``attempts``-th failed attempt (30 s, 1 min, 2 min, ... 1 h)."""
-    return min(RETRY_FIRST * (2 ** max(attempts - 1, 0)), RETRY_MAX)
+    factor: int = 2 ** max(attempts - 1, 0)
+    return min(RETRY_FIRST * factor, RETRY_MAX)
 
 
 def _worker_name() -> str:
@@ -199,15 +208,6 @@ def drain_confirmations(
     UPDATE). Raises ConfigError without a secret key; never raises for a
     transport failure (the rows wait for the next pass).
     """
-    from pressreview.deliver.single import confirmation_sender
-    from pressreview.deliver.transports import (
-        HandoverUnknown,
-        PermanentFailure,
-        TransportUnavailable,
-    )
-    from pressreview.store import subscribers as subscribers_db
-    from pressreview.tokens import Tokens
-
     tokens = Tokens.from_env(environ)
     send = send or confirmation_sender(config, environ=environ)
     stamp = at or now()

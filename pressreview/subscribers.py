@@ -21,11 +21,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import RowMapping
-from sqlalchemy.exc import IntegrityError
 
-from pressreview.errors import NotFound, Refused, UsageError
-from pressreview.store import Store
+from pressreview.errors import DuplicateKey, NotFound, Refused, UsageError
+from pressreview.store import Connection, Store
 from pressreview.store import signup as queue_db
 from pressreview.store import subscribers as db
 from pressreview.store.schema import now
@@ -66,8 +64,21 @@ class Subscriber:
         return email_key(self.email)
 
     @classmethod
-    def of(cls, row: RowMapping) -> Subscriber:
-        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+    def of(cls, row: db.SubscriberRow) -> Subscriber:
+        return cls(
+            id=row["id"],
+            email=row["email"],
+            name=row["name"],
+            status=row["status"],
+            consent_at=row["consent_at"],
+            consent_method=row["consent_method"],
+            consent_detail=row["consent_detail"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            confirmed_at=row["confirmed_at"],
+            unsubscribed_at=row["unsubscribed_at"],
+            last_error=row["last_error"],
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -220,7 +231,7 @@ def add_subscriber(
                 consent_at=stamp,
                 at=stamp,
             )
-        except IntegrityError:
+        except DuplicateKey:
             raise Refused(f"{email} is already a subscriber") from None
         db.record_consent(
             conn,
@@ -243,7 +254,7 @@ def add_subscriber(
     return Subscriber.of(row)
 
 
-def _already(row: RowMapping) -> str:
+def _already(row: db.SubscriberRow) -> str:
     status = row["status"]
     if status == "unsubscribed":
         return (
@@ -441,7 +452,7 @@ class ConfirmationSender(Protocol):
 
 
 def prepare_confirmation(
-    conn: Any, *, email: str, name: str | None, at: datetime, actor: str = "web"
+    conn: Connection, *, email: str, name: str | None, at: datetime, actor: str = "web"
 ) -> int | None:
     """Decide what a request of the form does; the id to send a confirmation to, or None.
 
@@ -482,8 +493,6 @@ def prepare_confirmation(
 def subscription_status(store: Store, subscriber_id: int, digest: str) -> str | None:
     """The status of the subscriber a signed link names ("pending", "active", ...),
     None when it no longer exists or the address changed since the link was made."""
-    from pressreview.tokens import address_digest
-
     with store.connect() as conn:
         row = db.get_by_id(conn, subscriber_id)
     if row is None or address_digest(row["email_key"]) != digest:

@@ -76,7 +76,7 @@ def test_cached_candidates_match_the_store(store_url: str) -> None:
     rng = random.Random(7)
     with store.begin() as conn:
         ids = {
-            name: row.id
+            name: row["id"]
             for name, row in q.sync_sources(
                 conn, [Feed(name=f"S{i}", url=f"https://example.org/{i}.xml") for i in range(6)]
             ).items()
@@ -136,7 +136,7 @@ def test_a_new_writer_reads_the_postings_of_earlier_runs(store_url: str) -> None
     rng = random.Random(11)
     with store.begin() as conn:
         ids = {
-            name: row.id
+            name: row["id"]
             for name, row in q.sync_sources(
                 conn, [Feed(name=f"S{i}", url=f"https://example.org/{i}.xml") for i in range(3)]
             ).items()

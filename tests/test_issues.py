@@ -322,10 +322,10 @@ def test_stale_changes_of_a_draft_are_not_applied(filled) -> None:
     with store.begin() as conn:
         row = q.current_draft(conn)
         assert row is not None
-        assert q.update_draft(conn, row.id, row.version, title="Par quelqu'un d'autre")
-        assert not q.update_draft(conn, row.id, row.version, title="Version périmée")
+        assert q.update_draft(conn, row["id"], row["version"], title="Par quelqu'un d'autre")
+        assert not q.update_draft(conn, row["id"], row["version"], title="Version périmée")
         stale = q.publish_issue(
-            conn, row.id, version=row.version, number=1, title="x", snapshot={}, at=q.now()
+            conn, row["id"], version=row["version"], number=1, title="x", snapshot={}, at=q.now()
         )
         assert not stale
     draft = issues.current_draft(config, store)

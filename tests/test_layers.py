@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "pressreview"
 
 #: Lowest first. A unit is a top-level module or sub-package of pressreview.
 LAYERS: list[set[str]] = [
-    {"pressreview", "errors", "text", "process", "frdates"},
+    {"pressreview", "errors", "text", "process", "frdates", "model"},
     {"geo"},
     {"config", "tokens", "typography"},
     {"urls", "templating", "store", "places"},

@@ -28,6 +28,7 @@ from pressreview.agenda.dates import DateSpan, find_dates, normalize
 from pressreview.agenda.ical import CalendarEvent, http_url, plan_calendar
 from pressreview.config import Config
 from pressreview.errors import NotFound, UsageError
+from pressreview.model import SnapshotEvent
 from pressreview.store import Store
 from pressreview.store import agenda as q
 from pressreview.store.items import add_event as audit
@@ -588,14 +589,14 @@ def events_for_item(store: Store, item_id: int) -> list[EventView]:
 
 def snapshot_events(
     config: Config, store: Store, *, at: datetime, weeks: int | None = None
-) -> list[dict[str, Any]]:
+) -> list[SnapshotEvent]:
     """The confirmed events of the coming weeks, as a published issue freezes them."""
     horizon = timedelta(weeks=weeks if weeks is not None else config.agenda.horizon_weeks)
     events = list_events(store, start=at, end=at + horizon)
     return [event_entry(config, e) for e in events]
 
 
-def event_entry(config: Config, event: EventView, *, with_year: bool = False) -> dict[str, Any]:
+def event_entry(config: Config, event: EventView, *, with_year: bool = False) -> SnapshotEvent:
     """An event in a snapshot or a page: its data and its French wording."""
     return {
         "id": event.id,
@@ -617,8 +618,8 @@ def event_entry(config: Config, event: EventView, *, with_year: bool = False) ->
 
 def archive_agenda(config: Config, events: Sequence[EventView], now: datetime) -> dict[str, Any]:
     """The agenda page's content: upcoming events, then past ones by month (newest first)."""
-    upcoming: list[dict[str, Any]] = []
-    past: dict[str, list[dict[str, Any]]] = {}
+    upcoming: list[SnapshotEvent] = []
+    past: dict[str, list[SnapshotEvent]] = {}
     for e in events:
         entry = event_entry(config, e, with_year=True)
         if (e.ends_at or e.starts_at + DEFAULT_DURATION) > now:

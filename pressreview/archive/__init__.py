@@ -27,13 +27,16 @@ import mimetypes
 import os
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
+
+from jinja2 import Environment, FileSystemBytecodeCache, TemplateError
+from markupsafe import escape
 
 from pressreview import __version__, agenda, urls
 from pressreview.agenda import EventView
@@ -44,13 +47,12 @@ from pressreview.archive.model import PageSpec, SiteModel, build_model, issue_pa
 from pressreview.archive.output import SiteSwap
 from pressreview.config import Config
 from pressreview.errors import RenderError
+from pressreview.model import Snapshot
+from pressreview.render import organisation_context
 from pressreview.store import Store
 from pressreview.store.archive import published_snapshot_texts
 from pressreview.templating import template_env
 from pressreview.text import clean_text, excerpt
-
-if TYPE_CHECKING:
-    from jinja2 import Environment
 
 __all__ = [
     "BuildReport",
@@ -136,8 +138,6 @@ class _Theme:
 
 
 def _load_theme(config: Config, bytecode_dir: Path | None = None) -> _Theme:
-    from jinja2 import FileSystemBytecodeCache
-
     env = template_env(config, "archive")
     if bytecode_dir is not None:  # compiled templates, reused by the next builds
         bytecode_dir.mkdir(exist_ok=True)
@@ -190,8 +190,6 @@ def _page_meta(spec: PageSpec, site: dict[str, Any]) -> dict[str, Any]:
 def _organisation(config: Config) -> dict[str, Any]:
     """The organisation for the templates, with its name in sentences (``of``: "de l’IREV",
     ``by``: "par l’IREV")."""
-    from pressreview.render import organisation_context
-
     return organisation_context(config, dataclasses.asdict(config.organisation))
 
 
@@ -232,8 +230,6 @@ def _site_context(config: Config, theme: _Theme, base: str, *, search: bool) -> 
 def _render_page(
     theme: _Theme, spec: PageSpec, site: dict[str, Any], page: dict[str, Any] | None = None
 ) -> bytes:
-    from jinja2 import TemplateError
-
     assert spec.template is not None
     try:
         html = theme.env.get_template(spec.template).render(
@@ -251,8 +247,6 @@ def _render_atom(
     fragments: tuple[str, dict[str, Any], dict[str, str]],
 ) -> bytes:
     """The feed; each entry's HTML is kept for the next builds (it never changes)."""
-    from jinja2 import TemplateError
-
     assert spec.template is not None
     template = theme.env.get_template(spec.template)
     global_hash, previous, kept = fragments
@@ -554,7 +548,7 @@ def _agenda_outputs(
     ]
 
 
-def render_issue_page(config: Config, snapshot: Mapping[str, Any]) -> str:
+def render_issue_page(config: Config, snapshot: Snapshot) -> str:
     """One issue's archive page as a standalone HTML document (``issue preview``'s page.html).
 
     ``snapshot`` is a published snapshot or a draft's (``issues.draft_snapshot``:
@@ -591,8 +585,6 @@ _STYLESHEET = re.compile(r"""\brel\s*=\s*["']?stylesheet\b""", re.IGNORECASE)
 
 def _inline_assets(html: str, theme: _Theme, base: str) -> str:
     """Replace the references to the theme's assets (absolute, under ``base``) by their content."""
-    from markupsafe import escape
-
     for name, path in theme.assets.items():
         data = theme.asset_data[path]
         url = str(escape(base + path))

@@ -95,7 +95,7 @@ def sitemap(base_url: str, urls: Iterable[tuple[str, date | None]]) -> bytes:
 
 
 def _document(root: ET.Element) -> bytes:
-    body = ET.tostring(root, encoding="utf-8", xml_declaration=False)
+    body: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=False)
     return b'<?xml version="1.0" encoding="utf-8"?>\n' + body + b"\n"
 
 

@@ -8,18 +8,16 @@ configuration); no traceback for a mistake the user can fix.
 
 from __future__ import annotations
 
-import getpass
+import functools
 import importlib
-import os
 import sys
 from typing import Any
 
 import click
 
 from pressreview import __version__
-from pressreview.config import Config, load_config
+from pressreview.cli.context import AppContext
 from pressreview.errors import PressreviewError
-from pressreview.store import Store, open_store
 
 #: Exit code after Ctrl-C (128 + SIGINT, as shells report it).
 INTERRUPTED = 130
@@ -43,39 +41,10 @@ COMMAND_MODULES = (
 )
 
 
-class AppContext:
-    """What every command may need, loaded on first use."""
-
-    def __init__(self, config_path: str | None, database_url: str | None, actor: str | None):
-        self.config_path = config_path
-        self.database_url = database_url
-        self.actor = actor or os.environ.get("USER") or _login_name()
-        self._config: Config | None = None
-        self._store: Store | None = None
-
-    @property
-    def config(self) -> Config:
-        if self._config is None:
-            overrides = {"database_url": self.database_url} if self.database_url else None
-            self._config = load_config(self.config_path, overrides)
-        return self._config
-
-    @property
-    def store(self) -> Store:
-        if self._store is None:
-            self._store = open_store(self.config)
-        return self._store
-
-    def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-
-
-def _login_name() -> str:
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        return "unknown"
+@functools.cache
+def _click_error(exit_code: int) -> type[click.ClickException]:
+    """A ClickException class exiting with ``exit_code`` (click declares it per class)."""
+    return type(f"ExitCode{exit_code}", (click.ClickException,), {"exit_code": exit_code})
 
 
 class ErrorHandlingGroup(click.Group):
@@ -85,9 +54,7 @@ class ErrorHandlingGroup(click.Group):
         try:
             return super().invoke(ctx)
         except PressreviewError as exc:
-            error = click.ClickException(str(exc))
-            error.exit_code = exc.exit_code
-            raise error from None
+            raise _click_error(exc.exit_code)(str(exc)) from None
         except KeyboardInterrupt:
             # Every write is one transaction: what was committed stays, the rest was not begun.
             click.echo(
@@ -96,9 +63,6 @@ class ErrorHandlingGroup(click.Group):
                 err=True,
             )
             raise SystemExit(INTERRUPTED) from None
-
-
-pass_app = click.make_pass_decorator(AppContext)
 
 
 @click.group(cls=ErrorHandlingGroup, context_settings={"help_option_names": ["-h", "--help"]})

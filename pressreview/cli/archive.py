@@ -9,6 +9,7 @@ import click
 
 from pressreview.archive import build_archive, resolve_out_dir
 from pressreview.archive.serve import make_server
+from pressreview.cli.context import AppContext
 from pressreview.cli.display import print_json
 from pressreview.config import check_placeholders
 
@@ -40,7 +41,7 @@ def archive_group() -> None:
 )
 @click.pass_obj
 def build_command(
-    app,
+    app: AppContext,
     out_dir: str | None,
     base_url: str | None,
     no_search: bool,

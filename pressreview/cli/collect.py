@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pressreview.cli import display
+from pressreview.cli.context import AppContext
 from pressreview.cli.display import print_json, table
 from pressreview.collect import SourceReport, collect, select_feeds
 
@@ -21,7 +24,7 @@ from pressreview.collect import SourceReport, collect, select_feeds
 @click.option("--force", is_flag=True, help="Also fetch sources that are backing off or disabled.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (no progress bar).")
 @click.pass_obj
-def collect_command(app, sources: tuple[str, ...], force: bool, as_json: bool) -> None:
+def collect_command(app: AppContext, sources: tuple[str, ...], force: bool, as_json: bool) -> None:
     """Fetch every enabled source and store new items.
 
     Ends with a table per source: new / updated / unchanged / failed with the
@@ -36,9 +39,7 @@ def collect_command(app, sources: tuple[str, ...], force: bool, as_json: bool) -
     config = app.config
     total = len(select_feeds(config, sources or None))
     # The bar is drawn on stderr: only when both streams are a terminal (not in cron, not piped).
-    show_bar = (
-        display.is_tty() and click.get_text_stream("stderr").isatty() and not as_json and total > 0
-    )
+    show_bar = display.is_tty() and sys.stderr.isatty() and not as_json and total > 0
     if show_bar:
         with Progress(
             TextColumn("collect"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

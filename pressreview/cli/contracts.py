@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import click
 
 from pressreview import contracts
+from pressreview.cli.context import AppContext
 from pressreview.cli.display import print_json, table
 from pressreview.errors import UsageError
 
@@ -49,7 +49,7 @@ def contracts_group() -> None:
     help="Only the contracts of this département (02, 59, 60, 62, 80).",
 )
 @click.pass_obj
-def contracts_list(app: Any, as_json: bool, department: str | None) -> None:
+def contracts_list(app: AppContext, as_json: bool, department: str | None) -> None:
     """Every listed contract with its status, date and evidence (newest first).
 
     \b
@@ -90,7 +90,7 @@ def contracts_list(app: Any, as_json: bool, department: str | None) -> None:
 @click.argument("siren")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def contracts_show(app: Any, siren: str, as_json: bool) -> None:
+def contracts_show(app: AppContext, siren: str, as_json: bool) -> None:
     """A contract's status and history: classified items and staff decisions.
 
     \b
@@ -147,7 +147,7 @@ def contracts_show(app: Any, siren: str, as_json: bool) -> None:
 @click.option("--clear", is_flag=True, help="Withdraw the staff decision: the classifier decides.")
 @click.pass_obj
 def contracts_set(
-    app: Any,
+    app: AppContext,
     siren: str,
     status: str | None,
     on: str | None,
@@ -190,7 +190,7 @@ def contracts_set(
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_obj
 def contracts_import_qpv(
-    app: Any, geojson: Path, dry_run: bool, strict: bool, as_json: bool
+    app: AppContext, geojson: Path, dry_run: bool, strict: bool, as_json: bool
 ) -> None:
     """Attribute the QPV of ANCT's national file (GeoJSON) to the listed contracts.
 
@@ -222,7 +222,7 @@ def contracts_import_qpv(
 @contracts_group.command("init")
 @click.argument("path", required=False)
 @click.pass_obj
-def contracts_init(app: Any, path: str | None) -> None:
+def contracts_init(app: AppContext, path: str | None) -> None:
     """Copy the shipped list of contracts to PATH [default: contracts.yaml beside feeds.yaml].
 
     \b

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from pressreview.cli.context import AppContext
 from pressreview.store import open_store
 
 
@@ -14,7 +15,7 @@ def db_group() -> None:
 
 @db_group.command("upgrade")
 @click.pass_obj
-def db_upgrade(app) -> None:
+def db_upgrade(app: AppContext) -> None:
     """Create the database or apply pending migrations (no row is lost).
 
     \b
@@ -34,7 +35,7 @@ def db_upgrade(app) -> None:
 
 @db_group.command("status")
 @click.pass_obj
-def db_status(app) -> None:
+def db_status(app: AppContext) -> None:
     """Show the database URL and its schema revision.
 
     \b

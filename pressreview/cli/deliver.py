@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from pressreview.cli import display
+from pressreview.cli.context import AppContext
 from pressreview.cli.display import print_json
 from pressreview.config import check_placeholders
 from pressreview.deliver.campaign import send_issue
@@ -37,7 +37,7 @@ from pressreview.deliver.campaign import send_issue
 )
 @click.pass_obj
 def send_command(
-    app: Any,
+    app: AppContext,
     number: int,
     test_to: str | None,
     dry_run: bool,
@@ -67,14 +67,6 @@ def send_command(
     config, store = app.config, app.store
     show_bar = display.is_tty() and not as_json and not dry_run and not test_to
     if show_bar:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
         with Progress(
             TextColumn(f"n° {number}"),
             BarColumn(),

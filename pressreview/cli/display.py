@@ -32,7 +32,7 @@ def console(*, stderr: bool = False) -> Console:
 
 
 def is_tty() -> bool:
-    return click.get_text_stream("stdout").isatty()
+    return sys.stdout.isatty()
 
 
 def table(

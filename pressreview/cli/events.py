@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 import click
 
 from pressreview import agenda
+from pressreview.cli.context import AppContext
 from pressreview.cli.display import print_json, table
 from pressreview.errors import UsageError
-
-if TYPE_CHECKING:
-    from pressreview.cli import AppContext
 
 STATUSES = ("confirmed", "proposed", "dismissed", "cancelled")
 

@@ -11,7 +11,8 @@ from urllib.parse import urlsplit
 
 import click
 
-from pressreview.cli import AppContext, display
+from pressreview.cli import display
+from pressreview.cli.context import AppContext
 from pressreview.cli.display import print_json, table
 from pressreview.collect import health, select_feeds
 from pressreview.collect.discover import Discovery, discover
@@ -41,24 +42,24 @@ def feeds_list(app: AppContext, as_json: bool) -> None:
     config = app.config
     with app.store.begin() as conn:
         rows = q.sync_sources(conn, config.feeds)
-    data = []
+    data: list[dict[str, Any]] = []
     for feed in config.feeds:
         row = rows[feed.name]
         data.append(
             {
                 "name": feed.name,
-                "url": row.url,
+                "url": row["url"],
                 "config_url": feed.url,
                 "enabled": feed.enabled,
                 "territory": feed.territory,
                 "tags": list(feed.tags),
-                "status": row.status if feed.enabled else "off",
-                "failures": row.failures,
-                "last_error": row.last_error,
-                "last_fetched_at": row.last_fetched_at,
-                "last_success_at": row.last_success_at,
-                "next_attempt_at": row.next_attempt_at,
-                "entries_seen": row.entries_seen,
+                "status": row["status"] if feed.enabled else "off",
+                "failures": row["failures"],
+                "last_error": row["last_error"],
+                "last_fetched_at": row["last_fetched_at"],
+                "last_success_at": row["last_success_at"],
+                "next_attempt_at": row["next_attempt_at"],
+                "entries_seen": row["entries_seen"],
             }
         )
     if as_json:
@@ -117,7 +118,7 @@ def feeds_check(
             rows = q.sync_sources(conn, config.feeds)
             newest = q.newest_item_dates(conn)
         seen = {
-            f.name: health.observation_from_row(rows[f.name], newest.get(rows[f.name].id))
+            f.name: health.observation_from_row(rows[f.name], newest.get(rows[f.name]["id"]))
             for f in feeds
         }
     results = health.order(

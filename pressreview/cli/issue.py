@@ -6,12 +6,12 @@ import os
 import sys
 import webbrowser
 from pathlib import Path
-from typing import Any
 
 import click
 
 from pressreview import issues, preview
 from pressreview.cli import display
+from pressreview.cli.context import AppContext
 from pressreview.cli.display import print_json, table, warn
 from pressreview.config import check_placeholders
 from pressreview.errors import UsageError
@@ -25,7 +25,7 @@ def _read_intro(path: str | None, text: str | None) -> str | None:
     if path is None:
         return None
     if path == "-":
-        return click.get_text_stream("stdin").read()
+        return sys.stdin.read()
     try:
         return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -48,7 +48,7 @@ def issue_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the draft as `issue show --json`.")
 @click.pass_obj
 def issue_new(
-    app: Any, title: str, intro_file: str | None, intro_text: str | None, as_json: bool
+    app: AppContext, title: str, intro_file: str | None, intro_text: str | None, as_json: bool
 ) -> None:
     """Start the draft of the next issue; it gathers the selected items.
 
@@ -76,7 +76,9 @@ def issue_new(
 @click.option("--intro", "intro_file", metavar="FILE", help="New intro in Markdown ('-': stdin).")
 @click.option("--intro-text", metavar="TEXT", help="New intro given inline (Markdown).")
 @click.pass_obj
-def issue_edit(app: Any, title: str | None, intro_file: str | None, intro_text: str | None) -> None:
+def issue_edit(
+    app: AppContext, title: str | None, intro_file: str | None, intro_text: str | None
+) -> None:
     """Change the title or intro of the draft.
 
     \b
@@ -90,7 +92,7 @@ def issue_edit(app: Any, title: str | None, intro_file: str | None, intro_text: 
 
 @issue_group.command("refresh")
 @click.pass_obj
-def issue_refresh(app: Any) -> None:
+def issue_refresh(app: AppContext) -> None:
     """Gather newly selected items into the draft (and let go of unselected ones).
 
     \b
@@ -107,7 +109,7 @@ def issue_refresh(app: Any) -> None:
 @issue_group.command("discard")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
-def issue_discard(app: Any, yes: bool) -> None:
+def issue_discard(app: AppContext, yes: bool) -> None:
     """Drop the draft (its items stay selected for the next one).
 
     \b
@@ -121,7 +123,7 @@ def issue_discard(app: Any, yes: bool) -> None:
     click.echo(f"Draft {dropped.title!r} dropped.")
 
 
-def _print_outline(app: Any, outline: issues.Outline) -> None:
+def _print_outline(app: AppContext, outline: issues.Outline) -> None:
     snap = outline.snapshot
     state = "published" if outline.published else "draft"
     head = f"n° {snap['number']}" + ("" if outline.published else " (provisional)")
@@ -163,7 +165,7 @@ def _print_outline(app: Any, outline: issues.Outline) -> None:
 @click.argument("number", type=int, required=False)
 @click.option("--json", "as_json", is_flag=True, help="The snapshot (and warnings) as JSON.")
 @click.pass_obj
-def issue_show(app: Any, number: int | None, as_json: bool) -> None:
+def issue_show(app: AppContext, number: int | None, as_json: bool) -> None:
     """Outline of the draft (or of published issue NUMBER): sections, items, size, warnings.
 
     \b
@@ -211,7 +213,7 @@ def _report(files: preview.EmailFiles) -> None:
 )
 @click.option("--open", "open_browser", is_flag=True, help="Open the email in a web browser.")
 @click.pass_obj
-def issue_preview(app: Any, number: int | None, out_dir: Path, open_browser: bool) -> None:
+def issue_preview(app: AppContext, number: int | None, out_dir: Path, open_browser: bool) -> None:
     """Write the email (HTML and text) and the web page of the draft, or of issue NUMBER.
 
     \b
@@ -257,7 +259,7 @@ def _open_in_browser(path: Path) -> None:
     help="Folder to write email.html, email.txt and email.eml into.",
 )
 @click.pass_obj
-def issue_render(app: Any, number: int, out_dir: Path) -> None:
+def issue_render(app: AppContext, number: int, out_dir: Path) -> None:
     """Render published issue NUMBER: email.html, email.txt and email.eml (a full MIME message).
 
     \b
@@ -276,7 +278,7 @@ def issue_render(app: Any, number: int, out_dir: Path) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the issue as `issue show N --json`.")
 @click.pass_obj
-def issue_publish(app: Any, allow_placeholders: bool, as_json: bool) -> None:
+def issue_publish(app: AppContext, allow_placeholders: bool, as_json: bool) -> None:
     """Freeze the draft into the next numbered issue; its items become published.
 
     Refused while organisation.postal_address or organisation.contact_email is
@@ -302,7 +304,7 @@ def issue_publish(app: Any, allow_placeholders: bool, as_json: bool) -> None:
 @issue_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print the issues as JSON.")
 @click.pass_obj
-def issue_list(app: Any, as_json: bool) -> None:
+def issue_list(app: AppContext, as_json: bool) -> None:
     """Published issues, newest first (and the draft in progress, if any).
 
     \b

@@ -9,17 +9,15 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from pressreview import curate
 from pressreview.cli import display
+from pressreview.cli.context import AppContext
 from pressreview.cli.display import print_json, table, when
 from pressreview.errors import PressreviewError, UsageError
-
-if TYPE_CHECKING:
-    from pressreview.cli import AppContext
 
 STATUS_SHORT = {
     "new": "new",
@@ -198,7 +196,7 @@ def items_group() -> None:
 )
 @click.option(
     "--sort",
-    type=click.Choice(sorted(curate.q.SORTS)),
+    type=click.Choice(sorted(curate.SORTS)),
     default="date",
     show_default=True,
     help="date = newest first; position = newsletter order.",
@@ -207,7 +205,7 @@ def items_group() -> None:
 @click.option("--csv", "as_csv", is_flag=True, help="Every field of every item, as CSV.")
 @click.pass_obj
 def list_command(
-    app: AppContext, limit: int | None, sort: str, as_json: bool, as_csv: bool, **kw: Any
+    app: AppContext, /, limit: int | None, sort: str, as_json: bool, as_csv: bool, **kw: Any
 ) -> None:
     """List items: new ones (not other outlets), newest first, by default.
 
@@ -424,6 +422,7 @@ def _bulk_options(status_default: str = "new") -> Callable[[Any], Any]:
 @click.pass_obj
 def select_command(
     app: AppContext,
+    /,
     ids: tuple[str, ...],
     section: str | None,
     yes: bool,
@@ -462,6 +461,7 @@ def select_command(
 @click.pass_obj
 def reject_command(
     app: AppContext,
+    /,
     ids: tuple[str, ...],
     reason: str | None,
     yes: bool,
@@ -489,7 +489,7 @@ def reject_command(
 @click.argument("ids", nargs=-1)
 @_bulk_options(status_default="selected, rejected")
 @click.pass_obj
-def reset_command(app: AppContext, ids: tuple[str, ...], yes: bool, **kw: Any) -> None:
+def reset_command(app: AppContext, /, ids: tuple[str, ...], yes: bool, **kw: Any) -> None:
     """Put items back to new (undecided); section and edits are kept.
 
     \b

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from pressreview import agenda, curate
 from pressreview.cli import display
+from pressreview.cli.context import AppContext
 from pressreview.cli.display import print_json, table, when
 from pressreview.cli.items import (
     build_query,
@@ -19,10 +20,6 @@ from pressreview.cli.items import (
 )
 from pressreview.errors import PressreviewError
 from pressreview.typography import wrap
-
-if TYPE_CHECKING:
-    from pressreview.cli import AppContext
-
 
 # -- review ---------------------------------------------------------------------------
 
@@ -37,7 +34,7 @@ REVIEW_HELP = """\
 @click.command("review")
 @filter_options(status_default="new")
 @click.pass_obj
-def review_command(app: AppContext, **kw: Any) -> None:
+def review_command(app: AppContext, /, **kw: Any) -> None:
     """Triage new items one by one with single keys (s, r, e, k, u, q, ?).
 
     Each item is shown wrapped at word boundaries to the terminal's width.

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from pressreview import scheduling
+from pressreview.cli.context import AppContext
 from pressreview.cli.display import print_json, table, when
 
 
@@ -18,7 +17,7 @@ def schedule_group() -> None:
 @schedule_group.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print the jobs as JSON.")
 @click.pass_obj
-def schedule_status(app: Any, as_json: bool) -> None:
+def schedule_status(app: AppContext, as_json: bool) -> None:
     """Show the jobs, their triggers, next run times (in the configured time zone)
     and the outcome of their last run.
 
@@ -87,7 +86,7 @@ def schedule_status(app: Any, as_json: bool) -> None:
 @click.argument("job", type=click.Choice(list(scheduling.JOBS)))
 @click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON.")
 @click.pass_obj
-def schedule_run(app: Any, job: str, as_json: bool) -> None:
+def schedule_run(app: AppContext, job: str, as_json: bool) -> None:
     """Run one job now: the same code the scheduler runs, logged the same way.
 
     Exit code 1 when the job failed (or, for collect, some sources failed).
@@ -108,7 +107,7 @@ def schedule_run(app: Any, job: str, as_json: bool) -> None:
 @click.command("scheduler")
 @click.option("-v", "--verbose", is_flag=True, help="Log the scheduler's details.")
 @click.pass_obj
-def scheduler_command(app: Any, verbose: bool) -> None:
+def scheduler_command(app: AppContext, verbose: bool) -> None:
     """Run the scheduler until stopped (Ctrl-C or SIGTERM): collection and the weekly digest.
 
     The same as `python schedule.py` of a checkout, from any folder. The running

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
 from pressreview.cli import display
+from pressreview.cli.context import AppContext
 from pressreview.cli.display import print_json, table
+from pressreview.subscribers import (
+    add_subscriber,
+    count_subscribers,
+    export_csv,
+    export_subscribers,
+    import_subscribers,
+    list_subscribers,
+    remove_subscriber,
+)
 
 STATUS_CHOICE = click.Choice(["pending", "active", "unsubscribed", "bounced"])
 
@@ -25,13 +34,11 @@ def subscribers_group() -> None:
     "--json", "as_json", is_flag=True, help="Print the subscriber as `subscribers list --json`."
 )
 @click.pass_obj
-def add_command(app: Any, email: str, name: str | None, as_json: bool) -> None:
+def add_command(app: AppContext, email: str, name: str | None, as_json: bool) -> None:
     """Add EMAIL as an active subscriber (consent recorded as given to staff).
 
     Example: pressreview subscribers add marie@example.fr --name "Marie Dupont"
     """
-    from pressreview.subscribers import add_subscriber
-
     subscriber = add_subscriber(app.store, email, name=name, actor=app.actor)
     if as_json:
         print_json(subscriber.as_dict())
@@ -43,7 +50,7 @@ def add_command(app: Any, email: str, name: str | None, as_json: bool) -> None:
 @click.argument("csv_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_obj
-def import_command(app: Any, csv_file: Path, as_json: bool) -> None:
+def import_command(app: AppContext, csv_file: Path, as_json: bool) -> None:
     """Import subscribers from a CSV file (column email, optional name; "," or ";").
 
     Bad lines are reported with their number and the reason; the good ones are
@@ -54,8 +61,6 @@ def import_command(app: Any, csv_file: Path, as_json: bool) -> None:
     Example:
       pressreview subscribers import abonnes.csv
     """
-    from pressreview.subscribers import import_subscribers
-
     report = import_subscribers(app.store, csv_file, actor=app.actor)
     if as_json:
         print_json(report.as_dict())
@@ -77,15 +82,13 @@ def import_command(app: Any, csv_file: Path, as_json: bool) -> None:
 @click.option("--status", type=STATUS_CHOICE, help="Only subscribers with this status.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def list_command(app: Any, status: str | None, as_json: bool) -> None:
+def list_command(app: AppContext, status: str | None, as_json: bool) -> None:
     """List subscribers, with counts by status.
 
     \b
     Example:
       pressreview subscribers list --status active
     """
-    from pressreview.subscribers import count_subscribers, list_subscribers
-
     rows = list_subscribers(app.store, status=status)
     if as_json:
         print_json([s.as_dict() for s in rows])
@@ -112,14 +115,12 @@ def list_command(app: Any, status: str | None, as_json: bool) -> None:
 @click.argument("email", required=False)
 @click.option("--csv", "as_csv", is_flag=True, help="CSV instead of JSON.")
 @click.pass_obj
-def export_command(app: Any, email: str | None, as_csv: bool) -> None:
+def export_command(app: AppContext, email: str | None, as_csv: bool) -> None:
     """Everything stored about EMAIL (right of access), or about every subscriber.
 
     JSON holds, for one subscriber, the consent record, the delivery history and
     the audit events. Example: pressreview subscribers export marie@example.fr
     """
-    from pressreview.subscribers import export_csv, export_subscribers
-
     records = export_subscribers(app.store, email)
     if as_csv:
         click.echo(export_csv(records), nl=False)
@@ -135,7 +136,7 @@ def export_command(app: Any, email: str | None, as_csv: bool) -> None:
     help="Erase the person's data (right to erasure) instead of marking them unsubscribed.",
 )
 @click.pass_obj
-def remove_command(app: Any, email: str, forget: bool) -> None:
+def remove_command(app: AppContext, email: str, forget: bool) -> None:
     """Unsubscribe EMAIL (kept as a record), or erase it with --forget.
 
     \b
@@ -143,8 +144,6 @@ def remove_command(app: Any, email: str, forget: bool) -> None:
       pressreview subscribers remove marie@example.fr
       pressreview subscribers remove marie@example.fr --forget
     """
-    from pressreview.subscribers import remove_subscriber
-
     subscriber = remove_subscriber(app.store, email, actor=app.actor, forget=forget)
     if forget:
         click.echo(

@@ -22,8 +22,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import Connection
-from sqlalchemy.exc import SQLAlchemyError
 
 from pressreview.agenda import propose_from_new_items, store_calendar
 from pressreview.agenda.ical import CalendarParse, NotACalendar, parse_calendar, window
@@ -31,8 +29,8 @@ from pressreview.collect.classify import Classifier
 from pressreview.collect.fetch import Fetcher, FetchResult
 from pressreview.collect.parse import Entry, NotAFeed, ParsedFeed, parse_body
 from pressreview.config import Config, Feed
-from pressreview.errors import UsageError
-from pressreview.store import Store
+from pressreview.errors import StoreError, UsageError
+from pressreview.store import Connection, Store, transaction
 from pressreview.store import collect as q
 from pressreview.text import sha256
 
@@ -181,13 +179,16 @@ def collect(
     due: list[Feed] = []
     for feed in feeds:
         row = rows[feed.name]
-        if row.status == "disabled" and not only and not force:
-            report.sources.append(SourceReport(feed.name, "disabled", error=row.last_error))
+        if row["status"] == "disabled" and not only and not force:
+            report.sources.append(SourceReport(feed.name, "disabled", error=row["last_error"]))
             continue
-        if row.next_attempt_at and row.next_attempt_at > now and not force and not only:
+        if row["next_attempt_at"] and row["next_attempt_at"] > now and not force and not only:
             report.sources.append(
                 SourceReport(
-                    feed.name, "skipped", error=row.last_error, next_attempt_at=row.next_attempt_at
+                    feed.name,
+                    "skipped",
+                    error=row["last_error"],
+                    next_attempt_at=row["next_attempt_at"],
                 )
             )
             continue
@@ -239,11 +240,13 @@ async def _run(
     async def one(feed: Feed, fetcher: Fetcher) -> _Outcome:
         await room.acquire()
         row = rows[feed.name]
-        result = await fetcher.fetch(row.url, etag=row.etag, last_modified=row.last_modified)
+        result = await fetcher.fetch(
+            row["url"], etag=row["etag"], last_modified=row["last_modified"]
+        )
         digest = sha256(result.body) if result.body is not None else None
-        outcome = _Outcome(feed, row.id, dataclasses.replace(result, body=None), digest)
+        outcome = _Outcome(feed, row["id"], dataclasses.replace(result, body=None), digest)
         if feed.kind == "ical":
-            if result.ok and not result.not_modified and digest != row.body_hash:
+            if result.ok and not result.not_modified and digest != row["body_hash"]:
                 assert result.body is not None
                 start, end = window(report.started_at or datetime.now(UTC),
                                     config.agenda.calendar_months)  # fmt: skip
@@ -263,7 +266,7 @@ async def _run(
                         f"cannot read the calendar: {type(exc).__name__}: {_first_line(exc)}"
                     )
             return outcome
-        if result.ok and not result.not_modified and digest != row.body_hash:
+        if result.ok and not result.not_modified and digest != row["body_hash"]:
             assert result.body is not None
             args: _ParseArgs = (result.body, result.headers, result.final_url or result.url,
                                 excerpt_chars, feed, config.collect.max_entries)  # fmt: skip
@@ -441,13 +444,13 @@ class _Writer:
         if len(self.cache.postings) > POSTINGS_CACHE_MAX:
             self.cache.forget_postings()
         try:
-            with conn.begin():
+            with transaction(conn):
                 rows = q.get_sources(conn, (o.source_id for o in lot))
                 return [
                     _record(self.config, conn, o, stamp, self.cache, rows.get(o.source_id))
                     for o in lot
                 ]
-        except SQLAlchemyError:
+        except StoreError:
             self.cache.reset()  # ids of a rolled-back lot may be given again
             if len(lot) == 1:
                 return [self._store_failure(conn, lot[0], stamp)]
@@ -455,9 +458,9 @@ class _Writer:
         reports = []
         for outcome in lot:
             try:
-                with conn.begin():
+                with transaction(conn):
                     reports.append(_record(self.config, conn, outcome, stamp, self.cache))
-            except SQLAlchemyError:
+            except StoreError:
                 self.cache.reset()
                 reports.append(self._store_failure(conn, outcome, stamp))
         return reports
@@ -465,13 +468,13 @@ class _Writer:
     def _store_failure(self, conn: Connection, outcome: _Outcome, stamp: datetime) -> SourceReport:
         """Record a source whose items the store refused; its stored items stay as they were."""
         try:
-            with conn.begin():
+            with transaction(conn):
                 failed = dataclasses.replace(
                     outcome, parsed=None, batch=None,
                     parse_error="cannot store its items (database error; see the logs)",
                 )  # fmt: skip
                 return _record(self.config, conn, failed, stamp)
-        except SQLAlchemyError as exc:
+        except StoreError as exc:
             return SourceReport(outcome.feed.name, "failed", error=f"store: {_first_line(exc)}")
 
     def close(self) -> None:
@@ -491,7 +494,7 @@ def _record(
     outcome: _Outcome,
     now: datetime,
     cache: q.DedupeCache | None = None,
-    row: Any = None,
+    row: q.SourceRow | None = None,
 ) -> SourceReport:
     """Store one source's outcome and items (inside the caller's transaction)."""
     feed, source_id, result = outcome.feed, outcome.source_id, outcome.result
@@ -504,11 +507,11 @@ def _record(
         state["url"] = result.moved_to
     error = result.error or parse_error
     if result.gone:
-        state.update(status="disabled", last_error=error, failures=row.failures + 1,
+        state.update(status="disabled", last_error=error, failures=row["failures"] + 1,
                      next_attempt_at=None)  # fmt: skip
         rep.status, rep.error = "failed", f"{error}; source disabled (remove it or fix its URL)"
     elif error:
-        failures = row.failures + 1
+        failures = row["failures"] + 1
         retry = result.retry_after or _backoff(config, failures, now)
         state.update(status="failing", last_error=error, failures=failures,
                      next_attempt_at=retry)  # fmt: skip

@@ -42,7 +42,7 @@ from typing import Any
 from pressreview import urls
 from pressreview.config import Config
 from pressreview.deliver import journal
-from pressreview.deliver.message import MessageTemplate, dkim_signer, make_message_id
+from pressreview.deliver.message import DkimSigner, MessageTemplate, dkim_signer, make_message_id
 from pressreview.deliver.single import send_test_copies
 from pressreview.deliver.transports import (
     ClaimLost,
@@ -54,10 +54,13 @@ from pressreview.deliver.transports import (
     TransportUnavailable,
     open_transport,
 )
+from pressreview.deliver.transports import Connection as TransportConnection
 from pressreview.errors import DeliveryError, NotFound
 from pressreview.issues import get_snapshot
+from pressreview.model import Snapshot
 from pressreview.process import process_alive
 from pressreview.render import render_email
+from pressreview.store import Connection as StoreConnection
 from pressreview.store import Store
 from pressreview.store import deliveries as db
 from pressreview.subscribers import list_subscribers
@@ -153,7 +156,7 @@ def claim_is_dead(claimed_by: str) -> bool:
     return process_alive(parts[0], pid) is False
 
 
-def _issue(store: Store, number: int) -> tuple[int, dict[str, Any]]:
+def _issue(store: Store, number: int) -> tuple[int, Snapshot]:
     snapshot = get_snapshot(store, number)
     with store.connect() as conn:
         issue_id = db.issue_id_for(conn, number)
@@ -280,8 +283,8 @@ class _Campaign:
         store: Store,
         issue_id: int,
         template: MessageTemplate,
-        tokens: Any,
-        signer: Any,
+        tokens: Tokens,
+        signer: DkimSigner | None,
         transport: Transport,
         report: SendReport,
         progress: ProgressCallback | None,
@@ -363,7 +366,7 @@ class _Campaign:
         with self.lock:
             self.budget += n
 
-    def _wait_for_due(self, db_conn: Any) -> bool:
+    def _wait_for_due(self, db_conn: StoreConnection) -> bool:
         """No row claimable now: wait for the next deferred one (False: nothing left)."""
         due = db.next_due(db_conn, self.issue_id)
         if due is None:
@@ -373,7 +376,7 @@ class _Campaign:
             self.stop.wait(min(delay, 1.0))
         return True
 
-    def _worker(self, connection: Any, index: int) -> None:
+    def _worker(self, connection: TransportConnection, index: int) -> None:
         batch_no = 0
         with self.store.connect() as db_conn:
             while not self.stop.is_set():
@@ -452,7 +455,11 @@ class _Campaign:
             self.progress(outcome, done, self.total)
 
     def _deliver(
-        self, connection: Any, db_conn: Any, token: str, row: Any
+        self,
+        connection: TransportConnection,
+        db_conn: StoreConnection,
+        token: str,
+        row: db.ClaimedRow,
     ) -> tuple[str, str | None]:
         email = row["email"]
         url = self.tokens.unsubscribe(row["subscriber_id"], row["email_key"])

@@ -31,8 +31,9 @@ import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
+from pressreview.config import Config
 from pressreview.deliver.message import dot_stuff
 from pressreview.errors import DeliveryError
 
@@ -505,7 +506,7 @@ def _close(smtp: smtplib.SMTP | None) -> None:
             smtp.close()
 
 
-def open_transport(config: Any, *, environ: Mapping[str, str] | None = None) -> Transport:
+def open_transport(config: Config, *, environ: Mapping[str, str] | None = None) -> Transport:
     """The transport named by ``delivery.transport`` (the one seam every sender goes through)."""
     env = os.environ if environ is None else environ
     delivery = config.delivery

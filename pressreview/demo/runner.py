@@ -34,7 +34,17 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import yaml
+
+from pressreview import scheduling
+from pressreview.archive import resolve_out_dir
+from pressreview.config import parse_config
 from pressreview.errors import PressreviewError, Refused, UsageError
+from pressreview.issues import get_snapshot
+from pressreview.preview import write_email_files
+from pressreview.store import open_store
+from pressreview.subscribers import import_subscribers
+from pressreview.tokens import MIN_SECRET_LENGTH, SECRET_ENV
 
 DEMO_DIR = Path(__file__).resolve().parent
 FEEDS_DIR = DEMO_DIR / "feeds"
@@ -245,8 +255,6 @@ def serve_feeds(directory: Path = FEEDS_DIR, *, clock: FeedClock | None = None) 
 
 def _environ(environ: Mapping[str, str] | None) -> dict[str, str]:
     """The environment for sending: a throw-away signing key when none is set."""
-    from pressreview.tokens import MIN_SECRET_LENGTH, SECRET_ENV
-
     env = dict(os.environ if environ is None else environ)
     if len(env.get(SECRET_ENV, "")) < MIN_SECRET_LENGTH:
         env[SECRET_ENV] = secrets.token_urlsafe(32)
@@ -263,21 +271,12 @@ def run_demo(
     environ: Mapping[str, str] | None = None,
 ) -> DemoReport:
     """Run the whole pipeline offline in ``folder``; see the module docstring."""
-    from pressreview import scheduling
-    from pressreview.archive import resolve_out_dir
-    from pressreview.config import parse_config
-    from pressreview.issues import get_snapshot
-    from pressreview.preview import write_email_files
-    from pressreview.store import open_store
-    from pressreview.subscribers import import_subscribers
-
     say = say or (lambda _message: None)
     env = _environ(environ)
     target = prepare_folder(Path(folder), force=force)
     target = target.resolve()
     with serve_feeds(clock=FeedClock(FEEDS_DIR)) as port:
         config_path = write_config(target, port)
-        import yaml
 
         # Loaded like load_config, but without the caller's PRESSREVIEW_DATABASE_URL.
         data = yaml.safe_load(config_path.read_text("utf-8"))

@@ -16,10 +16,15 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import ExceptionContext, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from pressreview.errors import StoreError
+from pressreview.config import Config
+from pressreview.errors import DuplicateKey, StoreError
+
+__all__ = ["Connection", "Store", "open_store", "transaction"]
+# ``Connection`` is re-exported: the handle the core receives from Store.begin() /
+# Store.connect() and passes back to the query functions of store/; it never runs SQL.
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 #: How long a write waits for another process's lock before giving up with a clear message.
@@ -96,6 +101,8 @@ class Store:
         return make_url(self.url).render_as_string(hide_password=True)
 
     # -- migrations -------------------------------------------------------
+    # Alembic is imported in the methods that use it: importing it costs about 0.9 s
+    # (python -X importtime), which every command would pay at start-up otherwise.
 
     def _alembic_config(self, connection: Connection) -> Any:
         from alembic.config import Config as AlembicConfig
@@ -175,10 +182,16 @@ class Store:
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
-        """A connection inside one transaction (committed on success)."""
+        """A connection inside one transaction (committed on success).
+
+        A unique key taken meanwhile (a concurrent run) is raised as DuplicateKey.
+        """
         self.ensure_schema()
-        with self.engine.begin() as conn:
-            yield conn
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except IntegrityError as exc:
+            raise DuplicateKey(_first_line(exc)) from exc
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
@@ -256,6 +269,20 @@ def _first_line(exc: BaseException) -> str:
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
 
 
-def open_store(config: Any, *, auto_upgrade: bool = True) -> Store:
+@contextmanager
+def transaction(conn: Connection) -> Iterator[None]:
+    """One transaction on a connection the caller keeps open (the collect run's writer).
+
+    Committed on success; any database error rolls it back and is raised as
+    StoreError, whose message is the first line of the driver's.
+    """
+    try:
+        with conn.begin():
+            yield
+    except SQLAlchemyError as exc:
+        raise StoreError(str(exc)) from exc
+
+
+def open_store(config: Config, *, auto_upgrade: bool = True) -> Store:
     """The store named by a Config (``database_url``, relative to the config's folder)."""
     return Store(config.database_url, base_dir=config.base_dir, auto_upgrade=auto_upgrade)

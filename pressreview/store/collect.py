@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from sqlalchemy import (
     Connection,
@@ -43,7 +43,36 @@ def _chunks(values: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]
 # -- sources -------------------------------------------------------------------
 
 
-def sync_sources(conn: Connection, feeds: Iterable[Feed]) -> dict[str, RowMapping]:
+class SourceRow(TypedDict):
+    """A row of ``sources``: a feed's fetch state."""
+
+    id: int
+    name: str
+    config_url: str
+    url: str
+    etag: str | None
+    last_modified: str | None
+    body_hash: str | None
+    status: str
+    last_error: str | None
+    failures: int
+    next_attempt_at: datetime | None
+    last_fetched_at: datetime | None
+    last_success_at: datetime | None
+    entries_seen: int
+    created_at: datetime
+    updated_at: datetime
+    last_status: int | None
+    last_content_type: str | None
+    last_url: str | None
+    newest_entry_at: datetime | None
+
+
+def _source(row: RowMapping) -> SourceRow:
+    return cast(SourceRow, dict(row))  # select(sources): every column
+
+
+def sync_sources(conn: Connection, feeds: Iterable[Feed]) -> dict[str, SourceRow]:
     """Make sure each configured feed has a row; a changed URL in the config resets its state.
 
     Returns the rows by source name.
@@ -87,23 +116,23 @@ def sync_sources(conn: Connection, feeds: Iterable[Feed]) -> dict[str, RowMappin
                     updated_at=stamp,
                 )
             )
-    return {row.name: row for row in conn.execute(select(sources)).mappings()}
+    return source_rows(conn)
 
 
-def source_rows(conn: Connection) -> dict[str, RowMapping]:
-    return {row.name: row for row in conn.execute(select(sources)).mappings()}
+def source_rows(conn: Connection) -> dict[str, SourceRow]:
+    return {row["name"]: _source(row) for row in conn.execute(select(sources)).mappings()}
 
 
-def get_source(conn: Connection, source_id: int) -> RowMapping:
-    return conn.execute(select(sources).where(sources.c.id == source_id)).mappings().one()
+def get_source(conn: Connection, source_id: int) -> SourceRow:
+    return _source(conn.execute(select(sources).where(sources.c.id == source_id)).mappings().one())
 
 
-def get_sources(conn: Connection, source_ids: Iterable[int]) -> dict[int, RowMapping]:
+def get_sources(conn: Connection, source_ids: Iterable[int]) -> dict[int, SourceRow]:
     """Several sources' rows by id, in one query per chunk."""
-    found: dict[int, RowMapping] = {}
+    found: dict[int, SourceRow] = {}
     for chunk in _chunks(sorted(set(source_ids))):
         for row in conn.execute(select(sources).where(sources.c.id.in_(chunk))).mappings():
-            found[row.id] = row
+            found[row["id"]] = _source(row)
     return found
 
 

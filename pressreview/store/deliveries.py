@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from sqlalchemy import (
     Connection,
@@ -34,6 +34,8 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from pressreview.store.schema import deliveries, issues, now, subscribers
 
@@ -41,11 +43,29 @@ STATUSES = ("queued", "sending", "sent", "unconfirmed", "failed", "cancelled")
 CHUNK = 500
 
 
+class Recipient(TypedDict):
+    """An active subscriber without a delivery row yet."""
+
+    id: int
+    email: str
+
+
+class ClaimedRow(TypedDict):
+    """A delivery row claimed by this run, with the subscriber's address."""
+
+    id: int
+    subscriber_id: int
+    message_id: str
+    attempts: int
+    email: str
+    email_key: str
+
+
 def issue_id_for(conn: Connection, number: int) -> int | None:
     return conn.execute(select(issues.c.id).where(issues.c.number == number)).scalar()
 
 
-def active_without_row(conn: Connection, issue_id: int) -> list[RowMapping]:
+def active_without_row(conn: Connection, issue_id: int) -> list[Recipient]:
     """Active subscribers that have no delivery row for the issue yet."""
     has_row = select(deliveries.c.id).where(
         deliveries.c.issue_id == issue_id, deliveries.c.subscriber_id == subscribers.c.id
@@ -55,7 +75,7 @@ def active_without_row(conn: Connection, issue_id: int) -> list[RowMapping]:
         .where(subscribers.c.status == "active", ~has_row.exists())
         .order_by(subscribers.c.id)
     )
-    return list(conn.execute(query).mappings())
+    return [cast(Recipient, dict(row)) for row in conn.execute(query).mappings()]
 
 
 def queue_rows(conn: Connection, issue_id: int, rows: Sequence[tuple[int, str, str]]) -> int:
@@ -76,10 +96,7 @@ def queue_rows(conn: Connection, issue_id: int, rows: Sequence[tuple[int, str, s
         }
         for sid, email, mid in rows
     ]
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+    dialect_insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
     added = 0
     for i in range(0, len(values), CHUNK):
         stmt = dialect_insert(deliveries).on_conflict_do_nothing(
@@ -230,7 +247,7 @@ def has_queued(conn: Connection, issue_id: int) -> bool:
     return found
 
 
-def claim(conn: Connection, issue_id: int, token: str, limit: int) -> list[RowMapping]:
+def claim(conn: Connection, issue_id: int, token: str, limit: int) -> list[ClaimedRow]:
     """Take up to ``limit`` queued rows for this run (commits); returns them with the address.
 
     Three short transactions: read the first queued ids (the (issue_id, status)
@@ -270,7 +287,7 @@ def claim(conn: Connection, issue_id: int, token: str, limit: int) -> list[RowMa
         .where(deliveries.c.id.in_(candidates), deliveries.c.claimed_by == token)
         .order_by(deliveries.c.id)
     )
-    rows = list(conn.execute(query).mappings())
+    rows = [cast(ClaimedRow, dict(row)) for row in conn.execute(query).mappings()]
     conn.commit()
     return rows
 

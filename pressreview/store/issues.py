@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from sqlalchemy import Connection, RowMapping, func, insert, or_, select, update
 
+from pressreview.model import Snapshot
 from pressreview.store.items import add_event as add_event  # the one audit-trail writer
 from pressreview.store.schema import events, issues, items, now, sources
 
@@ -38,6 +39,75 @@ ITEM_COLUMNS = (
 )
 
 
+class IssueRow(TypedDict):
+    """A row of ``issues``: a draft (no number, no snapshot) or a published issue."""
+
+    id: int
+    number: int | None
+    title: str
+    intro_md: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    published_at: datetime | None
+    snapshot: Snapshot | None
+    version: int
+
+
+class PublishedIssueRow(TypedDict):
+    """A row of ``issues`` whose status is published: numbered, dated, frozen."""
+
+    id: int
+    number: int
+    title: str
+    intro_md: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    published_at: datetime
+    snapshot: Snapshot
+    version: int
+
+
+class PublishedRef(TypedDict):
+    """The last published issue, in short."""
+
+    id: int
+    number: int
+    title: str
+    published_at: datetime
+
+
+class IssueItemRow(TypedDict):
+    """An item as a snapshot is made of (ITEM_COLUMNS and the source's name)."""
+
+    id: int
+    url: str
+    link: str
+    title: str
+    title_edited: str | None
+    summary_html: str
+    summary_edited: str | None
+    excerpt: str
+    outlet: str | None
+    published_at: datetime
+    date_is_fallback: bool
+    tags: list[str]
+    territories: list[str]
+    status: str
+    section: str | None
+    position: float | None
+    duplicate_of: int | None
+    issue_id: int | None
+    version: int
+    first_seen_at: datetime
+    source_name: str | None
+
+
+def _issue(row: RowMapping) -> IssueRow:
+    return cast(IssueRow, dict(row))  # select(issues): every column
+
+
 def _chunks(values: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
     for i in range(0, len(values), size):
         yield values[i : i + size]
@@ -52,10 +122,11 @@ def _item_query() -> Any:
 # -- issues ----------------------------------------------------------------------
 
 
-def current_draft(conn: Connection) -> RowMapping | None:
+def current_draft(conn: Connection) -> IssueRow | None:
     """The draft in progress (the oldest, should there ever be two)."""
     query = select(issues).where(issues.c.status == "draft").order_by(issues.c.id).limit(1)
-    return conn.execute(query).mappings().first()
+    row = conn.execute(query).mappings().first()
+    return _issue(row) if row is not None else None
 
 
 def insert_draft(conn: Connection, *, title: str, intro_md: str, at: datetime) -> int:
@@ -97,14 +168,15 @@ def next_number(conn: Connection) -> int:
     return int(conn.execute(select(func.coalesce(func.max(issues.c.number), 0))).scalar_one()) + 1
 
 
-def last_published(conn: Connection) -> RowMapping | None:
+def last_published(conn: Connection) -> PublishedRef | None:
     query = (
         select(issues.c.id, issues.c.number, issues.c.title, issues.c.published_at)
         .where(issues.c.status == "published")
         .order_by(issues.c.number.desc())
         .limit(1)
     )
-    return conn.execute(query).mappings().first()
+    row = conn.execute(query).mappings().first()
+    return cast(PublishedRef, dict(row)) if row is not None else None
 
 
 def publish_issue(
@@ -114,7 +186,7 @@ def publish_issue(
     version: int,
     number: int,
     title: str,
-    snapshot: dict[str, Any],
+    snapshot: Snapshot,
     at: datetime,
 ) -> bool:
     """Turn the draft into a published issue; False when it changed meanwhile."""
@@ -134,38 +206,47 @@ def publish_issue(
     return result.rowcount == 1
 
 
-def issue_by_number(conn: Connection, number: int) -> RowMapping | None:
+def _published(row: RowMapping) -> PublishedIssueRow:
+    return cast(PublishedIssueRow, dict(row))  # status published: number, date and snapshot set
+
+
+def issue_by_number(conn: Connection, number: int) -> PublishedIssueRow | None:
     query = select(issues).where(issues.c.number == number, issues.c.status == "published")
-    return conn.execute(query).mappings().first()
+    row = conn.execute(query).mappings().first()
+    return _published(row) if row is not None else None
 
 
-def published_issues(conn: Connection) -> list[RowMapping]:
+def published_issues(conn: Connection) -> list[PublishedIssueRow]:
     """Published issues, newest first, with their snapshots."""
     query = select(issues).where(issues.c.status == "published").order_by(issues.c.number.desc())
-    return list(conn.execute(query).mappings())
+    return [_published(row) for row in conn.execute(query).mappings()]
 
 
 # -- items of a draft ------------------------------------------------------------
 
 
-def draft_items(conn: Connection, draft_id: int | None) -> list[RowMapping]:
+def _item_row(row: RowMapping) -> IssueItemRow:
+    return cast(IssueItemRow, dict(row))  # _item_query(): ITEM_COLUMNS and source_name
+
+
+def draft_items(conn: Connection, draft_id: int | None) -> list[IssueItemRow]:
     """Selected items not yet in a published issue (free, or claimed by this draft)."""
     free = items.c.issue_id.is_(None)
     claim = free if draft_id is None else or_(free, items.c.issue_id == draft_id)
     query = _item_query().where(items.c.status == "selected", claim).order_by(items.c.id)
-    return list(conn.execute(query).mappings())
+    return [_item_row(row) for row in conn.execute(query).mappings()]
 
 
-def other_outlets(conn: Connection, lead_ids: Sequence[int]) -> list[RowMapping]:
+def other_outlets(conn: Connection, lead_ids: Sequence[int]) -> list[IssueItemRow]:
     """Items recorded as other outlets of the given stories (duplicate_of one of them)."""
-    rows: list[RowMapping] = []
+    rows: list[IssueItemRow] = []
     for chunk in _chunks(list(lead_ids)):
         query = (
             _item_query()
             .where(items.c.duplicate_of.in_(chunk))
             .order_by(items.c.published_at, items.c.id)
         )
-        rows.extend(conn.execute(query).mappings())
+        rows.extend(_item_row(row) for row in conn.execute(query).mappings())
     return rows
 
 
@@ -228,6 +309,6 @@ def item_counts(conn: Connection, issue_ids: Sequence[int]) -> dict[int, int]:
     return counts
 
 
-def issue_events(conn: Connection, issue_id: int) -> list[RowMapping]:
+def issue_events(conn: Connection, issue_id: int) -> list[dict[str, Any]]:
     query = select(events).where(events.c.issue_id == issue_id).order_by(events.c.id)
-    return list(conn.execute(query).mappings())
+    return [dict(row) for row in conn.execute(query).mappings()]

@@ -11,11 +11,12 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    RowMapping,
     Select,
     and_,
     exists,
@@ -29,6 +30,7 @@ from sqlalchemy import (
     update,
 )
 
+from pressreview.model import Item
 from pressreview.store.schema import events, issues, item_keys, items, now, sources
 from pressreview.text import fold, search_text, title_keys, words
 
@@ -95,6 +97,10 @@ def _base() -> Select[Any]:
         .outerjoin(sources, sources.c.id == items.c.source_id)
         .outerjoin(issues, issues.c.id == items.c.issue_id)
     )
+
+
+def _item(row: RowMapping) -> Item:
+    return cast(Item, dict(row))  # _base(): the items row, source, issue_number, issue_status
 
 
 def search_terms(query: str) -> list[str]:
@@ -171,14 +177,14 @@ def _where(conn: Connection, query: Select[Any], f: ItemFilter) -> Select[Any]:
     return query
 
 
-def list_items(conn: Connection, f: ItemFilter) -> list[dict[str, Any]]:
+def list_items(conn: Connection, f: ItemFilter) -> list[Item]:
     """Items matching the filter, in its sort order, with source name and issue number."""
     query = _where(conn, _base(), f).order_by(*SORTS[f.sort])
     if f.limit is not None:
         query = query.limit(f.limit)
     if f.offset:
         query = query.offset(f.offset)
-    return [dict(row) for row in conn.execute(query).mappings()]
+    return [_item(row) for row in conn.execute(query).mappings()]
 
 
 def count_items(conn: Connection, f: ItemFilter) -> int:
@@ -192,33 +198,33 @@ def count_items(conn: Connection, f: ItemFilter) -> int:
     return int(conn.execute(query).scalar_one())
 
 
-def get_items(conn: Connection, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+def get_items(conn: Connection, ids: Iterable[int]) -> dict[int, Item]:
     """The items with these ids (missing ids are absent from the result)."""
     wanted = sorted(set(ids))
-    found: dict[int, dict[str, Any]] = {}
+    found: dict[int, Item] = {}
     for i in range(0, len(wanted), CHUNK):
         chunk = wanted[i : i + CHUNK]
         for row in conn.execute(_base().where(items.c.id.in_(chunk))).mappings():
-            found[row.id] = dict(row)
+            found[row["id"]] = _item(row)
     return found
 
 
-def get_item(conn: Connection, item_id: int) -> dict[str, Any] | None:
+def get_item(conn: Connection, item_id: int) -> Item | None:
     row = conn.execute(_base().where(items.c.id == item_id)).mappings().first()
-    return dict(row) if row is not None else None
+    return _item(row) if row is not None else None
 
 
-def find_by_url(conn: Connection, url: str) -> dict[str, Any] | None:
+def find_by_url(conn: Connection, url: str) -> Item | None:
     row = conn.execute(_base().where(items.c.url == url)).mappings().first()
-    return dict(row) if row is not None else None
+    return _item(row) if row is not None else None
 
 
-def other_outlets(conn: Connection, item_id: int) -> list[dict[str, Any]]:
+def other_outlets(conn: Connection, item_id: int) -> list[Item]:
     """The items recorded as other outlets of this story (``duplicate_of`` = id)."""
     query = (
         _base().where(items.c.duplicate_of == item_id).order_by(items.c.published_at, items.c.id)
     )
-    return [dict(row) for row in conn.execute(query).mappings()]
+    return [_item(row) for row in conn.execute(query).mappings()]
 
 
 def _next_issue(section: str | None) -> ColumnElement[bool]:
@@ -230,10 +236,10 @@ def _next_issue(section: str | None) -> ColumnElement[bool]:
     )
 
 
-def section_items(conn: Connection, section: str | None) -> list[dict[str, Any]]:
+def section_items(conn: Connection, section: str | None) -> list[Item]:
     """Selected items of one section (None: without a section), in newsletter order."""
     query = _base().where(_next_issue(section)).order_by(*SORTS["position"])
-    return [dict(row) for row in conn.execute(query).mappings()]
+    return [_item(row) for row in conn.execute(query).mappings()]
 
 
 def max_position(conn: Connection, section: str | None) -> float | None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from sqlalchemy import Connection, and_, desc, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -304,8 +305,6 @@ def issues_with_open_deliveries(conn: Connection) -> dict[int, list[tuple[str, d
 
 def job_store(store: Store) -> Any:
     """An APScheduler SQLAlchemyJobStore on the project's database (engine shared with Store)."""
-    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-
     store.ensure_schema()
     jobstore = SQLAlchemyJobStore(engine=store.engine, tablename=JOBSTORE_TABLE)
     # APScheduler creates its table when it starts, check-then-create: two schedulers

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from sqlalchemy import Connection, RowMapping, and_, delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
+from pressreview.errors import DuplicateKey
 from pressreview.store.schema import (
     confirmation_queue,
     consent_events,
@@ -21,30 +23,54 @@ from pressreview.store.schema import (
 STATUSES = ("pending", "active", "unsubscribed", "bounced")
 
 
-def get_by_key(conn: Connection, email_key: str) -> RowMapping | None:
-    return (
+class SubscriberRow(TypedDict):
+    """A row of ``subscribers``."""
+
+    id: int
+    email: str
+    email_key: str
+    name: str | None
+    status: str
+    consent_at: datetime | None
+    consent_method: str | None
+    consent_detail: str | None
+    created_at: datetime
+    updated_at: datetime
+    confirmed_at: datetime | None
+    unsubscribed_at: datetime | None
+    last_error: str | None
+
+
+def _row(row: RowMapping) -> SubscriberRow:
+    return cast(SubscriberRow, dict(row))  # select(subscribers): every column
+
+
+def get_by_key(conn: Connection, email_key: str) -> SubscriberRow | None:
+    row = (
         conn.execute(select(subscribers).where(subscribers.c.email_key == email_key))
         .mappings()
         .first()
     )
+    return _row(row) if row is not None else None
 
 
-def get_by_id(conn: Connection, subscriber_id: int) -> RowMapping | None:
-    return (
+def get_by_id(conn: Connection, subscriber_id: int) -> SubscriberRow | None:
+    row = (
         conn.execute(select(subscribers).where(subscribers.c.id == subscriber_id))
         .mappings()
         .first()
     )
+    return _row(row) if row is not None else None
 
 
-def existing_keys(conn: Connection, keys: Sequence[str]) -> dict[str, RowMapping]:
-    found: dict[str, RowMapping] = {}
+def existing_keys(conn: Connection, keys: Sequence[str]) -> dict[str, SubscriberRow]:
+    found: dict[str, SubscriberRow] = {}
     for i in range(0, len(keys), 500):
         chunk = keys[i : i + 500]
         for row in conn.execute(
             select(subscribers).where(subscribers.c.email_key.in_(chunk))
         ).mappings():
-            found[row["email_key"]] = row
+            found[row["email_key"]] = _row(row)
     return found
 
 
@@ -60,21 +86,25 @@ def insert_subscriber(
     consent_at: datetime | None,
     at: datetime | None = None,
 ) -> int:
+    """Insert a subscriber; DuplicateKey when the address is taken (by a concurrent request)."""
     stamp = at or now()
-    result = conn.execute(
-        insert(subscribers).values(
-            email=email,
-            email_key=email_key,
-            name=name,
-            status=status,
-            consent_at=consent_at,
-            consent_method=consent_method,
-            consent_detail=consent_detail,
-            created_at=stamp,
-            updated_at=stamp,
-            confirmed_at=stamp if status == "active" else None,
+    try:
+        result = conn.execute(
+            insert(subscribers).values(
+                email=email,
+                email_key=email_key,
+                name=name,
+                status=status,
+                consent_at=consent_at,
+                consent_method=consent_method,
+                consent_detail=consent_detail,
+                created_at=stamp,
+                updated_at=stamp,
+                confirmed_at=stamp if status == "active" else None,
+            )
         )
-    )
+    except IntegrityError as exc:
+        raise DuplicateKey(f"{email} is already a subscriber") from exc
     assert result.inserted_primary_key is not None
     return int(result.inserted_primary_key[0])
 
@@ -234,11 +264,11 @@ def set_status_if(
     return result.rowcount == 1
 
 
-def list_subscribers(conn: Connection, status: str | None = None) -> list[RowMapping]:
+def list_subscribers(conn: Connection, status: str | None = None) -> list[SubscriberRow]:
     query = select(subscribers).order_by(subscribers.c.email_key)
     if status:
         query = query.where(subscribers.c.status == status)
-    return list(conn.execute(query).mappings())
+    return [_row(row) for row in conn.execute(query).mappings()]
 
 
 def count_by_status(conn: Connection) -> dict[str, int]:
@@ -246,7 +276,7 @@ def count_by_status(conn: Connection) -> dict[str, int]:
     return {status: int(n) for status, n in rows}
 
 
-def delivery_history(conn: Connection, subscriber_id: int) -> list[RowMapping]:
+def delivery_history(conn: Connection, subscriber_id: int) -> list[dict[str, Any]]:
     query = (
         select(
             issues.c.number,
@@ -261,12 +291,12 @@ def delivery_history(conn: Connection, subscriber_id: int) -> list[RowMapping]:
         .where(deliveries.c.subscriber_id == subscriber_id)
         .order_by(issues.c.number)
     )
-    return list(conn.execute(query).mappings())
+    return [dict(row) for row in conn.execute(query).mappings()]
 
 
-def subscriber_events(conn: Connection, subscriber_id: int) -> list[RowMapping]:
+def subscriber_events(conn: Connection, subscriber_id: int) -> list[dict[str, Any]]:
     query = select(events).where(events.c.subscriber_id == subscriber_id).order_by(events.c.id)
-    return list(conn.execute(query).mappings())
+    return [dict(row) for row in conn.execute(query).mappings()]
 
 
 def record_event(
