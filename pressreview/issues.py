@@ -368,6 +368,7 @@ def item_entry(config: Config, row: q.IssueItemRow, also: Sequence[q.IssueItemRo
         "title": title,
         "url": _item_url(row),
         "outlet": lead_outlet,
+        "author": row["author"],
         "published_at": _iso_utc(row["published_at"]),
         "date": date.isoformat() if date else None,
         "territories": list(row["territories"] or []),

@@ -44,6 +44,7 @@ class SnapshotItem(TypedDict):
     title: str
     url: str
     outlet: str
+    author: NotRequired[str | None]  # the author's name, when the feed gave one
     published_at: str  # ISO 8601, UTC
     date: str | None  # ISO date in the configured time zone; None when undated
     territories: list[str]
@@ -112,6 +113,7 @@ class Item(TypedDict):
     summary_html: str
     excerpt: str
     outlet: str | None
+    author: str | None
     language: str | None
     published_at: datetime
     date_is_fallback: bool

@@ -64,6 +64,9 @@ FAST_EXCEPTIONS = {
         "fastfeedparser reads an extension element named <description> as the summary",
     "feedparser/tests/wellformed/namespace/rss2.0noNSwithModulesLocalNameClash.xml":
         "fastfeedparser reads an extension element named <description> as the summary",
+    "feedparser/tests/wellformed/namespace/atomthreadingwithentry.xml":
+        "the entry's <author><name>John</name> is lost by feedparser (an unknown element "
+        "inside <author>), read by fastfeedparser",
 }  # fmt: skip
 
 HEADER_RE = re.compile(rb"^Header:\s*([\w-]+):\s*(.*?)\s*$", re.M)

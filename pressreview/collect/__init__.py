@@ -605,5 +605,5 @@ def _to_new_item(classifier: Classifier, feed: Feed, entry: Entry) -> q.NewItem:
         language=entry.language, published_at=entry.published_at,
         tags=sorted(set(entry.tags) | set(feed.tags)), territories=c.territories,
         score=c.score, relevant=c.relevant, section=c.section,
-        contract=c.contract, filter_reason=c.filter_reason,
+        contract=c.contract, filter_reason=c.filter_reason, author=entry.author,
     )  # fmt: skip

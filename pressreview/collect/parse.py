@@ -64,6 +64,8 @@ class Entry:
     outlet: str | None
     language: str | None
     tags: list[str] = field(default_factory=list)
+    #: The author's name when the feed gives one (never a bare e-mail address).
+    author: str | None = None
 
 
 @dataclass
@@ -665,4 +667,29 @@ def _normalize(
         outlet=outlet,
         language=(language or "")[:20] or None,
         tags=_tags(raw),
+        author=_author(raw),
     )
+
+
+_EMAIL_NAME_RE = re.compile(r"^\S+@\S+\s*\((?P<name>[^()]+)\)$")
+
+
+def _author(raw: Mapping[str, Any]) -> str | None:
+    """The entry's author: RSS ``author``/``dc:creator`` or Atom ``author/name``.
+
+    RSS 2.0 writes ``jdoe@example.com (Jeanne Doe)``: the name is kept, a bare
+    address is not (it says nothing to readers and is personal data).
+    """
+    value = raw.get("author")
+    if isinstance(value, Mapping):
+        value = value.get("name")
+    if not value:
+        detail = raw.get("author_detail")
+        value = detail.get("name") if isinstance(detail, Mapping) else None
+    text = clean_text(_str(value))
+    match = _EMAIL_NAME_RE.match(text)
+    if match:
+        text = clean_text(match["name"])
+    if not text or "@" in text:
+        return None
+    return text[:200]

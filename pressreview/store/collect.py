@@ -176,6 +176,8 @@ class NewItem:
     contract: dict[str, Any] | None = None
     #: Why a relevant-looking item is kept as ``filtered`` (stored as its reject reason).
     filter_reason: str | None = None
+    #: The author's name, when the feed gives one.
+    author: str | None = None
     #: Work that does not need the store, done beforehand (e.g. in a parse worker)
     #: by ``prepare()``; computed here when missing.
     shingles: set[str] | None = None
@@ -294,7 +296,7 @@ _ITEM_COLUMNS = (
     "source_id", "guid", "url", "link", "title", "summary_html", "excerpt", "outlet",
     "language", "published_at", "date_is_fallback", "first_seen_at", "updated_at", "tags",
     "territories", "score", "status", "section", "duplicate_of", "content_hash", "origin",
-    "search_text", "version", "contract", "contract_source", "reject_reason",
+    "search_text", "version", "contract", "contract_source", "reject_reason", "author",
 )  # fmt: skip
 _KEY_COLUMNS = ("key", "item_id", "seen_at")
 #: Bound parameters per statement when the driver cannot say (SQLite's oldest limit).
@@ -503,6 +505,8 @@ def store_items(
             values["date_is_fallback"] = False
         if item.outlet:
             values["outlet"] = item.outlet
+        if item.author:
+            values["author"] = item.author
         if item.link:
             # A feed that stops giving a link does not erase one (staff may have added it).
             values["link"] = item.link
@@ -556,6 +560,7 @@ def store_items(
                 item.contract,
                 "auto" if item.contract is not None else None,
                 item.filter_reason,
+                item.author,
             )
         )
     # The new ids by URL (unique): from a multi-row INSERT ... RETURNING on SQLite,

@@ -25,6 +25,7 @@ ITEM_COLUMNS = (
     items.c.summary_edited,
     items.c.excerpt,
     items.c.outlet,
+    items.c.author,
     items.c.published_at,
     items.c.date_is_fallback,
     items.c.tags,
@@ -90,6 +91,7 @@ class IssueItemRow(TypedDict):
     summary_edited: str | None
     excerpt: str
     outlet: str | None
+    author: str | None
     published_at: datetime
     date_is_fallback: bool
     tags: list[str]

@@ -156,6 +156,8 @@ items = Table(
     # contract_source says who set it: "auto" (the classifier) or "staff".
     Column("contract", JSON),
     Column("contract_source", String(10)),
+    # The author's name when the feed gives one (shown with the item in the archive).
+    Column("author", Text),
     UniqueConstraint("source_id", "guid"),
     Index(None, "status", "published_at"),
     Index(None, "duplicate_of"),
