@@ -333,6 +333,7 @@ class ContractsSettings:
         return next((c for c in self.listed if c.siren == siren), None)
 
 
+@dataclass(frozen=True)
 class AgendaSettings:
     """Upcoming events: in the email, the archive and agenda.ics."""
 
@@ -718,6 +719,8 @@ def _read_contracts(where: str, _mtime_ns: int, _size: int) -> ContractList:
         mark = getattr(exc, "problem_mark", None)
         at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         raise ConfigError(f"{where}: invalid YAML{at}") from None
+    if data is not None and not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: must be a mapping of keys to values, not {_describe(data)}")
     try:
         listing: ContractList = _build(ContractList, data, "")
     except ConfigError as exc:
