@@ -154,7 +154,21 @@ def _also_copy(dest: Path) -> list[str]:
     return sorted(paths)
 
 
+# Appended to the copy's tests/conftest.py: under mutants (and on a loaded machine) a
+# property test may exceed hypothesis' deadline, which fails the clean run; and a
+# random search would make a mutant killed one run and not the next.
+_HYPOTHESIS = """
+
+from hypothesis import settings as _mutation_settings
+
+_mutation_settings.register_profile("mutation", deadline=None, derandomize=True)
+_mutation_settings.load_profile("mutation")
+"""
+
+
 def _configure(dest: Path, target: Target) -> list[str]:
+    with (dest / "tests" / "conftest.py").open("a", encoding="utf-8") as fh:
+        fh.write(_HYPOTHESIS)
     # a test file, or one test of it ("tests/test_x.py::test_y")
     tests = [t for t in target.tests if (dest / t.split("::")[0]).exists()]
     missing = sorted(set(target.tests) - set(tests))
