@@ -79,6 +79,22 @@ def test_tokens_are_short_url_safe_and_the_same_for_everyone_with_the_key() -> N
     assert b.check_form(a.form())
 
 
+def test_links_already_sent_keep_working_after_an_upgrade() -> None:
+    """The format is a promise: links in emails sent by an earlier version (same key)."""
+    sent_in_2025 = "7.ba7eba2a21.whfQaqINo6DZysj4oHeyFhcramNO5pzn6oeMAu0jaXU"
+    assert Tokens(SECRET).unsubscribe(7, "marie@example.fr") == sent_in_2025
+    subject = Tokens(SECRET).read_unsubscribe(sent_in_2025)
+    assert (subject.subscriber_id, subject.digest) == (7, "ba7eba2a21")
+    # made on 2025-12-01 00:00 UTC: valid for whoever accepts its age
+    confirm = "7.ba7eba2a21.aSzagA.iC9vZXjq5GshqKbBDnojrCptMhLY2T7pGZUW0iozh8A"
+    assert Tokens(SECRET).read_confirm(confirm, max_age=10**10).subscriber_id == 7
+    form = "form.aSzagA.rkF3Nradie84TBcWIbPbg9EoEVNsCvZdmpSCb7YF1J8"
+    assert Tokens(SECRET).check_form(form, max_age=10**10) is True
+    with pytest.raises(BadToken, match="expired"):
+        Tokens(SECRET).read_confirm(confirm)
+    assert Tokens(SECRET).check_form(form) is False
+
+
 # -- refused: altered, foreign key, another kind, garbage --------------------------
 
 Kind = tuple[Callable[[Tokens], str], Callable[[Tokens, str], object]]
