@@ -93,6 +93,14 @@ def test_valid_text_drops_only_what_cannot_be_stored(raw: str, valid: str) -> No
             '<abbr title="Quartier prioritaire">QPV</abbr>',
         ),
         ("<ul><li>a</li></ul><ol><li>b</li></ol>", "<ul><li>a</li></ul><ol><li>b</li></ol>"),
+        # only a link's href and title, an abbreviation's title (and a language) are kept
+        ('<blockquote cite="https://x.fr/">q</blockquote>', "<blockquote>q</blockquote>"),
+        (
+            '<q cite="https://x.fr/">q</q><ol start="3"><li>a</li></ol>',
+            "<q>q</q><ol><li>a</li></ol>",
+        ),
+        ('<a href="https://x.fr/" hreflang="fr">x</a>', f'<a href="https://x.fr/" {REL}>x</a>'),
+        ('<p lang="fr" dir="rtl">a</p>', '<p lang="fr">a</p>'),
         (
             "<strong>s</strong><em>e</em><b>b</b><i>i</i><code>c</code><q>q</q><br>",
             "<strong>s</strong><em>e</em><b>b</b><i>i</i><code>c</code><q>q</q><br>",
@@ -128,6 +136,9 @@ def test_sanitize_html_keeps_a_safe_subset(fragment: str | None, safe: str) -> N
         ("http://example.fr:443/", "http://example.fr:443/"),
         ("https://Example.fr./x", "https://example.fr/x"),  # the root's dot
         ("https://bücher.example/", "https://xn--bcher-kva.example/"),
+        # a host the IDNA codec refuses: kept as it is (lower-cased), never an error
+        ("https://" + "É" * 70 + ".fr/x", "https://" + "é" * 70 + ".fr/x"),
+        ("https://Exémple..fr/", "https://exémple..fr/"),
         ("http://[::1]:8080/x", "http://[::1]:8080/x"),
         ("http://[::1]:80/x", "http://[::1]/x"),
         ("https://user:pw@example.fr/", "https://user:pw@example.fr/"),
