@@ -6,6 +6,7 @@ exit code 2. Tables of (configuration, message): what the staff reads.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -203,6 +204,7 @@ LIMITS: list[dict[str, Any]] = [
     {"web": {"client_limit": 1, "mailbox_limit": 1, "proxy_hops": 0}},
     {"web": {"allowed_hosts": ["127.0.0.1:8080", "[::1]:8081", "[::1]", "a-b.example.org"]}},
     {"web": {"allowed_hosts": "abonnement.example.org"}},  # one host: a list of one
+    {"web": {"allowed_hosts": ["Veille.Example.ORG:8443", "[2001:DB8::A]:8080"]}},
     {"agenda": {"horizon_weeks": 1, "calendar_months": 1, "max_events_per_calendar": 1}},
     {"collect": {"concurrency": 1, "per_host": 1, "near_duplicate_threshold": 1}},
     {"collect": {"near_duplicate_threshold": 0.01, "total_timeout": 3}},
@@ -253,6 +255,8 @@ def test_values_are_converted_as_documented() -> None:
         (b"a: b: c\n", "invalid YAML (line 1, column 5): mapping values are not allowed here"),
         (b"\xff\xfe", "cannot read configuration: 'utf-8' codec can't decode byte 0xff"),
         (b"- a\n- b\n", "must be a mapping of keys to values, not a list"),
+        # no line nor column for an unacceptable character
+        (b"locale: fr\x00\n", "invalid YAML: unacceptable character #x0000: special characters"),
         (b"feeds:\n  - {name: A, url: nope}\n", None),  # the key's path, without the file's
     ],
 )
@@ -456,7 +460,16 @@ CONTRACT_MISTAKES: list[tuple[Any, str]] = [
         {"contracts": [_contract(department="62", commune="59350")]},
         "contracts[0].commune: '59350' is not an INSEE code of département 62",
     ),
-    ({"contracts": [_contract(commune="62041")]}, "contracts[0].commune: 62041 is not a member of"),
+    (
+        {"contracts": [_contract(commune="62041")]},
+        "contracts[0].commune: 62041 is not a member of Métropole Européenne de Lille "
+        "(200093201); its EPCI is 200033579",
+    ),
+    (
+        {"contracts": [_contract(commune="75056")]},
+        "contracts[0].commune: 75056 is not a member of Métropole Européenne de Lille "
+        "(200093201); no such commune in the region",
+    ),
     (
         {"contracts": [_contract(qpv=[{"code": "Q1", "name": "n"}])]},
         "contracts[0].qpv[0].code: 'Q1' is not a QPV code",
@@ -501,6 +514,12 @@ def test_an_unreadable_contracts_file(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match=r"^contracts\.file: .*: cannot read: "):
         parse_config({"contracts": {"file": "."}}, base_dir=tmp_path, environ={})
+    (tmp_path / "notes.txt").write_text("x", "utf-8")
+    with pytest.raises(ConfigError) as through_a_file:
+        parse_config({"contracts": {"file": "notes.txt/c.yaml"}}, base_dir=tmp_path, environ={})
+    assert str(through_a_file.value).startswith(
+        f"contracts.file: {tmp_path / 'notes.txt' / 'c.yaml'}: cannot read: [Errno 20] Not a dir"
+    )
     with pytest.raises(ConfigError) as missing:
         parse_config({"contracts": {"file": "absent.yaml"}}, base_dir=tmp_path, environ={})
     assert str(missing.value) == f"contracts.file: {tmp_path / 'absent.yaml'}: file not found"
@@ -524,3 +543,26 @@ def test_the_expected_total_and_the_file_read(tmp_path: Path) -> None:
     assert (off.contracts.listed, off.contracts.path) == ((), None)
     shipped = parse_config({}, environ={})
     assert shipped.contracts.total == 39 and shipped.contracts.path is not None
+
+
+def test_an_edited_contracts_file_is_read_again(tmp_path: Path) -> None:
+    """A long-running process (the scheduler) sees the staff's edit, even one that
+    keeps the file's size, or its modification time."""
+    path = tmp_path / "contrats.yaml"
+    data = {"contracts": {"file": "contrats.yaml"}}
+
+    def listed() -> list[str]:
+        config = parse_config(data, base_dir=tmp_path, environ={})
+        return [c.name for c in config.contracts.listed]
+
+    path.write_text(yaml.safe_dump({"contracts": [_contract(name="AAA")]}), "utf-8")
+    assert listed() == ["AAA"]
+    before = path.stat()
+    path.write_text(yaml.safe_dump({"contracts": [_contract(name="BBB")]}), "utf-8")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000))
+    assert path.stat().st_size == before.st_size
+    assert listed() == ["BBB"]  # same size, another time
+    again = path.stat()
+    path.write_text(yaml.safe_dump({"contracts": [_contract(name="CCCC")]}), "utf-8")
+    os.utime(path, ns=(again.st_atime_ns, again.st_mtime_ns))
+    assert listed() == ["CCCC"]  # same time, another size
