@@ -419,10 +419,14 @@ def remove_subscriber(
             )
         else:
             stamp = now()
-            db.update_subscriber(
-                conn, subscriber.id, status="unsubscribed", unsubscribed_at=stamp, updated_at=stamp
-            )
-            if subscriber.status != "unsubscribed":
+            if subscriber.status != "unsubscribed":  # the date of withdrawal stays the first
+                db.update_subscriber(
+                    conn,
+                    subscriber.id,
+                    status="unsubscribed",
+                    unsubscribed_at=stamp,
+                    updated_at=stamp,
+                )
                 db.record_consent(
                     conn,
                     subscriber.id,

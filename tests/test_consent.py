@@ -233,6 +233,9 @@ def test_unsubscribing_is_immediate_and_recorded_once(
         "subscriber.unsubscribe",
         {"method": method},
     )
+    (record,) = export_subscribers(store, "marie@example.fr")
+    assert record["events"][-1]["actor"] == "web"
+    assert record["consent_history"][-1]["at"] == marie.unsubscribed_at
     assert unsubscribe(store, sid, DIGEST, method=method) is True  # again: nothing new
     assert [e[0] for e in _history(store, "marie@example.fr")] == ["given", "withdrawn"]
     assert get_subscriber(store, "marie@example.fr").unsubscribed_at == marie.unsubscribed_at
@@ -247,7 +250,9 @@ def test_the_link_is_the_default_way_out(store: Store) -> None:
 def test_staff_removal_is_recorded_once(store: Store) -> None:
     add_subscriber(store, "marie@example.fr", actor="claire")
     remove_subscriber(store, "marie@example.fr", actor="karim")
+    left = get_subscriber(store, "marie@example.fr").unsubscribed_at
     remove_subscriber(store, "marie@example.fr", actor="karim")
+    assert get_subscriber(store, "marie@example.fr").unsubscribed_at == left  # the first date
     assert _history(store, "marie@example.fr") == [
         ("given", "staff", "added by claire", "claire"),
         ("withdrawn", "staff", "removed by karim", "karim"),
@@ -257,7 +262,10 @@ def test_staff_removal_is_recorded_once(store: Store) -> None:
         ("subscriber.remove", {}),
         ("subscriber.remove", {}),
     ]
-    assert get_subscriber(store, "marie@example.fr").status == "unsubscribed"
+    marie = get_subscriber(store, "marie@example.fr")
+    assert marie.status == "unsubscribed"
+    (record,) = export_subscribers(store, "marie@example.fr")
+    assert record["consent_history"][-1]["at"] == marie.unsubscribed_at
 
 
 def test_erasure_leaves_only_an_anonymous_event(store: Store) -> None:
@@ -417,6 +425,15 @@ def test_import_reads_the_usual_files(
     assert all(s.consent_method == "import" and s.status == "active" for s in found)
     assert found[0].consent_detail is not None
     assert found[0].consent_detail.startswith("imported by claire from contacts.csv, line ")
+
+
+def test_import_goes_on_after_a_repeated_address(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "c.csv"
+    path.write_text("email\na@example.fr\nA@example.fr\nb@example.fr\n", "utf-8")
+    report = import_subscribers(store, path, actor="claire")
+    assert report.added == 2
+    assert report.bad == [(3, "A@example.fr is a repeat of line 2")]
+    assert [s.email for s in list_subscribers(store)] == ["a@example.fr", "b@example.fr"]
 
 
 def test_import_leaves_out_the_bounced_and_reports_as_dict(store: Store, tmp_path: Path) -> None:
