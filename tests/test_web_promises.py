@@ -88,6 +88,18 @@ def _link(store: Store, address: str, kind: str = "desabonnement") -> str:
             ],
             ["127.0.0.1", "127.0.0.1:8081", "[::1]", "[::1]:8080", "[::2]:80"],
         ),
+        (  # the default port written out in the configuration
+            "https://veille.example.org:443/abonnement/",
+            ["abonnement.example.org:443"],
+            ["veille.example.org", "abonnement.example.org", "abonnement.example.org:443"],
+            ["veille.example.org:80", "abonnement.example.org:80"],
+        ),
+        (
+            "http://veille.example.org:80/abonnement/",
+            ["abonnement.example.org:80"],
+            ["veille.example.org", "veille.example.org:80", "abonnement.example.org"],
+            ["veille.example.org:443", "abonnement.example.org:443"],
+        ),
     ],
 )
 def test_only_the_configured_hosts_are_served(
@@ -371,7 +383,7 @@ def test_the_request_handler_logs_through_redact(caplog: pytest.LogCaptureFixtur
             self.client_address = ("192.0.2.1", 0)
 
         def address_string(self) -> str:
-            return "192.0.2.1"
+            return "fe80::1%eth0"  # a scoped IPv6 address: its "%" is no format
 
         def log_date_time_string(self) -> str:
             return "01/Dec/2026 10:00:00"
@@ -380,6 +392,9 @@ def test_the_request_handler_logs_through_redact(caplog: pytest.LogCaptureFixtur
     handler = Handler()
     handler.log("info", '"%s" %s %s', "POST /abonnement/desabonnement/7.a.SIG HTTP/1.1", "200", "-")
     handler.log("info", "GET /abonnement/confirmer/7.a.T.SIG")
-    assert '"POST /abonnement/desabonnement/[redacted] HTTP/1.1" 200 -' in caplog.text
+    assert (
+        'fe80::1%eth0 - - [01/Dec/2026 10:00:00] "POST /abonnement/desabonnement/[redacted] '
+        'HTTP/1.1" 200 -'
+    ) in caplog.text
     assert "GET /abonnement/confirmer/[redacted]" in caplog.text
     assert "SIG" not in caplog.text
