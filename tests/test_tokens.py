@@ -173,7 +173,16 @@ def test_a_form_token_is_refused_unless_ours(token: str) -> None:
 @pytest.mark.parametrize("kind", ["unsubscribe", "confirm"])
 @pytest.mark.parametrize(
     "payload",
-    ["abc.0123456789", "7", "7.", "7.012345678", "7.0123456789a", "-7.0123456789", ".0123456789"],
+    [
+        "abc.0123456789",
+        "7",
+        "7.",
+        "7.012345678",
+        "7.0123456789a",
+        "-7.0123456789",
+        ".0123456789",
+        "é.0123456789",  # not ASCII
+    ],
 )
 def test_a_well_signed_but_malformed_subject_is_refused(kind: str, payload: str) -> None:
     """Whoever holds the key cannot make a link that names no subscriber properly."""

@@ -346,6 +346,10 @@ def test_a_failure_is_a_polite_500_and_the_log_shows_no_token(
     assert "Merci de réessayer plus tard." in answer.text
     assert set(SECURITY_HEADERS) <= set(answer.headers.keys())
     assert f"Exception on {PREFIX}/desabonnement/[redacted] [POST]" in caplog.text
+    # under the application's logger, where a deployment routes its errors
+    assert [r.name for r in caplog.records if r.getMessage().startswith("Exception on")] == [
+        "pressreview.web"
+    ]
     assert token not in caplog.text and token.split(".")[-1] not in caplog.text
 
 
