@@ -267,7 +267,9 @@ def _again(name: str, target: Target, children: int) -> None:
     dest = WORK / name
     equivalent = _equivalents()
     survivors = sorted(
-        k for k, c in _statuses(name, target).items() if c not in KILLED and k not in equivalent
+        k
+        for k, c in _statuses(name, target).items()
+        if c is not None and c not in KILLED and k not in equivalent
     )
     print(f"== {name}: {len(survivors)} survivor(s) of the last run, against the current tests")
     if not survivors:
