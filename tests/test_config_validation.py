@@ -55,6 +55,10 @@ MISTAKES: list[tuple[Any, str]] = [
     ({"feeds": [_feed(name=[1])]}, "feeds[0].name: must be a string, not a list"),
     ({"feeds": [_feed(name={"a": 1})]}, "feeds[0].name: must be a string, not a mapping"),
     ({"feeds": [_feed(name=None)]}, "feeds[0].name: must be a string, not empty"),
+    (  # an optional key: its path too
+        {"territories": [{"name": "L", "siren": [1]}]},
+        "territories[0].siren: must be a string, not a list",
+    ),
     (
         {"delivery": {"transport": None}},
         "delivery.transport: must be one of 'outbox', 'smtp', not None",
@@ -566,3 +570,13 @@ def test_an_edited_contracts_file_is_read_again(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump({"contracts": [_contract(name="CCCC")]}), "utf-8")
     os.utime(path, ns=(again.st_atime_ns, again.st_mtime_ns))
     assert listed() == ["CCCC"]  # same time, another size
+
+
+def test_without_a_file_relative_paths_are_read_from_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "contrats.yaml").write_text(yaml.safe_dump({"contracts": [_contract()]}), "utf-8")
+    config = parse_config({"contracts": {"file": "contrats.yaml"}}, environ={})
+    assert [c.siren for c in config.contracts.listed] == [LILLE]
+    assert config.resolve("x.db").resolve() == tmp_path.resolve() / "x.db"
