@@ -239,6 +239,7 @@ def test_every_page_is_french_with_the_site_s_footer(site: Callable[..., Site]) 
     assert "<h1>S’abonner à la revue de presse</h1>" in form
     assert f'action="{PREFIX}/"' in form and 'name="form_token" value="' in form
     assert "aria-invalid" not in form and 'role="alert"' not in form
+    assert "chaque semaine par courriel la revue de presse de Centre de ressources test" in form
     unsubscribe = pages["unsubscribe"].text
     assert "<h1>Se désabonner</h1>" in unsubscribe
     assert f'<form method="post" action="{_link(store, "marie@example.fr")}">' in unsubscribe
