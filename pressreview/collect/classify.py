@@ -79,9 +79,9 @@ class Classifier:
         hits: dict[int, list[int]] = {}
         titled: dict[int, list[int]] = {}
         first: dict[int, int] = {}
-        for key, where in found.items():
-            in_title = where + len(key) <= n_title
-            for m, t in self._owners[key]:
+        for phrase, where in found.items():
+            in_title = where + len(phrase) <= n_title
+            for m, t in self._owners[phrase]:
                 hits.setdefault(m, []).append(t)
                 if in_title:
                     titled.setdefault(m, []).append(t)
