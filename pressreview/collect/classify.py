@@ -7,8 +7,8 @@ from datetime import date, datetime
 
 from pressreview.config import Config
 from pressreview.contract import Contract, ContractClassifier, is_current_hdf
-from pressreview.places import PlaceMatcher
-from pressreview.text import PhraseIndex, TermMatcher, unaccent, words_of_folded
+from pressreview.places import PlaceMatcher, Words
+from pressreview.text import PhraseIndex, TermMatcher, unaccent
 
 
 @dataclass(frozen=True)
@@ -69,11 +69,12 @@ class Classifier:
         # Accents removed once: the place matcher keeps the capitals, the rest folds.
         plain_title, plain_text = unaccent(title), unaccent(text)
         folded_title, folded_text = plain_title.casefold(), plain_text.casefold()
-        # The words of "title\ntext" are the title's then the text's: one scan finds
-        # every term, and where it first starts says whether the title holds it.
-        title_words = words_of_folded(folded_title)
-        found = self._terms.find(title_words + words_of_folded(folded_text))
-        n_title = len(title_words)
+        # Split in words once, for places and terms: the words of the folded
+        # "title\ntext" are the title's folded words, then the text's. One scan
+        # finds every term, and where it first starts says whether the title holds it.
+        title_words, text_words = Words.of(plain_title), Words.of(plain_text)
+        found = self._terms.find(title_words.folded + text_words.folded)
+        n_title = len(title_words.folded)
         # Per matcher: the indexes of its terms found, in the text and in the title,
         # and the first word of the title where one of them starts.
         hits: dict[int, list[int]] = {}
@@ -94,7 +95,7 @@ class Classifier:
         # The section whose terms weigh most (title matches double); on a tie, the
         # one the title names first ("Lutte contre les discriminations : ... Quartiers
         # 2030" is about discrimination), then the section placed first.
-        mentions = self.places.find(plain_title, plain_text, outlet, unaccented=True)
+        mentions = self.places.find_words(title_words, text_words, outlet)
         contract = self.contracts.classify(
             title,
             text,
