@@ -83,7 +83,9 @@ def search_text(*parts: str | None) -> str:
 
 # -- clean text -------------------------------------------------------------
 
-_WS_RE = re.compile(r"\s+")
+#: A run of whitespace that is not one plain space: ``_WS_RE.sub(" ", text)`` folds
+#: every run to one space, leaving the many single spaces alone (a match each costs).
+_WS_RE = re.compile(r"[^\S ]\s*| \s+")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
 _SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
 
@@ -133,7 +135,7 @@ _TEXT_CLEANER = nh3.Cleaner(tags=set(), attributes={})
 def _clean_once(text: str) -> str:
     if "<" in text:
         # "<li>204 QPV</li><li>700 000 habitants</li>" reads as two phrases, not one word.
-        text = _BREAKING_TAG_RE.sub(r" \g<0>", text)
+        text = _BREAKING_TAG_RE.sub(lambda m: " " + m.group(0), text)
         text = _TEXT_CLEANER.clean(text)
     text = html.unescape(html.unescape(text)) if "&" in text else text
     return _WS_RE.sub(" ", valid_text(text)).strip()
@@ -222,6 +224,12 @@ def canonical_url(url: str) -> str:
     not an absolute http(s) URL is returned stripped, otherwise unchanged.
     """
     url = url.strip()
+    plain = _PLAIN_URL_RE.fullmatch(url)
+    if plain:
+        # Most links: what the general path below would do reduces to this.
+        scheme, host, path, query = plain.group("scheme", "host", "path", "query")
+        query = _canonical_query(query or "")
+        return f"{scheme.lower()}://{host.lower()}{path or '/'}" + (f"?{query}" if query else "")
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -248,6 +256,12 @@ def canonical_url(url: str) -> str:
     return urlunsplit((scheme, host, path or "/", _canonical_query(parts.query), ""))
 
 
+#: An http(s) link with a plain host name (no port, no user), a path ``quote`` leaves
+#: alone, and nothing ``urlsplit`` would remove (tabs, line breaks).
+_PLAIN_URL_RE = re.compile(
+    r"(?P<scheme>[Hh][Tt][Tt][Pp][Ss]?)://(?P<host>[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)"
+    r"(?P<path>/[A-Za-z0-9_.~/:@!$&'()*+,;=-]*)?(?:\?(?P<query>[^#\s]*))?(?:#\S*)?"
+)
 #: What ``quote(unquote(s), safe=...)`` gives back unchanged: the canonical path
 #: of most links, which then costs one match instead of a decoding and an encoding.
 _PLAIN_PATH_RE = re.compile(r"[A-Za-z0-9_.~/:@!$&'()*+,;=-]*")

@@ -32,7 +32,6 @@ from pressreview.text import (
     _CONTROL_RE,
     _SURROGATE_RE,
     _WORD_RE,
-    _WS_RE,
     _is_tracking,
     fold,
     unaccent,
@@ -40,6 +39,8 @@ from pressreview.text import (
 )
 
 # -- normalize -------------------------------------------------------------------
+
+_WS_RE = re.compile(r"\s+")
 
 
 def valid_text(text: str) -> str:

@@ -86,6 +86,9 @@ url_tail = st.lists(st.sampled_from(URL_PIECES), max_size=14).map("".join)
         [
             "example.fr",
             "Example.FR.",
+            "Example.FR",
+            "a-b.C-d.fr",
+            "h..fr",
             "user:pw@h.fr",
             "h.fr:8080",
             "h.fr:80",
