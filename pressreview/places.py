@@ -138,12 +138,12 @@ class Words:
     capitals kept, ’ read as '), its words as written and folded, the runs of
     characters between them and where each word starts and ends."""
 
-    __slots__ = ("_bounds", "exact", "folded", "gaps", "text")
+    __slots__ = ("_bounds", "_parts", "exact", "folded", "gaps", "text")
 
     def __init__(self, text: str):
         self.text = text
         # One split gives the words and what lies between them: [gap, word, gap, ...].
-        parts = _WORD_SPLIT.split(text)
+        self._parts = parts = _WORD_SPLIT.split(text)
         self.exact: list[str] = parts[1::2]
         #: ``gaps[k]`` is what lies before word k (``gaps[k + 1]``: between k and k + 1).
         self.gaps: list[str] = parts[0::2]
@@ -159,17 +159,15 @@ class Words:
 
     def start(self, k: int) -> int:
         """Where word k starts in the text."""
-        return self._offsets()[2 * k]
+        if self._bounds is None:
+            self._bounds = list(itertools.accumulate(map(len, self._parts)))
+        return self._bounds[2 * k]
 
     def end(self, k: int) -> int:
         """Where word k ends in the text."""
-        return self._offsets()[2 * k + 1]
-
-    def _offsets(self) -> list[int]:
         if self._bounds is None:
-            parts = [p for pair in zip(self.gaps, self.exact, strict=False) for p in pair]
-            self._bounds = list(itertools.accumulate(map(len, parts)))
-        return self._bounds
+            self._bounds = list(itertools.accumulate(map(len, self._parts)))
+        return self._bounds[2 * k + 1]
 
 
 def _article_forms(name: str) -> list[str]:
@@ -418,7 +416,8 @@ class PlaceMatcher:
                 if place.kind == "commune" and _STREET.search(before):
                     matched = length  # an address: skip the words, no place
                     break
-                official = bool(_OFFICIAL.search(before))
+                # (Every way of naming an official's seat has "pref" in it.)
+                official = "pref" in before.lower() and bool(_OFFICIAL.search(before))
                 kicker = in_title and not text[:start].strip() and text[end:].lstrip()[:1] == ":"
                 found.append(Mention(place, start, in_title, official, kicker))
                 matched = length

@@ -58,7 +58,17 @@ def unaccent(text: str) -> str:
     ``fold(text) == unaccent(text).casefold()``: the place matcher needs the
     capitals (``Somme`` the département, ``somme`` an amount).
     """
-    return text if text.isascii() else text.translate(_FOLD)
+    if text.isascii():
+        return text
+    # Only the runs of other characters need the table (ASCII maps to itself).
+    return _NON_ASCII_RE.sub(_unaccent_run, text)
+
+
+_NON_ASCII_RE = re.compile(r"[^\x00-\x7f]+")
+
+
+def _unaccent_run(match: re.Match[str]) -> str:
+    return match.group().translate(_FOLD)
 
 
 def words(text: str) -> list[str]:

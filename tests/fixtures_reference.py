@@ -30,11 +30,11 @@ from pressreview.text import (
     _ALLOWED_TAGS,
     _BREAKING_TAG_RE,
     _CONTROL_RE,
+    _FOLD,
     _SURROGATE_RE,
     _WORD_RE,
     _is_tracking,
     fold,
-    unaccent,
     words,
 )
 
@@ -122,6 +122,10 @@ def canonical_url(url: str) -> str:
 
 
 # -- classify --------------------------------------------------------------------
+
+
+def unaccent(text: str) -> str:
+    return text if text.isascii() else text.translate(_FOLD)
 
 
 class TermMatcher:

@@ -163,6 +163,12 @@ def test_phrase_index_matches_the_regex_reference(terms: list[str], sample: str)
     assert TermMatcher(terms).matches(sample) == ref.TermMatcher(terms).matches(sample)
 
 
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=60))
+def test_unaccent_matches_the_reference(value: str) -> None:
+    assert unaccent(value) == ref.unaccent(value)
+
+
 def test_folding_commutes_with_splitting_in_words() -> None:
     """Lower-casing an unaccented text then splitting it, or splitting it then
     lower-casing each word, gives the same words: the classifier splits once."""
