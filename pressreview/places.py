@@ -35,6 +35,8 @@ from pressreview.text import fold, unaccent
 
 _WORD = re.compile(r"\w+")
 _WORD_SPLIT = re.compile(r"(\w+)")
+#: The non-ASCII characters a case-insensitive regex matches with ASCII letters.
+_ASCII_CASE_PARTNERS = "\u0130\u0131\u017f\u212a"
 #: Words between two tokens of one name: spaces, hyphens, apostrophes, a comma.
 _JOIN = re.compile(r"[\s'’\-–,.]{1,4}")
 _QUARTER_SUFFIX = {"Nord", "Sud", "Est", "Ouest", "Centre"}
@@ -138,15 +140,14 @@ class Words:
     capitals kept, ’ read as '), its words as written and folded, the runs of
     characters between them and where each word starts and ends."""
 
-    __slots__ = ("_bounds", "_parts", "exact", "folded", "gaps", "text")
+    __slots__ = ("_bounds", "exact", "folded", "parts", "text")
 
     def __init__(self, text: str):
         self.text = text
         # One split gives the words and what lies between them: [gap, word, gap, ...].
-        self._parts = parts = _WORD_SPLIT.split(text)
+        #: ``parts[2 * k + 1]`` is word k, ``parts[2 * k]`` what lies before it.
+        self.parts = parts = _WORD_SPLIT.split(text)
         self.exact: list[str] = parts[1::2]
-        #: ``gaps[k]`` is what lies before word k (``gaps[k + 1]``: between k and k + 1).
-        self.gaps: list[str] = parts[0::2]
         # The text has no accents left: folding a word is lower-casing it, and
         # lower-casing the text or each of its words gives the same words.
         self.folded: list[str] = list(map(str.casefold, self.exact))
@@ -160,13 +161,13 @@ class Words:
     def start(self, k: int) -> int:
         """Where word k starts in the text."""
         if self._bounds is None:
-            self._bounds = list(itertools.accumulate(map(len, self._parts)))
+            self._bounds = list(itertools.accumulate(map(len, self.parts)))
         return self._bounds[2 * k]
 
     def end(self, k: int) -> int:
         """Where word k ends in the text."""
         if self._bounds is None:
-            self._bounds = list(itertools.accumulate(map(len, self._parts)))
+            self._bounds = list(itertools.accumulate(map(len, self.parts)))
         return self._bounds[2 * k + 1]
 
 
@@ -317,8 +318,9 @@ class PlaceMatcher:
                 index.add(form, place, sensitive=True)
         # Outlet names are words to skip, unless the outlet is itself a place (an EPCI's site).
         self._known_outlets: set[tuple[str, ...]] = set()
-        #: Per outlet of an item: the regex that blanks its name (None: nothing to do).
-        self._outlet_regexes: dict[str, re.Pattern[str] | None] = {}
+        #: Per outlet of an item: the regex that blanks its name (None: nothing to do)
+        #: and its first word lower-cased (None: no shortcut).
+        self._outlet_regexes: dict[str, tuple[re.Pattern[str] | None, str | None]] = {}
         for name in dict.fromkeys([*cls.outlets, *(f.name for f in config.feeds)]):
             words = tuple(fold(w) for w in _WORD.findall(unaccent(name)))
             if words and not self._is_place(index, name):
@@ -363,14 +365,26 @@ class PlaceMatcher:
         if not words.text or not outlet:
             return words
         if outlet in self._outlet_regexes:
-            regex = self._outlet_regexes[outlet]
+            regex, first = self._outlet_regexes[outlet]
         else:
-            key = tuple(fold(w) for w in _WORD.findall(unaccent(outlet)))
+            names = _WORD.findall(unaccent(outlet))
+            key = tuple(fold(w) for w in names)
             skip = key in self._known_outlets or self.is_place(outlet)
             regex = None if skip else _outlet_regex((outlet,))
+            # The regex (case-insensitive) can only match where the name's first word
+            # is, in any case: an ASCII word is found by lower-casing, unless the text
+            # has one of the few other letters that case-insensitive matching equates
+            # with ASCII ones (İ ı ſ K).
+            first = names[0].lower() if regex is not None and names[0].isascii() else None
             if len(self._outlet_regexes) < 1000:
-                self._outlet_regexes[outlet] = regex
+                self._outlet_regexes[outlet] = (regex, first)
         if regex is None:
+            return words
+        if (
+            first is not None
+            and first not in words.text.lower()
+            and not any(c in words.text for c in _ASCII_CASE_PARTNERS)
+        ):
             return words
         blanked = regex.sub(_blank, words.text)
         return words if blanked == words.text else Words.of(blanked)
@@ -403,7 +417,7 @@ class PlaceMatcher:
                 if place is None:
                     continue
                 if length > 1 and not all(
-                    _JOIN.fullmatch(gap) for gap in words.gaps[i + 1 : i + length]
+                    _JOIN.fullmatch(gap) for gap in words.parts[2 * i + 2 : 2 * (i + length) : 2]
                 ):
                     continue
                 if place.kind == "outlet":
