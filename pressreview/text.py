@@ -81,11 +81,6 @@ def folded_words(folded: str) -> set[str]:
     return set(_WORD_RE.findall(folded))
 
 
-def words_of_folded(folded: str) -> list[str]:
-    """The words of an already folded text, in order."""
-    return _WORD_RE.findall(folded)
-
-
 def search_text(*parts: str | None) -> str:
     """The folded text that full-text search indexes (same on every backend)."""
     return " ".join(" ".join(words(p)) for p in parts if p)
@@ -98,8 +93,6 @@ def search_text(*parts: str | None) -> str:
 _WS_RE = re.compile(r"[^\S ]\s*| \s+")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
 _SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
-
-
 _INVALID_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\ud800-\udfff]")
 
 

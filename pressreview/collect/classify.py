@@ -92,9 +92,6 @@ class Classifier:
         # Title matches count double: a headline about the subject beats a passing mention.
         score = len(included) + len(titled.get(0, ())) - 2 * len(excluded)
         relevant = (not self.has_include or score >= self.min_score) and not excluded
-        # The section whose terms weigh most (title matches double); on a tie, the
-        # one the title names first ("Lutte contre les discriminations : ... Quartiers
-        # 2030" is about discrimination), then the section placed first.
         mentions = self.places.find_words(title_words, text_words, outlet)
         contract = self.contracts.classify(
             title,
@@ -107,6 +104,9 @@ class Classifier:
         )
         current = is_current_hdf(contract)
         reserved = self.settings.contracts_section
+        # The section whose terms weigh most (title matches double); on a tie, the
+        # one the title names first ("Lutte contre les discriminations : ... Quartiers
+        # 2030" is about discrimination), then the section placed first.
         section = None
         best: tuple[int, int] = (0, 0)
         for m, (key, _) in enumerate(self.sections, start=2):
@@ -116,8 +116,8 @@ class Classifier:
             if m not in hits:
                 continue
             weight = len(hits[m]) + len(titled.get(m, ()))
-            # Where the title names the section first (in words: the same order as in
-            # characters), after any place in it when it names none.
+            # Where the title names the section first, counted in words (the order is
+            # the same as in characters); not named in the title: after its last word.
             rank = (weight, -first.get(m, n_title + 1))
             if section is None or rank > best:
                 section, best = key, rank
