@@ -252,15 +252,12 @@ def test_classification_matches_the_reference(config: Config, classifier: Classi
         }
         for i in load_items()
     ] + _generated_items(config, 3000)
-    differ = 0
     for item in items:
         args = (item["title"], item["excerpt"], item["territory"])
         kwargs = {"published": item["published"], "outlet": item["outlet"]}
         fast = classifier.classify(*args, **kwargs)  # type: ignore[arg-type]
         slow = reference.classify(*args, **kwargs)  # type: ignore[arg-type]
-        differ += fast != slow
         assert fast == slow, item
-    assert differ == 0
 
 
 def test_places_match_the_reference(classifier: Classifier) -> None:
