@@ -100,7 +100,7 @@ TARGETS: dict[str, Target] = {
         # folding, titles, near-duplicates and term matching (no safety at stake).
         functions=(
             "valid_text", "clean_text", "_clean_once", "sanitize_html",
-            "_is_tracking", "canonical_url", "safe_url", "host_of",
+            "_is_tracking", "canonical_url", "_canonical_query", "safe_url", "host_of",
         ),
     ),
     "config": Target(
