@@ -148,6 +148,7 @@ def test_sanitize_html_keeps_a_safe_subset(fragment: str | None, safe: str) -> N
         ("https://example.fr/caf%C3%A9", "https://example.fr/caf%C3%A9"),
         ("https://example.fr/%7Euser", "https://example.fr/~user"),
         ("https://example.fr/a b", "https://example.fr/a%20b"),
+        ("https://example.fr/café(1)!", "https://example.fr/caf%C3%A9(1)!"),
         ("https://example.fr/a(b)'c!$*,;=:@~-._", "https://example.fr/a(b)'c!$*,;=:@~-._"),
         # the rest of the query: kept, in its order
         ("https://example.fr/?b=2&a=1&a=0", "https://example.fr/?b=2&a=1&a=0"),
