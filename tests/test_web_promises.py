@@ -239,6 +239,7 @@ def test_every_page_is_french_with_the_site_s_footer(site: Callable[..., Site]) 
     assert "<h1>S’abonner à la revue de presse</h1>" in form
     assert f'action="{PREFIX}/"' in form and 'name="form_token" value="' in form
     assert "aria-invalid" not in form and 'role="alert"' not in form
+    assert 'name="email" value=""' in form and 'name="name" value=""' in form
     assert "chaque semaine par courriel la revue de presse de Centre de ressources test" in form
     unsubscribe = pages["unsubscribe"].text
     assert "<h1>Se désabonner</h1>" in unsubscribe
@@ -278,7 +279,10 @@ def test_a_bad_link_says_why_and_whom_to_write_to(
         assert answer.status_code == 400 and "<h1>Lien non valide</h1>" in answer.text
         assert f"Ce lien {what} n’est pas valide\u00a0: il a peut-être été tronqué" in answer.text
         assert ("ou a expiré" in answer.text) is says_expired
-        assert f"écrivez-nous à {config.organisation.contact_email}." in answer.text
+        assert (
+            "Copiez le lien complet depuis le message reçu, ou écrivez-nous à "
+            f"{config.organisation.contact_email}."
+        ) in answer.text
         assert "Retour à la revue de presse" in answer.text
 
 
@@ -403,3 +407,15 @@ def test_the_request_handler_logs_through_redact(caplog: pytest.LogCaptureFixtur
     ) in caplog.text
     assert "GET /abonnement/confirmer/[redacted]" in caplog.text
     assert "SIG" not in caplog.text
+
+
+def test_the_archive_s_default_port_written_out_is_still_its_origin(
+    site: Callable[..., Site],
+) -> None:
+    _config, store, client = site(archive={"base_url": "https://archive.example.net:443/"})
+    answer = client.post(
+        f"{PREFIX}/",
+        data={"email": "marie@example.fr"},  # the archive's static form: no token
+        headers={"Origin": "https://archive.example.net"},
+    )
+    assert answer.status_code == 200 and len(_queued(store)) == 1
