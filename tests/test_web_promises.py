@@ -265,6 +265,7 @@ def test_the_confirmation_pages(site: Callable[..., Site]) -> None:
     assert "Merci ! Vous recevrez la prochaine revue de presse." in done.text
     for answer in (client.get(link), client.post(link)):
         assert answer.status_code == 200 and "<h1>Abonnement déjà confirmé</h1>" in answer.text
+        assert "à cette adresse. Il n’y a rien d’autre à faire." in answer.text
         assert "<form" not in answer.text
 
 
