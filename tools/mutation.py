@@ -63,6 +63,8 @@ TARGETS: dict[str, Target] = {
         "pressreview/store/deliveries.py",
         (
             "tests/test_deliveries.py",
+            "tests/test_deliver_race.py",
+            "tests/test_deliver_recovery.py",
             "tests/test_deliver_send.py",
             "tests/test_deliver_crash.py",
             "tests/test_deliver_failures.py",
@@ -72,6 +74,9 @@ TARGETS: dict[str, Target] = {
         "pressreview/deliver/campaign.py",
         (
             "tests/test_deliver_campaign.py",
+            "tests/test_deliveries.py",
+            "tests/test_deliver_race.py",
+            "tests/test_deliver_recovery.py",
             "tests/test_deliver_send.py",
             "tests/test_deliver_crash.py",
             "tests/test_deliver_failures.py",
@@ -79,7 +84,12 @@ TARGETS: dict[str, Target] = {
     ),
     "message": Target(
         "pressreview/deliver/message.py",
-        ("tests/test_deliver_message.py", "tests/test_email_quality.py"),
+        (
+            "tests/test_deliver_message.py",
+            "tests/test_deliver_message_wire.py",
+            "tests/test_deliver_send.py",
+            "tests/test_email_quality.py",
+        ),
     ),
     "web": Target("pressreview/web.py", ("tests/test_web.py",)),
     "subscribers": Target(
