@@ -151,7 +151,7 @@ def _configure(dest: Path, target: Target) -> list[str]:
 [tool.mutmut]
 source_paths = ["pressreview"]
 only_mutate = [{json.dumps(target.file)}]
-pytest_add_cli_args = ["-q", "-p", "no:randomly", "-p", "no:cacheprovider", "-m", "not slow"]
+pytest_add_cli_args = ["-q", "-p", "no:randomly", "-p", "no:cacheprovider", "-m", "not slow", "--timeout", "60"]
 pytest_add_cli_args_test_selection = [{quoted}]
 also_copy = [{", ".join(json.dumps(p) for p in _also_copy(dest))}]
 """
