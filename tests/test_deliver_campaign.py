@@ -7,6 +7,8 @@ Real SMTP server (aiosmtpd on a free port), real SQLite file and PostgreSQL.
 from __future__ import annotations
 
 import json
+import re
+import signal
 import socket
 import subprocess
 import threading
@@ -231,3 +233,39 @@ def test_a_run_that_stops_says_how_many_were_sent_and_left(setup: Setup) -> None
     )
     assert not [p for p in config.resolve(config.delivery.journal_dir).glob("*.log")]
     assert "sending" not in {r["status"] for r in rows}
+
+
+def test_ctrl_c_lets_the_message_under_way_finish_and_gives_the_rest_back(
+    setup: Setup, sink: Sink
+) -> None:
+    """Ctrl-C while the worker waits for its turn (the rate limit's pause) before its third
+    message: when `send` returns, that message is sent and the rest is queued again."""
+    config, store = setup(sink.delivery_config(pool_size=1, rate_per_second=1))
+    main = threading.main_thread().ident
+    assert main is not None
+
+    def interrupt_after_the_second(count: int) -> None:
+        if count == 2:  # 0.2 s after its 250, the worker is in the one-second pause
+            threading.Timer(0.2, signal.pthread_kill, (main, signal.SIGINT)).start()
+
+    sink.handler.on_data = interrupt_after_the_second
+    with pytest.raises(KeyboardInterrupt):
+        send_issue(config, store, 12)
+    rows = deliveries_for(store, 12)  # at once: the run has settled what it held
+    sink.handler.on_data = None
+    assert Counter(r["status"] for r in rows) == {"sent": 3, "queued": len(ADDRESSES) - 3}
+    assert all(r["claimed_by"] is None for r in rows)
+    report = send_issue(config, store, 12)
+    assert (report.sent, report.skipped, report.requeued) == (len(ADDRESSES) - 3, 3, 0)
+    assert sink.handler.per_recipient() == {a: 1 for a in ADDRESSES}
+
+
+def test_a_test_copy_is_marked_and_recorded_for_nobody(setup: Setup, sink: Sink) -> None:
+    config, store = setup(sink.delivery_config(), ADDRESSES[:1])
+    report = send_issue(config, store, 12, test_to="Moi@Example.FR")
+    assert (report.sent, report.test_to) == (1, "Moi@example.fr")
+    (received,) = sink.handler.received
+    assert received.recipients == ["Moi@example.fr"]
+    assert received.message["Subject"].startswith("[TEST] ")
+    assert re.fullmatch(r"<pr\.12\.test\.[0-9a-f]{12}@example\.org>", received.message_id)
+    assert deliveries_for(store, 12) == []

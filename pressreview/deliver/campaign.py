@@ -333,8 +333,11 @@ class _Campaign:
             return
         self.budget = self.total
         self.batch_size = 32
+        ended = [threading.Event() for _ in connections]
         threads = [
-            threading.Thread(target=self._worker, args=(c, i), name=f"send-{i}", daemon=True)
+            threading.Thread(
+                target=self._worker_then, args=(c, i, ended[i]), name=f"send-{i}", daemon=True
+            )
             for i, c in enumerate(connections)
         ]
         settled = False
@@ -346,8 +349,11 @@ class _Campaign:
             settled = True
         except BaseException:  # Ctrl-C: each worker finishes its message, gives the rest back
             self.stop.set()
-            for t in threads:
-                t.join()
+            # Not Thread.join(): on Python 3.11 a join interrupted by Ctrl-C marks the thread
+            # as ended (bpo-45274's handler), so joining again returns while it still sends.
+            for t, done in zip(threads, ended, strict=True):
+                if t.ident is not None:
+                    done.wait()
             raise
         finally:
             for c in connections:
@@ -355,6 +361,14 @@ class _Campaign:
             # Every row this run opened is settled (sent, failed, deferred, unconfirmed):
             # the journal is no longer needed. After an unexpected error it stays for recovery.
             self.journal.close(remove=settled)
+
+    def _worker_then(
+        self, connection: TransportConnection, index: int, ended: threading.Event
+    ) -> None:
+        try:
+            self._worker(connection, index)
+        finally:
+            ended.set()
 
     def _take(self) -> int:
         with self.lock:
