@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from sqlalchemy import event
 
 from pressreview.config import Config
 from pressreview.deliver import journal
@@ -269,3 +270,26 @@ def test_a_test_copy_is_marked_and_recorded_for_nobody(setup: Setup, sink: Sink)
     assert received.message["Subject"].startswith("[TEST] ")
     assert re.fullmatch(r"<pr\.12\.test\.[0-9a-f]{12}@example\.org>", received.message_id)
     assert deliveries_for(store, 12) == []
+
+
+def test_a_run_waiting_for_a_deferred_row_sleeps_instead_of_polling(
+    setup: Setup, sink: Sink
+) -> None:
+    """Half a second of backoff costs a handful of queries, not a busy loop on the database."""
+    config, store = setup(
+        sink.delivery_config(max_attempts=2, retry_backoff_seconds=0.5, pool_size=1),
+        ADDRESSES[:1],
+    )
+    sink.handler.data_replies = ["451 4.3.0 try again later"]
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        report = send_issue(config, store, 12)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", count)
+    assert (report.sent, report.deferred) == (1, 1)
+    assert len(statements) < 100, len(statements)

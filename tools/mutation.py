@@ -65,6 +65,7 @@ TARGETS: dict[str, Target] = {
             "tests/test_deliveries.py",
             "tests/test_deliver_race.py",
             "tests/test_deliver_recovery.py",
+            "tests/test_deliver_campaign.py",
             "tests/test_deliver_send.py",
             "tests/test_deliver_crash.py",
             "tests/test_deliver_failures.py",
