@@ -293,3 +293,29 @@ def test_a_run_waiting_for_a_deferred_row_sleeps_instead_of_polling(
         event.remove(store.engine, "before_cursor_execute", count)
     assert (report.sent, report.deferred) == (1, 1)
     assert len(statements) < 100, len(statements)
+
+
+def test_max_connection_failures_below_one_stops_at_the_first_failure(setup: Setup) -> None:
+    from tests.fixtures_deliver import SinkHandler
+    from tests.test_deliver_failures import Dropper, DroppingController
+
+    handler = SinkHandler()
+    controller = DroppingController(
+        handler, Dropper(drops=1, after_bytes=0), hostname="127.0.0.1", port=free_port()
+    )
+    controller.start()
+    try:
+        delivery = {
+            "transport": "smtp",
+            "smtp": {"host": "127.0.0.1", "port": controller.port, "security": "none"},
+            "rate_per_second": 0,
+            "pool_size": 1,
+            "max_connection_failures": 0,
+        }
+        config, store = setup(delivery)
+        with pytest.raises(DeliveryError, match=r"failed 1 times in a row"):
+            send_issue(config, store, 12)
+    finally:
+        controller.stop()
+    assert handler.received == []
+    assert {r["status"] for r in deliveries_for(store, 12)} == {"queued"}
