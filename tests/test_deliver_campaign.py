@@ -319,3 +319,17 @@ def test_max_connection_failures_below_one_stops_at_the_first_failure(setup: Set
         controller.stop()
     assert handler.received == []
     assert {r["status"] for r in deliveries_for(store, 12)} == {"queued"}
+
+
+def test_a_server_down_at_the_start_leaves_no_journal_behind(setup: Setup) -> None:
+    port = free_port()
+    delivery = {
+        "transport": "smtp",
+        "smtp": {"host": "127.0.0.1", "port": port, "security": "none"},
+        "rate_per_second": 0,
+    }
+    config, store = setup(delivery, ADDRESSES[:2])
+    with pytest.raises(DeliveryError, match=rf"cannot connect to SMTP server 127.0.0.1:{port}"):
+        send_issue(config, store, 12)
+    assert list(config.resolve(config.delivery.journal_dir).glob("*.log")) == []
+    assert {r["status"] for r in deliveries_for(store, 12)} == {"queued"}
