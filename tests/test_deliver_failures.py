@@ -140,11 +140,12 @@ def test_a_connection_dropped_before_the_end_of_data_is_retried_not_unconfirmed(
 # -- temporary failures do not hold the run ------------------------------------------
 
 
-def test_451_for_some_recipients_does_not_serialise_the_run(setup: Setup) -> None:
+@pytest.mark.parametrize("pipelining", [False, True], ids=["lockstep", "pipelined"])
+def test_451_for_some_recipients_does_not_serialise_the_run(setup: Setup, pipelining: bool) -> None:
     """8 of 67 recipients answer 451: the others go on; those 8 are retried later."""
     addresses = [f"abonne{i:02d}@example.fr" for i in range(67)]
     greylisted = addresses[3::8][:8]
-    with Sink() as sink:
+    with Sink(pipelining=pipelining) as sink:
         for address in greylisted:
             sink.handler.rcpt_replies[address] = "451 4.7.1 greylisted, try again later"
         config, store = setup(
@@ -176,8 +177,9 @@ def test_a_deferred_row_is_sent_later_in_the_same_run(setup: Setup) -> None:
         assert order[:4] == ADDRESSES[2:6]  # the two deferred rows did not hold the others
 
 
-def test_a_5xx_is_recorded_at_once(setup: Setup) -> None:
-    with Sink() as sink:
+@pytest.mark.parametrize("pipelining", [False, True], ids=["lockstep", "pipelined"])
+def test_a_5xx_is_recorded_at_once(setup: Setup, pipelining: bool) -> None:
+    with Sink(pipelining=pipelining) as sink:
         sink.handler.data_replies = ["554 5.7.1 message refused"]
         config, store = setup(sink.delivery_config(pool_size=1))
         report = send_issue(config, store, 12)
