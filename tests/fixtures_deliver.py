@@ -73,6 +73,8 @@ class SinkHandler:
     rcpt_replies: dict[str, str] = field(default_factory=dict)
     #: replies given to the next DATA commands, in order (then 250)
     data_replies: list[str] = field(default_factory=list)
+    #: replies given to the next MAIL FROM commands, in order (then 250)
+    mail_replies: list[str] = field(default_factory=list)
     #: called with the number of messages received so far, before answering DATA
     on_data: Callable[[int], None] | None = None
     #: called with the RCPT address, before answering RCPT
@@ -98,6 +100,8 @@ class SinkHandler:
         waiting = bytes(getattr(server._reader, "_buffer", b""))
         with self.lock:
             self.pipelined.append(b"RCPT" in waiting.upper() and b"DATA" in waiting.upper())
+            if self.mail_replies:
+                return self.mail_replies.pop(0)
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 OK"

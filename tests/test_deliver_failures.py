@@ -189,6 +189,28 @@ def test_a_5xx_is_recorded_at_once(setup: Setup, pipelining: bool) -> None:
     assert "554 5.7.1 message refused" in failed[0]["last_error"]
 
 
+@pytest.mark.parametrize("pipelining", [False, True], ids=["lockstep", "pipelined"])
+def test_a_refused_sender_stops_the_run_and_a_451_to_mail_from_is_retried(
+    setup: Setup, pipelining: bool
+) -> None:
+    with Sink(pipelining=pipelining) as sink:
+        sink.handler.mail_replies = ["451 4.3.2 try again later"]
+        config, store = setup(sink.delivery_config(max_attempts=3, pool_size=1))
+        report = send_issue(config, store, 12, limit=3)
+        assert (report.sent, report.deferred, report.failed) == (3, 1, 0)
+        # the refused MAIL FROM did not leave the session out of step: the next ones went
+        assert len(sink.handler.received) == 3
+        sink.handler.mail_replies = ["550 5.7.1 sender refused"]
+        with pytest.raises(DeliveryError, match="refuses the sender"):
+            send_issue(config, store, 12)
+        statuses = [r["status"] for r in deliveries_for(store, 12)]
+        assert statuses.count("sent") == 3 and statuses.count("queued") == len(ADDRESSES) - 3
+        report = send_issue(config, store, 12)  # the server takes the sender again
+        assert report.sent == len(ADDRESSES) - 3
+        assert sink.handler.per_recipient() == {a: 1 for a in ADDRESSES}
+        assert set(sink.handler.pipelined) == {pipelining}
+
+
 # -- a slow server: stop after N connection failures in a row ---------------------------
 
 
