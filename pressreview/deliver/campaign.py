@@ -10,7 +10,9 @@ before MAIL FROM the row's attempt is committed open (``sent_at`` set, the
 claim re-checked); right before the final "." of SMTP DATA (the point of no
 return: a server discards a message whose DATA never ended) one line goes to
 the run's local handover journal, with no database round trip between that
-write and the "."; after the server's 250 the row is committed ``sent``. A run
+write and the "."; after the server's 250 the row is committed ``sent`` (without
+a rate limit, in the same commit as the next row's attempt, which follows at
+once: one commit per message). A run
 killed before the point of no return leaves a row without a journal line,
 which the next run sends again (nothing was delivered); a run killed after it
 leaves a row the next run marks ``unconfirmed`` and does not send again. The

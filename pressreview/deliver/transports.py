@@ -4,7 +4,8 @@
   named after its Message-ID in ``delivery.outbox_dir`` (atomic rename).
 - ``smtp``: ``delivery.smtp`` host/port, STARTTLS, implicit TLS or none;
   credentials from PRESSREVIEW_SMTP_USERNAME / PRESSREVIEW_SMTP_PASSWORD.
-  A campaign opens ``delivery.pool_size`` connections and reuses them.
+  A campaign opens ``delivery.pool_size`` connections and reuses them; MAIL
+  FROM, RCPT TO and DATA go in one write when the server offers PIPELINING.
 - ``null`` (benchmarks): accepts and discards.
 
 A connection's ``send(envelope, data, handing_over)`` calls ``handing_over()``
