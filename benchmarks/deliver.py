@@ -498,9 +498,8 @@ def main() -> None:
                 f"(f) >= 1,000 msg/s with {top} connections: {fast[top][1]:,.0f} "
                 f"{'ok' if fast[top][1] >= 1000 else 'MISSED'}"
             )
-            verdicts.append(
-                f"sender CPU <= 0.5 ms/msg: {worst_cpu:.2f} {'ok' if worst_cpu <= 0.5 else 'MISSED'}"
-            )
+            verdict = "ok" if worst_cpu <= 0.5 else "MISSED"
+            verdicts.append(f"sender CPU <= 0.5 ms/msg: {worst_cpu:.2f} {verdict}")
             verdicts.append(
                 "(f)/(e): " + ", ".join(f"{p}: {fr / fl:.0%}" for p, (fl, fr, _) in fast.items())
             )
