@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import smtplib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from sqlalchemy import event
 
 from pressreview.config import Config
 from pressreview.deliver.campaign import deliveries_for, send_issue
+from pressreview.deliver.transports import _path
 from pressreview.errors import DeliveryError
 from pressreview.store import Store
 from pressreview.subscribers import add_subscriber, get_subscriber, remove_subscriber
@@ -326,6 +328,21 @@ def test_a_sent_held_for_the_next_commit_survives_an_error_between_messages(
     statuses = [r["status"] for r in deliveries_for(store, 12)]
     assert statuses[:3] == ["sent"] * 3  # the third was held for the fourth's commit
     assert sink.handler.per_recipient() == {a: 1 for a in ADDRESSES[:3]}
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "abonne@example.fr",
+        "o'neil+veille@quartiers.example.fr",
+        "a.b-c_d{x}@x-y.example",
+        "Marie Dupont <marie@example.fr>",
+        '"local part"@example.fr',
+    ],
+)
+def test_envelope_paths_are_what_smtplib_writes(address: str) -> None:
+    """MAIL FROM / RCPT TO are written as bytes now: the same paths as smtplib's."""
+    assert _path(address) == smtplib.quoteaddr(address).encode("ascii")
 
 
 def _certificate(tmp_path: Path) -> tuple[Path, Path]:
