@@ -115,10 +115,11 @@ def _smtp(port: int, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("after_bytes", [0, 700], ids=["right-after-354", "mid-body"])
+@pytest.mark.parametrize("pipelining", [False, True], ids=["lockstep", "pipelined"])
 def test_a_connection_dropped_before_the_end_of_data_is_retried_not_unconfirmed(
-    setup: Setup, after_bytes: int
+    setup: Setup, after_bytes: int, pipelining: bool
 ) -> None:
-    handler = SinkHandler()
+    handler = SinkHandler(pipelining=pipelining)
     dropper = Dropper(drops=2, after_bytes=after_bytes)
     controller = DroppingController(handler, dropper, hostname="127.0.0.1", port=free_port())
     controller.start()
