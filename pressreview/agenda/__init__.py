@@ -258,8 +258,8 @@ def detect_events(
     return out
 
 
-def _propose(conn: Any, item: Any, tz: Any) -> int:
-    """Store the events an item announces as proposals; returns how many."""
+def _proposals(item: Any, tz: Any) -> list[dict[str, Any]]:
+    """The proposed events an item announces, as ``insert_events`` rows."""
     proposals = detect_events(
         title=item.title,
         text=item.excerpt or "",
@@ -269,34 +269,41 @@ def _propose(conn: Any, item: Any, tz: Any) -> int:
         tz=tz,
     )
     territories = list(item.territories or [])
-    for n, p in enumerate(proposals):
-        q.insert_event(
-            conn,
-            uid=f"item-{item.id}-{n}@pressreview",
-            origin="item",
-            status="proposed",
-            item_id=item.id,
-            title=p.title,
-            starts_at=p.starts_at,
-            ends_at=p.ends_at,
-            all_day=p.all_day,
-            place=p.place,
-            online=p.online,
-            url=p.url,
-            territory=territories[0] if territories else None,
-        )
-    return len(proposals)
+    return [
+        {
+            "uid": f"item-{item.id}-{n}@pressreview",
+            "origin": "item",
+            "status": "proposed",
+            "item_id": item.id,
+            "title": p.title,
+            "starts_at": p.starts_at,
+            "ends_at": p.ends_at,
+            "all_day": p.all_day,
+            "place": p.place,
+            "online": p.online,
+            "url": p.url,
+            "territory": territories[0] if territories else None,
+        }
+        for n, p in enumerate(proposals)
+    ]
+
+
+def _propose(conn: Any, item: Any, tz: Any) -> int:
+    """Store the events an item announces as proposals; returns how many."""
+    rows = _proposals(item, tz)
+    q.insert_events(conn, rows)
+    return len(rows)
 
 
 def propose_from_new_items(config: Config, store: Store, since: datetime) -> int:
     """Proposed events for the items first seen since ``since``; returns how many were added."""
-    added = 0
     with store.begin() as conn:
-        for row in q.items_seen_since(conn, since):
-            if q.list_events(conn, statuses=(), item_id=row.id, limit=1):
-                continue  # proposed, accepted or dismissed already
-            added += _propose(conn, row, config.tz)
-    return added
+        found = q.items_seen_since(conn, since)
+        # Items with events already (proposed, accepted or dismissed): one query for all.
+        known = q.items_with_events(conn, [row.id for row in found])
+        rows = [e for row in found if row.id not in known for e in _proposals(row, config.tz)]
+        q.insert_events(conn, rows)
+    return len(rows)
 
 
 # -- calendars --------------------------------------------------------------------------
