@@ -152,6 +152,24 @@ def update_source(conn: Connection, source_id: int, **values: Any) -> None:
     conn.execute(update(sources).where(sources.c.id == source_id).values(**values))
 
 
+def update_sources(conn: Connection, updates: Sequence[tuple[int, dict[str, Any]]]) -> None:
+    """Several ``update_source`` at once: one ``executemany`` per set of columns."""
+    stamp = now()
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for source_id, values in updates:
+        values = {"updated_at": stamp, **values}
+        groups.setdefault(tuple(sorted(values)), []).append(
+            {"source_id_": source_id, **{f"{k}_": v for k, v in values.items()}}
+        )
+    for columns, params in groups.items():
+        statement = (
+            update(sources)
+            .where(sources.c.id == bindparam("source_id_"))
+            .values({c: bindparam(f"{c}_") for c in columns})
+        )
+        conn.execute(statement, params)
+
+
 # -- items ---------------------------------------------------------------------
 
 
