@@ -49,6 +49,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape
 
 import yaml
@@ -423,6 +424,134 @@ def run_phase(name: str, workdir: Path) -> dict[str, object]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+# -- breakdown: where the CPU goes, stage by stage, in one process ----------------
+
+
+def breakdown(feeds: int, entries: int) -> None:
+    """Run each stage of pressreview and of the floor alone on the generated bodies.
+
+    No network and no worker process: CPU time of one process, stage by stage,
+    so the figures add up and do not depend on what else the machine runs as
+    much as wall times do. The fetch is measured by the phases above.
+    """
+    import hashlib
+    import pickle
+    import sqlite3
+
+    import fastfeedparser
+
+    sys.path.insert(0, str(ROOT))
+    import pressreview.collect as pc
+    from pressreview.agenda import propose_from_new_items
+    from pressreview.collect.classify import Classifier
+    from pressreview.collect.fetch import FetchResult
+    from pressreview.collect.parse import parse_body
+    from pressreview.config import load_config
+    from pressreview.store import collect as q
+    from pressreview.store import open_store
+
+    workdir = Path(tempfile.mkdtemp(prefix="pressreview-breakdown-"))
+    cwd = Path.cwd()
+    try:
+        os.chdir(workdir)
+        write_config(workdir, feed_urls(1, feeds, 100))
+        config = load_config(workdir / "feeds.yaml")
+        store = open_store(config)
+        store.ensure_schema()
+        with store.begin() as conn:
+            rows = q.sync_sources(conn, config.feeds)
+        bodies = generate(feeds, entries)
+        headers = {"content-type": "application/rss+xml; charset=utf-8"}
+        classifier = Classifier(config)
+        cpu: dict[str, float] = {}
+
+        def timed(stage: str, fn: Any, *args: Any) -> Any:
+            started = time.process_time()
+            try:
+                return fn(*args)
+            finally:
+                cpu[stage] = cpu.get(stage, 0.0) + time.process_time() - started
+
+        outcomes = []
+        floor_rows = []
+        run_started = datetime.now(UTC)
+        for i, feed in enumerate(config.feeds):
+            body = bodies[f"/feeds/{i}.xml"]
+            timed("parse (fastfeedparser)", fastfeedparser.parse, body)
+            parsed = timed("parse and normalize", lambda b=body, f=feed: parse_body(
+                b, headers, base_url=f.url, excerpt_chars=300, max_entries=2000
+            ))  # fmt: skip
+            items = timed("classify", lambda p=parsed, f=feed: [
+                pc._to_new_item(classifier, f, e) for e in p.entries
+            ])  # fmt: skip
+            timed("prepare", lambda b=items, f=feed: [n.prepare(f.name) for n in b])
+            summary = pc._ParsedSummary(parsed.parser, len(parsed.entries), None, None, None)
+            blob = timed("pickle", pickle.dumps, (summary, items), pickle.HIGHEST_PROTOCOL)
+            summary, items = timed("unpickle", pickle.loads, blob)
+            result = FetchResult(url=feed.url, status=200, headers={"etag": '"e"'})
+            outcomes.append(pc._Outcome(feed, rows[feed.name]["id"], result, str(i), summary,
+                                        items))  # fmt: skip
+            floor_rows.extend(timed("floor: parse, sanitize, excerpt", _floor_parse, body))
+        cpu["normalize"] = cpu.pop("parse and normalize") - cpu["parse (fastfeedparser)"]
+
+        leads = [0.0]
+        near = q._near_duplicate_leads
+
+        def near_timed(*args: Any, **kwargs: Any) -> dict[str, int]:
+            started = time.process_time()
+            try:
+                return near(*args, **kwargs)
+            finally:
+                leads[0] += time.process_time() - started
+
+        q._near_duplicate_leads = near_timed  # type: ignore[assignment]
+        writer = pc._Writer(config, store)
+        for k in range(0, len(outcomes), 25):
+            timed("store", writer.write, outcomes[k : k + 25])
+        timed("store", writer.close)
+        q._near_duplicate_leads = near
+        cpu["store: near-duplicates"] = leads[0]
+        cpu["store"] -= leads[0]
+        timed("agenda (proposed events)", propose_from_new_items, config, store, run_started)
+        store.close()
+        db = sqlite3.connect(workdir / "store.db")
+        dups = db.execute(
+            "SELECT i.url, d.url FROM items i JOIN items d ON d.id = i.duplicate_of ORDER BY 1"
+        ).fetchall()
+        db.close()
+
+        def floor_store() -> None:
+            db = sqlite3.connect(workdir / "floor.db")
+            db.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, guid TEXT UNIQUE, link TEXT, "
+                       "title TEXT, summary TEXT, excerpt TEXT, published TEXT)")  # fmt: skip
+            with db:
+                db.executemany("INSERT OR IGNORE INTO items (guid, link, title, summary, excerpt, "
+                               "published) VALUES (?, ?, ?, ?, ?, ?)", floor_rows)  # fmt: skip
+            with db:
+                db.execute("CREATE VIRTUAL TABLE items_fts USING fts5(title, excerpt, "
+                           "content='items', content_rowid='id')")  # fmt: skip
+                db.execute("INSERT INTO items_fts (items_fts) VALUES ('rebuild')")
+            db.close()
+
+        timed("floor: executemany, FTS5 after", floor_store)
+    finally:
+        os.chdir(cwd)
+        shutil.rmtree(workdir, ignore_errors=True)
+    n = feeds * entries
+    print(f"CPU per item by stage, one process, no network ({feeds} feeds x {entries} entries):")
+    ours = floor = 0.0
+    for stage, seconds in cpu.items():
+        print(f"  {stage:<36}{seconds / n * 1e6:>7.0f} us")
+        if stage.startswith("floor"):
+            floor += seconds
+        else:
+            ours += seconds
+    print(f"  {'pressreview, total':<36}{ours / n * 1e6:>7.0f} us")
+    print(f"  {'floor, total':<36}{floor / n * 1e6:>7.0f} us")
+    digest = hashlib.sha256("\n".join(f"{a}\t{b}" for a, b in dups).encode()).hexdigest()[:16]
+    print(f"near-duplicates: {len(dups)} items (other outlets), digest {digest}")
+
+
 def _reader_installed() -> bool:
     try:
         import reader  # noqa: F401
@@ -483,11 +612,17 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.020, help="seconds per response")
     parser.add_argument("--no-sequential", action="store_true", help="skip the baseline loop")
     parser.add_argument("--no-reader", action="store_true", help="skip reader")
+    parser.add_argument(
+        "--breakdown", action="store_true", help="only the CPU per item of each stage"
+    )
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase:
         print(json.dumps(phase(args.phase, args.workdir)))
+        return
+    if args.breakdown:
+        breakdown(args.feeds, args.entries)
         return
 
     receive, send = multiprocessing.Pipe(duplex=False)

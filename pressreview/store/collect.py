@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+import sys
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -224,8 +225,9 @@ class StoreCounts:
     new_ids: list[int] = field(default_factory=list)
 
 
-#: Title shingles, lead, source and shingle mask of an item, by id.
-TitleCache = dict[int, tuple[set[str], int | None, int | None, int]]
+#: Title shingles (interned, as a tuple: a third of the memory of a set), lead,
+#: source and shingle mask of an item, by id.
+TitleCache = dict[int, tuple[tuple[str, ...], int | None, int | None, int]]
 
 #: Bits of a shingle mask.
 MASK_BITS = 128
@@ -629,7 +631,12 @@ def store_items(
         item_id = ids[item.url]
         counts.new_ids.append(item_id)
         lead = leads.get(item.url)
-        cache.titles[item_id] = (shingles_of[item.url], lead, source_id, masks_of[item.url])
+        cache.titles[item_id] = (
+            tuple(map(sys.intern, shingles_of[item.url])),
+            lead,
+            source_id,
+            masks_of[item.url],
+        )
         if lead is not None:
             counts.duplicates += 1
         keys = set(keys_of[item.url])
@@ -750,11 +757,11 @@ def _near_duplicate_leads(
             )
         ).all():
             sh = shingles(title)
-            cached[item_id] = (sh, dup_of, owner, shingle_mask(sh))
+            cached[item_id] = (tuple(map(sys.intern, sh)), dup_of, owner, shingle_mask(sh))
     # Per key, the candidates worth comparing: other sources' items, with their
     # shingles, size and story lead. An item sharing several keys with a
     # candidate compares it more than once, which cannot change the outcome.
-    entries_of: dict[str, list[tuple[set[str], int, int, int]]] = {}
+    entries_of: dict[str, list[tuple[tuple[str, ...], int, int, int]]] = {}
     for key, ids in candidates.items():
         entries = []
         for candidate in ids:
@@ -779,7 +786,7 @@ def _near_duplicate_leads(
                            other - (their_mask & ~mask).bit_count())  # fmt: skip
                 if most <= 0 or most / (size + other - most) < best_score:
                     continue
-                common = len(mine & theirs)
+                common = len(mine.intersection(theirs))
                 score = common / (size + other - common) if common else 0.0
                 # Ties go to the oldest story, whatever the order of the candidates.
                 if score > best_score or (score == best_score and (best is None or lead < best)):
