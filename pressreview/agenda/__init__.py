@@ -18,9 +18,10 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping, Sequence
+from concurrent.futures import BrokenExecutor, Executor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from babel.dates import format_date
 
@@ -295,15 +296,68 @@ def _propose(conn: Any, item: Any, tz: Any) -> int:
     return len(rows)
 
 
-def propose_from_new_items(config: Config, store: Store, since: datetime) -> int:
-    """Proposed events for the items first seen since ``since``; returns how many were added."""
+def propose_from_new_items(
+    config: Config, store: Store, since: datetime, *, executor: Executor | None = None
+) -> int:
+    """Proposed events for the items first seen since ``since``; returns how many were added.
+
+    With ``executor`` (the collection's worker processes), many items are read
+    for events in parallel.
+    """
     with store.begin() as conn:
         found = q.items_seen_since(conn, since)
         # Items with events already (proposed, accepted or dismissed): one query for all.
         known = q.items_with_events(conn, [row.id for row in found])
-        rows = [e for row in found if row.id not in known for e in _proposals(row, config.tz)]
+        todo = [
+            _ItemText(
+                row.id,
+                row.title,
+                row.excerpt,
+                row.summary_html,
+                row.link,
+                row.published_at,
+                row.territories,
+            )
+            for row in found
+            if row.id not in known
+        ]
+        rows = _detect_all(todo, config.tz, executor)
         q.insert_events(conn, rows)
     return len(rows)
+
+
+class _ItemText(NamedTuple):
+    """What event detection reads of an item (sent to worker processes)."""
+
+    id: int
+    title: str
+    excerpt: str | None
+    summary_html: str | None
+    link: str | None
+    published_at: datetime
+    territories: list[str] | None
+
+
+#: Items per task when detection runs in worker processes.
+DETECT_CHUNK = 500
+
+
+def _proposals_of(items: Sequence[_ItemText], tz: Any) -> list[dict[str, Any]]:
+    return [e for item in items for e in _proposals(item, tz)]
+
+
+def _detect_all(
+    items: Sequence[_ItemText], tz: Any, executor: Executor | None
+) -> list[dict[str, Any]]:
+    """The proposals of many items, shared among the executor's workers when there are many."""
+    if executor is None or len(items) < 2 * DETECT_CHUNK:
+        return _proposals_of(items, tz)
+    chunks = [items[i : i + DETECT_CHUNK] for i in range(0, len(items), DETECT_CHUNK)]
+    try:
+        parts = list(executor.map(_proposals_of, chunks, [tz] * len(chunks)))
+    except BrokenExecutor:  # a worker died: do it here
+        return _proposals_of(items, tz)
+    return [e for part in parts for e in part]
 
 
 # -- calendars --------------------------------------------------------------------------

@@ -203,12 +203,14 @@ def collect(
         if due:
             asyncio.run(_run(config, rows, due, classifier, pool, writer, report, progress,
                              transport))  # fmt: skip
+        writer.close()
+        # Items that announce an event get proposed agenda events (read from the new
+        # items only), in the parse workers when there are many.
+        report.proposed_events = propose_from_new_items(config, store, run_started, executor=pool)
     finally:
         writer.close()
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-    # Items that announce an event get proposed agenda events (read from the new items only).
-    report.proposed_events = propose_from_new_items(config, store, run_started)
     order = {f.name: i for i, f in enumerate(config.feeds)}
     report.sources.sort(key=lambda s: order.get(s.name, 0))
     report.finished_at = datetime.now(UTC)
