@@ -780,10 +780,14 @@ def _near_duplicate_leads(
         best, best_score = None, threshold
         for key in keys_of[item.url]:
             for theirs, other, lead, their_mask in entries_of.get(key, ()):
-                # At most this many shingles in common (see shingle_mask): when even
-                # that cannot reach the best score so far, the pair is skipped.
-                most = min(size - (mask & ~their_mask).bit_count(),
-                           other - (their_mask & ~mask).bit_count())  # fmt: skip
+                # Each side's shingles less those the other lacks (see shingle_mask)
+                # bound the shingles in common, hence the score: a pair that cannot
+                # reach the best score so far is skipped (exact, as the score only
+                # grows with the shingles in common).
+                most = size - (mask & ~their_mask).bit_count()
+                if most <= 0 or most / (size + other - most) < best_score:
+                    continue
+                most = other - (their_mask & ~mask).bit_count()
                 if most <= 0 or most / (size + other - most) < best_score:
                     continue
                 common = len(mine.intersection(theirs))
