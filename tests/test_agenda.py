@@ -583,8 +583,13 @@ def test_many_new_items_read_for_events_in_the_workers(
     httpserver: Any,
     make_config: Callable[..., Config],
     store_for: Callable[[Config], Store],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Past DETECT_CHUNK x 2 new items, detection runs in the parse workers: same proposals."""
+    """Past DETECT_CHUNK x 2 new items, detection runs in the parse workers: same proposals.
+
+    Read by pages of 1,000 items here: the first in the workers, the rest (150) in-process.
+    """
+    monkeypatch.setattr(agenda, "DETECT_PAGE", 2 * agenda.DETECT_CHUNK)
     n = 2 * agenda.DETECT_CHUNK + 150
     entries = "".join(
         f"<item><title>Réunion publique {i} : le quartier {i % 7} en débat</title>"

@@ -305,25 +305,29 @@ def propose_from_new_items(
     for events in parallel.
     """
     with store.begin() as conn:
-        found = q.items_seen_since(conn, since)
+        ids = q.item_ids_seen_since(conn, since)
         # Items with events already (proposed, accepted or dismissed): one query for all.
-        known = q.items_with_events(conn, [row.id for row in found])
-        todo = [
-            _ItemText(
-                row.id,
-                row.title,
-                row.excerpt,
-                row.summary_html,
-                row.link,
-                row.published_at,
-                row.territories,
-            )
-            for row in found
-            if row.id not in known
-        ]
-        rows = _detect_all(todo, config.tz, executor)
-        q.insert_events(conn, rows)
-    return len(rows)
+        known = q.items_with_events(conn, ids)
+        todo = [i for i in ids if i not in known]
+        added = 0
+        # By pages: the texts of a large run's items would fill memory at once.
+        for start in range(0, len(todo), DETECT_PAGE):
+            page = [
+                _ItemText(
+                    row.id,
+                    row.title,
+                    row.excerpt,
+                    row.summary_html,
+                    row.link,
+                    row.published_at,
+                    row.territories,
+                )
+                for row in q.items_for_events(conn, todo[start : start + DETECT_PAGE])
+            ]
+            rows = _detect_all(page, config.tz, executor)
+            q.insert_events(conn, rows)
+            added += len(rows)
+    return added
 
 
 class _ItemText(NamedTuple):
@@ -340,6 +344,8 @@ class _ItemText(NamedTuple):
 
 #: Items per task when detection runs in worker processes.
 DETECT_CHUNK = 500
+#: Items read from the store at a time.
+DETECT_PAGE = 8 * DETECT_CHUNK
 
 
 def _proposals_of(items: Sequence[_ItemText], tz: Any) -> list[dict[str, Any]]:

@@ -235,5 +235,24 @@ def items_seen_since(conn: Connection, since: datetime) -> list[Any]:
     return list(conn.execute(query))
 
 
+def item_ids_seen_since(conn: Connection, since: datetime) -> list[int]:
+    """The ids of ``items_seen_since``, in id order (read the items by pages after)."""
+    query = (
+        select(items.c.id)
+        .where(items.c.first_seen_at >= since, items.c.duplicate_of.is_(None))
+        .order_by(items.c.id)
+    )
+    return list(conn.execute(query).scalars())
+
+
+def items_for_events(conn: Connection, item_ids: Sequence[int]) -> list[Any]:
+    """These items (at most a few thousand), with what event detection reads, in id order."""
+    found: list[Any] = []
+    for i in range(0, len(item_ids), 500):
+        chunk = item_ids[i : i + 500]
+        found.extend(conn.execute(_item_columns().where(items.c.id.in_(chunk))))
+    return sorted(found, key=lambda row: row.id)
+
+
 def item_for_event(conn: Connection, item_id: int) -> Any:
     return conn.execute(_item_columns().where(items.c.id == item_id)).first()
