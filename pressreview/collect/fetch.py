@@ -176,9 +176,9 @@ class Fetcher:
                 async with self._hosts[host], self._global:
                     started = time.perf_counter()
                     try:
-                        # A deadline on this task (wait_for would start another task).
-                        async with asyncio.timeout(max(budget, 0.001)):
-                            response, body = await self._get(current, headers)
+                        response, body = await asyncio.wait_for(
+                            self._get(current, headers), timeout=max(budget, 0.001)
+                        )
                     finally:
                         budget -= time.perf_counter() - started
             except TimeoutError:
