@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 
 from pressreview.config import Config
-from pressreview.deliver.campaign import deliveries_for
 from pressreview.deliver.message import (
     DKIM_KEY_ENV,
     DKIM_KEY_FILE_ENV,
@@ -31,9 +30,7 @@ from pressreview.deliver.message import (
 )
 from pressreview.errors import ConfigError, DeliveryError
 from pressreview.render import UNSUBSCRIBE_PLACEHOLDER, RenderedEmail
-from pressreview.store import Store
-from pressreview.subscribers import add_subscriber
-from tests.fixtures_deliver import SECRET, body_of, publish_fixed_issue, rsa_key
+from tests.fixtures_deliver import body_of, rsa_key
 from tests.fixtures_issues import fixed_config
 
 LINK = "https://veille.example.org/abonnement/desabonnement/MTIz.X9-yZ_w"
@@ -77,7 +74,6 @@ def _assert_crlf_only(data: bytes) -> None:
         ("veille@crpv.example.org", "crpv.example.org"),
         ("Veille@CRPV.Example.org", "crpv.example.org"),
         ('"veille@crpv"@example.org', "example.org"),
-        ("", "localhost"),
     ],
 )
 def test_message_id_names_issue_and_subscriber_on_the_sender_domain(
@@ -190,24 +186,19 @@ def test_list_id_accepts_capitals_and_refuses_what_is_not_a_list_id() -> None:
 def test_an_unusable_sender_address_is_one_clear_configuration_error(
     values: dict[str, str],
     make_config: Callable[..., Config],
-    store_for: Callable[[Config], Store],
     cli: Callable[..., Any],
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("PRESSREVIEW_SECRET_KEY", SECRET)
+    """Refused when the configuration is read, before any command (issue, confirmation
+    or test send) builds a message with it."""
+    make_config()  # the same file with a good sender loads
     email_values = {"from_address": "veille@crpv.example.org", "from_name": "Revue", **values}
-    config = make_config(
-        email=email_values, delivery={"outbox_dir": str(tmp_path / "boite"), "rate_per_second": 0}
-    )
-    store = store_for(config)
-    publish_fixed_issue(store)
-    add_subscriber(store, "marie@example.fr", actor="test")
-    result = cli(config, "send", "12")
+    with pytest.raises(ConfigError, match=r"email\.(from_address|reply_to): not a"):
+        make_config(email=email_values)
+    result = cli(tmp_path / "feeds.yaml", "send", "12")
     assert result.exit_code == 2, result.output
     assert result.output.count("\n") == 1 and "Traceback" not in result.output
-    assert "email.from_address / email.from_name / email.reply_to: cannot build" in result.output
-    assert deliveries_for(store, 12) == []
+    assert "email." in result.output
 
 
 # -- DKIM -----------------------------------------------------------------------------
