@@ -66,8 +66,10 @@ def test_demo_config_is_valid() -> None:
         ({"email": {"from_address": "a@b@c.org"}}, "email.from_address: not a usable sender"),
         ({"email": {"from_address": "veille@exemple.org\r\nBcc: x@y.org"}},
          "email.from_address: not a usable sender"),
-        ({"email": {"from_name": "Revue\nBcc: x@y.org"}}, "email.from_address: not a usable sender"),
-        ({"email": {"reply_to": "contact@exemple.org\nBcc: x@y.org"}}, "email.reply_to: not an address"),
+        ({"email": {"from_name": "Revue\nBcc: x@y.org"}},
+         "email.from_address: not a usable sender"),
+        ({"email": {"reply_to": "contact@exemple.org\nBcc: x@y.org"}},
+         "email.reply_to: not an address"),
     ],
 )  # fmt: skip
 def test_invalid_config_names_the_key(data: object, message: str) -> None:
