@@ -502,8 +502,33 @@ def _build(cls: Any, data: Any, path: str) -> Any:
     return cls(**kwargs)
 
 
+def _check_sender(config: Config) -> None:
+    """The sender's addresses must make valid headers: every message (issues,
+    confirmations, one-off sends) is built from them."""
+    from email.errors import MessageError
+    from email.headerregistry import Address
+    from email.message import EmailMessage
+
+    e = config.email
+    try:
+        Address(e.from_name, addr_spec=e.from_address)
+    except (ValueError, TypeError, IndexError, MessageError) as exc:
+        raise ConfigError(
+            f"email.from_address: not a usable sender ({e.from_address!r}, "
+            f"name {e.from_name!r}): {exc}"
+        ) from None
+    if "@" not in e.from_address:
+        raise ConfigError(f"email.from_address: not an address ({e.from_address!r})")
+    if e.reply_to:
+        try:
+            EmailMessage()["Reply-To"] = e.reply_to
+        except (ValueError, TypeError, IndexError, MessageError) as exc:
+            raise ConfigError(f"email.reply_to: not an address ({e.reply_to!r}): {exc}") from None
+
+
 def _check(config: Config) -> None:
     """Rules that span fields or need more than a type."""
+    _check_sender(config)
     seen: dict[str, int] = {}
     for i, feed in enumerate(config.feeds):
         if not feed.name.strip():

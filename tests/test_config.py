@@ -62,6 +62,14 @@ def test_demo_config_is_valid() -> None:
          "delivery.dkim_selector and delivery.dkim_domain: set both or neither"),
         ({"web": {"base_url": "https://veille.example.org/abonnement/?x=1"}},
          "web.base_url: must not have a query or a fragment"),
+        ({"email": {"from_address": "veille"}}, "email.from_address: not a usable sender"),
+        ({"email": {"from_address": "a@b@c.org"}}, "email.from_address: not a usable sender"),
+        ({"email": {"from_address": "veille@exemple.org\r\nBcc: x@y.org"}},
+         "email.from_address: not a usable sender"),
+        ({"email": {"from_name": "Revue\nBcc: x@y.org"}},
+         "email.from_address: not a usable sender"),
+        ({"email": {"reply_to": "contact@exemple.org\nBcc: x@y.org"}},
+         "email.reply_to: not an address"),
     ],
 )  # fmt: skip
 def test_invalid_config_names_the_key(data: object, message: str) -> None:

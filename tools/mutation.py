@@ -66,6 +66,9 @@ TARGETS: dict[str, Target] = {
         "pressreview/store/deliveries.py",
         (
             "tests/test_deliveries.py",
+            "tests/test_deliver_race.py",
+            "tests/test_deliver_recovery.py",
+            "tests/test_deliver_campaign.py",
             "tests/test_deliver_send.py",
             "tests/test_deliver_crash.py",
             "tests/test_deliver_failures.py",
@@ -75,6 +78,9 @@ TARGETS: dict[str, Target] = {
         "pressreview/deliver/campaign.py",
         (
             "tests/test_deliver_campaign.py",
+            "tests/test_deliveries.py",
+            "tests/test_deliver_race.py",
+            "tests/test_deliver_recovery.py",
             "tests/test_deliver_send.py",
             "tests/test_deliver_crash.py",
             "tests/test_deliver_failures.py",
@@ -82,7 +88,12 @@ TARGETS: dict[str, Target] = {
     ),
     "message": Target(
         "pressreview/deliver/message.py",
-        ("tests/test_deliver_message.py", "tests/test_email_quality.py"),
+        (
+            "tests/test_deliver_message.py",
+            "tests/test_deliver_message_wire.py",
+            "tests/test_deliver_send.py",
+            "tests/test_email_quality.py",
+        ),
     ),
     "web": Target("pressreview/web.py", ("tests/test_web.py", "tests/test_web_promises.py")),
     "subscribers": Target(
@@ -181,7 +192,7 @@ def _configure(dest: Path, target: Target) -> list[str]:
 [tool.mutmut]
 source_paths = ["pressreview"]
 only_mutate = [{json.dumps(target.file)}]
-pytest_add_cli_args = ["-q", "-p", "no:randomly", "-p", "no:cacheprovider", "-m", "not slow"]
+pytest_add_cli_args = ["-q", "-p", "no:randomly", "-p", "no:cacheprovider", "-m", "not slow", "--timeout", "60"]
 pytest_add_cli_args_test_selection = [{quoted}]
 also_copy = [{", ".join(json.dumps(p) for p in _also_copy(dest))}]
 """

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import binascii
 import email
+import email.errors
 import email.policy
 import email.utils
 import html as html_lib
@@ -279,10 +280,15 @@ def _skeleton(config: Config, subject: str) -> bytes:
     """The whole message, made by the email package, with sentinels for per-recipient values."""
     msg = EmailMessage(policy=BUILD_POLICY)
     msg["Subject"] = subject
-    msg["From"] = Address(config.email.from_name, addr_spec=config.email.from_address)
-    msg["To"] = _S_TO
-    if config.email.reply_to:
-        msg["Reply-To"] = config.email.reply_to
+    try:  # a bad configured address is a configuration error, not a traceback
+        msg["From"] = Address(config.email.from_name, addr_spec=config.email.from_address)
+        msg["To"] = _S_TO
+        if config.email.reply_to:
+            msg["Reply-To"] = config.email.reply_to
+    except (ValueError, TypeError, email.errors.MessageError) as exc:
+        raise ConfigError(
+            f"email.from_address / email.from_name / email.reply_to: cannot build a message: {exc}"
+        ) from None
     msg["Date"] = _S_DATE
     msg["Message-ID"] = _S_MID
     msg["List-Id"] = list_id(config)

@@ -236,17 +236,6 @@ def next_due(conn: Connection, issue_id: int) -> datetime | None:
     return earliest if isinstance(earliest, datetime) else now()
 
 
-def has_queued(conn: Connection, issue_id: int) -> bool:
-    query = (
-        select(deliveries.c.id)
-        .where(deliveries.c.issue_id == issue_id, deliveries.c.status == "queued")
-        .limit(1)
-    )
-    found = conn.execute(query).first() is not None
-    conn.commit()
-    return found
-
-
 def claim(conn: Connection, issue_id: int, token: str, limit: int) -> list[ClaimedRow]:
     """Take up to ``limit`` queued rows for this run (commits); returns them with the address.
 
@@ -460,7 +449,3 @@ def record_subscriber_error(
     if bounce:
         query = query.where(subscribers.c.status == "active")
     conn.execute(query.values(**values))
-
-
-def when(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
