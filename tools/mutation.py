@@ -110,8 +110,15 @@ TARGETS: dict[str, Target] = {
         # Not counted: excerpt (it only cuts a text clean_text already cleaned),
         # folding, titles, near-duplicates and term matching (no safety at stake).
         functions=(
-            "valid_text", "clean_text", "_clean_once", "sanitize_html",
-            "_is_tracking", "canonical_url", "_canonical_query", "safe_url", "host_of",
+            "valid_text",
+            "clean_text",
+            "_clean_once",
+            "sanitize_html",
+            "_is_tracking",
+            "canonical_url",
+            "_canonical_query",
+            "safe_url",
+            "host_of",
         ),
     ),
     "config": Target(
@@ -132,10 +139,22 @@ TARGETS: dict[str, Target] = {
         # Config (no validation in them). _read_contracts is left alone by mutmut
         # (a decorated function): its checks are check_contracts'.
         functions=(
-            "_is_url", "_type_name", "_convert", "_describe", "_build", "_check",
-            "placeholder_problems", "check_placeholders", "parse_config", "siren_ok",
-            "qpv_code_ok", "insee_ok", "_load_contracts",
-            "_check_in_division", "check_contracts", "load_config",
+            "_is_url",
+            "_type_name",
+            "_convert",
+            "_describe",
+            "_build",
+            "_check",
+            "placeholder_problems",
+            "check_placeholders",
+            "parse_config",
+            "siren_ok",
+            "qpv_code_ok",
+            "insee_ok",
+            "_load_contracts",
+            "_check_in_division",
+            "check_contracts",
+            "load_config",
         ),
     ),
 }
@@ -162,8 +181,16 @@ def _copy_project(dest: Path) -> None:
 
 def _also_copy(dest: Path) -> list[str]:
     """Everything the tests read besides the package's modules: mutmut copies only those."""
-    paths = [str(p.relative_to(dest)) for p in (dest / "pressreview").rglob("*") if p.is_file() and p.suffix != ".py"]
-    paths += [p.name for p in dest.iterdir() if p.name not in {"pressreview", "tests", "mutants", "pyproject.toml"}]
+    paths = [
+        str(p.relative_to(dest))
+        for p in (dest / "pressreview").rglob("*")
+        if p.is_file() and p.suffix != ".py"
+    ]
+    paths += [
+        p.name
+        for p in dest.iterdir()
+        if p.name not in {"pressreview", "tests", "mutants", "pyproject.toml"}
+    ]
     return sorted(paths)
 
 
@@ -192,7 +219,9 @@ def _configure(dest: Path, target: Target) -> list[str]:
 [tool.mutmut]
 source_paths = ["pressreview"]
 only_mutate = [{json.dumps(target.file)}]
-pytest_add_cli_args = ["-q", "-p", "no:randomly", "-p", "no:cacheprovider", "-m", "not slow", "--timeout", "60"]
+pytest_add_cli_args = [
+    "-q", "-p", "no:randomly", "-p", "no:cacheprovider", "-m", "not slow", "--timeout", "60",
+]
 pytest_add_cli_args_test_selection = [{quoted}]
 also_copy = [{", ".join(json.dumps(p) for p in _also_copy(dest))}]
 """
@@ -342,9 +371,18 @@ def _report(names: list[str]) -> int:
         score = 100.0 * killed / total if total else 100.0
         worst = min(worst, score)
         sample = WORK / name / "sample.json"
-        of = f" of {json.loads(sample.read_text(encoding='utf-8'))['of']}" if sample.exists() else ""
+        of = (
+            f" of {json.loads(sample.read_text(encoding='utf-8'))['of']}" if sample.exists() else ""
+        )
         rows.append(
-            (name, f"{len(codes)}{of}", str(killed), str(len(survivors) - len(eq)), str(len(eq)), f"{score:.1f} %")
+            (
+                name,
+                f"{len(codes)}{of}",
+                str(killed),
+                str(len(survivors) - len(eq)),
+                str(len(eq)),
+                f"{score:.1f} %",
+            )
         )
     header = ("target", "mutants", "killed", "survived", "equivalent", "score")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
@@ -361,7 +399,9 @@ def _survivors(names: list[str]) -> None:
             if code in KILLED or key in equivalent:
                 continue
             print(f"--- {key} (exit code {code})")
-            subprocess.run([sys.executable, "-m", "mutmut", "show", key], cwd=WORK / name, check=False)
+            subprocess.run(
+                [sys.executable, "-m", "mutmut", "show", key], cwd=WORK / name, check=False
+            )
 
 
 def main() -> int:
@@ -386,7 +426,10 @@ def main() -> int:
     args = parser.parse_args()
     unknown = [t for t in args.targets if t not in TARGETS]
     if unknown:
-        print(f"unknown target(s): {', '.join(unknown)} (known: {', '.join(TARGETS)})", file=sys.stderr)
+        print(
+            f"unknown target(s): {', '.join(unknown)} (known: {', '.join(TARGETS)})",
+            file=sys.stderr,
+        )
         return 2
     names = args.targets or list(TARGETS)
     if args.list:
