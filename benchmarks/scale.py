@@ -43,6 +43,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -170,29 +171,76 @@ def source_ids(store: Store, count: int) -> list[int]:
     return [rows[f.name]["id"] for f in feeds]
 
 
-def ingest(store: Store, prefix: str, count: int, end: datetime, seed: int) -> tuple[float, float]:
-    """Ingest ``count`` items as collect does; (wall, CPU) seconds."""
+@dataclass
+class Cost:
+    """Seconds spent by one ingest, in all and in its parts (wall clock)."""
+
+    wall: float = 0.0
+    cpu: float = 0.0
+    near_duplicates: float = 0.0
+    inserts: float = 0.0
+    commit: float = 0.0
+
+
+#: Parts of ``store_items`` timed apart (when the store module still has them).
+PARTS = {"_near_duplicate_leads": "near_duplicates", "_insert_rows": "inserts"}
+
+
+@contextmanager
+def timing_parts(cost: Cost) -> Iterator[None]:
+    originals = {name: getattr(qc, name) for name in PARTS if hasattr(qc, name)}
+
+    def timed_part(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                field = PARTS[name]
+                setattr(cost, field, getattr(cost, field) + time.perf_counter() - t0)
+
+        return run
+
+    for name, function in originals.items():
+        setattr(qc, name, timed_part(name, function))
+    try:
+        yield
+    finally:
+        for name, function in originals.items():
+            setattr(qc, name, function)
+
+
+def ingest(store: Store, prefix: str, count: int, end: datetime, seed: int) -> Cost:
+    """Ingest ``count`` items as collect writes them; the entries are made (and
+    ``prepare``d, as collect's parse workers do) before the clock starts."""
     rng = random.Random(seed)
     sources = source_ids(store, 100)
     cache = qc.DedupeCache()
     lot = PER_SOURCE * SOURCES_PER_LOT
+    start = end - timedelta(days=7)
+    lots = list(batches(rng, prefix, count, start, end, lot))
+    cost = Cost()
     wall0, cpu0 = time.perf_counter(), time.process_time()
-    with store.connect() as conn:
-        for n, chunk in enumerate(batches(rng, prefix, count, end - timedelta(days=7), end, lot)):
-            stamp = end - timedelta(days=7) + (timedelta(days=7) * n * lot) / count
-            with conn.begin():
-                for i in range(0, len(chunk), PER_SOURCE):
-                    qc.store_items(
-                        conn,
-                        sources[(n * SOURCES_PER_LOT + i // PER_SOURCE) % len(sources)],
-                        chunk[i : i + PER_SOURCE],
-                        default_outlet=None,
-                        dedupe_window=WINDOW,
-                        threshold=THRESHOLD,
-                        stamp=stamp,
-                        cache=cache,
-                    )
-    return time.perf_counter() - wall0, time.process_time() - cpu0
+    with store.connect() as conn, timing_parts(cost):
+        for n, chunk in enumerate(lots):
+            stamp = start + (timedelta(days=7) * n * lot) / count
+            transaction = conn.begin()
+            for i in range(0, len(chunk), PER_SOURCE):
+                qc.store_items(
+                    conn,
+                    sources[(n * SOURCES_PER_LOT + i // PER_SOURCE) % len(sources)],
+                    chunk[i : i + PER_SOURCE],
+                    default_outlet=None,
+                    dedupe_window=WINDOW,
+                    threshold=THRESHOLD,
+                    stamp=stamp,
+                    cache=cache,
+                )
+            t0 = time.perf_counter()
+            transaction.commit()
+            cost.commit += time.perf_counter() - t0
+    cost.wall, cost.cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    return cost
 
 
 def fill(store: Store, count: int, start: datetime, end: datetime) -> None:
@@ -260,18 +308,26 @@ def run(url: str, args: argparse.Namespace) -> None:
         print(f"backend: {store.dialect}; {args.new:,} new items into 0, then into {args.base:,}")
         now = datetime.now(UTC).replace(microsecond=0)
         history_end = now - timedelta(days=8)
-        wall_empty, cpu_empty = ingest(store, "first", args.new, history_end, seed=1)
+        empty = ingest(store, "first", args.new, history_end, seed=1)
         t0 = time.perf_counter()
         fill(store, args.base, history_end - timedelta(days=540), history_end)
         print(f"history of {args.base:,} items stored in {time.perf_counter() - t0:.0f} s")
-        wall_big, cpu_big = ingest(store, "second", args.new, now, seed=2)
+        big = ingest(store, "second", args.new, now, seed=2)
         per = 1e6 / args.new
-        print("ingest, per item            wall      CPU (this process)")
-        print(f"  into the empty store  {wall_empty * per:7.0f} µs  {cpu_empty * per:7.0f} µs")
-        print(f"  into {args.base:>9,} items {wall_big * per:7.0f} µs  {cpu_big * per:7.0f} µs")
-        print(
-            f"  ratio                 {wall_big / wall_empty:7.2f}     {cpu_big / cpu_empty:7.2f}"
-        )
+        print("ingest, µs per item        wall   CPU  near-dup  inserts  commit")
+        for name, cost in (("into the empty store", empty), (f"into {args.base:,} items", big)):
+            print(
+                f"  {name:22} {cost.wall * per:6.0f} {cost.cpu * per:5.0f} "
+                f"{cost.near_duplicates * per:9.0f} {cost.inserts * per:8.0f} "
+                f"{cost.commit * per:7.0f}"
+            )
+        ratios = [
+            getattr(big, name) / max(getattr(empty, name), 1e-9)
+            for name in ("wall", "cpu", "near_duplicates", "inserts", "commit")
+        ]
+        widths = (6, 5, 9, 8, 7)
+        cells = " ".join(f"{r:{w}.2f}" for r, w in zip(ratios, widths, strict=True))
+        print(f"  {'ratio':22} {cells}")
 
         creil = qi.ItemFilter(territories=("Creil",), limit=50)
         outlet = qi.ItemFilter(outlet="courrier de creil", limit=50)
