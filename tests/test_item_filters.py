@@ -1,4 +1,5 @@
-"""Territory and outlet filters and totals read indexes (revision 0011), and stay right.
+"""Territory and outlet filters and totals read indexes and counters (revision 0011), and
+stay right.
 
 Every check compares the indexed reading with the reading of every item (the
 JSON list of territories, the distinct outlets from all rows), after each kind
@@ -23,7 +24,7 @@ from pressreview import curate
 from pressreview.store import Store
 from pressreview.store import collect as qc
 from pressreview.store import items as q
-from pressreview.store.schema import item_territories, items
+from pressreview.store.schema import item_territories, item_totals, items
 
 STATUS_SETS: list[tuple[str, ...]] = [
     ("new",),
@@ -52,6 +53,8 @@ def _same_as_scan(store: Store, territories: list[str]) -> int:
     filters: list[q.ItemFilter] = []
     for statuses in STATUS_SETS:
         for duplicates in (False, True):
+            # Totals by status alone come from item_totals.
+            filters.append(q.ItemFilter(statuses=statuses, duplicates=duplicates, limit=5))
             for territory in territories:
                 for sort in ("date", "oldest", "id"):
                     filters.append(
@@ -259,3 +262,52 @@ def test_a_store_at_0010_is_indexed_by_the_upgrade(collected: Collected, second_
             assert _answers(store, f) == _answers(collected.store, f)
     finally:
         store.close()
+
+
+def test_totals_by_status_are_folded_and_stay_exact(collected: Collected) -> None:
+    """Thousands of inserts and status changes: item_totals stays a few rows, and exact."""
+    store = collected.store
+    first = collected.rows()[0]
+    stamp = first["first_seen_at"] + timedelta(hours=2)
+    entries = [
+        qc.NewItem(
+            guid=f"fold-{i}",
+            url=f"https://fold.example.org/{i}",
+            link=f"https://fold.example.org/{i}",
+            title=f"Article {i} sur un sujet {i * 7919 % 1000} du quartier {i % 13}",
+            summary_html="",
+            excerpt="",
+            outlet="Le Journal de Noyon",
+            language="fr",
+            published_at=stamp - timedelta(minutes=i),
+            tags=[],
+            territories=["Noyon"] if i % 3 else [],
+            score=1,
+            relevant=i % 4 != 0,
+            section=None,
+        )
+        for i in range(2_600)
+    ]
+    new_ids: list[int] = []
+    for start in range(0, len(entries), 500):
+        with store.begin() as conn:
+            counts = qc.store_items(
+                conn,
+                first["source_id"],
+                entries[start : start + 500],
+                default_outlet=None,
+                dedupe_window=timedelta(days=14),
+                threshold=0.6,
+                stamp=stamp,
+            )
+        new_ids += counts.new_ids
+    assert len(new_ids) == 2_600
+    curate.reject_items(store, new_ids[:700:2], reason="lot", actor="ed")
+    curate.select_items(store, new_ids[1:400:2], section="signatures", actor="ed")
+    with store.begin() as conn:
+        conn.execute(delete(items).where(items.c.id.in_(new_ids[2000:2100])))
+    with store.connect() as conn:
+        rows = conn.execute(select(func.count()).select_from(item_totals)).scalar_one()
+    # 2,600 inserts, 550 changes of status (two rows each), 100 deletes: folded.
+    assert rows < 1_000
+    _same_as_scan(store, ["Noyon"])

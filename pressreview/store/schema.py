@@ -197,6 +197,18 @@ item_territories = Table(
     Index("ix_item_territories_list", "territory", "status", "duplicate_of", "published_at"),
 )
 
+# How many items have each status, leads (not another outlet of a story) apart:
+# rows of +n / -n added by triggers on items and folded together every 1,000
+# rows (revision 0011); a total by status is the sum of a few rows.
+item_totals = Table(
+    "item_totals",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("status", String(20), nullable=False),
+    Column("is_lead", Boolean, nullable=False),
+    Column("n", Integer, nullable=False),
+)
+
 # Staff decisions on the status of a contrat de ville (newest per SIREN in force;
 # status NULL: cleared, the classifier's evidence speaks again).
 contract_decisions = Table(

@@ -9,6 +9,13 @@ the item's status, duplicate_of and published_at: a territory filter and its
 total read one index range instead of the JSON of every item. Triggers on
 ``items`` keep it in step with every insert and update (whichever code writes),
 a foreign key with ON DELETE CASCADE with deletes; existing items are copied in.
+
+``item_totals`` holds the number of items by status and lead (not another
+outlet of a story) as rows of changes: triggers on ``items`` add +1 / -1 rows
+(inserts only: two writers never wait for each other nor deadlock on one
+counter row), and every 1,000th row folds the rows before it into one per
+status and lead (on PostgreSQL under a try-lock, so never waiting either).
+A total by status is then the sum of a few rows.
 """
 
 from __future__ import annotations
@@ -42,7 +49,34 @@ SQLITE_TRIGGERS = [
     "UPDATE item_territories SET status = new.status, duplicate_of = new.duplicate_of, "
     "published_at = new.published_at WHERE item_id = new.id; END",
 ]
+#: Every this many rows of item_totals, the rows before are folded together.
+FOLD_EVERY = 1000
+SQLITE_TOTALS = [
+    "CREATE TRIGGER items_totals_ai AFTER INSERT ON items BEGIN "
+    "INSERT INTO item_totals (status, is_lead, n) "
+    "VALUES (new.status, new.duplicate_of IS NULL, 1); END",
+    "CREATE TRIGGER items_totals_ad AFTER DELETE ON items BEGIN "
+    "INSERT INTO item_totals (status, is_lead, n) "
+    "VALUES (old.status, old.duplicate_of IS NULL, -1); END",
+    "CREATE TRIGGER items_totals_au AFTER UPDATE OF status, duplicate_of ON items "
+    "WHEN new.status IS NOT old.status "
+    "OR (new.duplicate_of IS NULL) IS NOT (old.duplicate_of IS NULL) BEGIN "
+    "INSERT INTO item_totals (status, is_lead, n) "
+    "VALUES (old.status, old.duplicate_of IS NULL, -1), "
+    "(new.status, new.duplicate_of IS NULL, 1); END",
+    # SQLite has one writer at a time, and a trigger does not fire itself again.
+    f"CREATE TRIGGER item_totals_fold AFTER INSERT ON item_totals "
+    f"WHEN new.id % {FOLD_EVERY} = 0 BEGIN "
+    "INSERT INTO item_totals (status, is_lead, n) "
+    "SELECT status, is_lead, sum(n) FROM item_totals WHERE id <= new.id "
+    "GROUP BY status, is_lead HAVING sum(n) <> 0; "
+    "DELETE FROM item_totals WHERE id <= new.id; END",
+]
 SQLITE_DROP = [
+    "DROP TRIGGER IF EXISTS items_totals_ai",
+    "DROP TRIGGER IF EXISTS items_totals_ad",
+    "DROP TRIGGER IF EXISTS items_totals_au",
+    "DROP TRIGGER IF EXISTS item_totals_fold",
     "DROP TRIGGER IF EXISTS items_territories_ai",
     "DROP TRIGGER IF EXISTS items_territories_au",
     "DROP TRIGGER IF EXISTS items_territories_au_copy",
@@ -77,7 +111,54 @@ $$
     "CREATE TRIGGER items_territories_sync AFTER INSERT OR UPDATE ON items "
     "FOR EACH ROW EXECUTE FUNCTION items_territories_sync()",
 ]
+POSTGRESQL_TOTALS = [
+    """
+CREATE FUNCTION items_totals_sync() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        INSERT INTO item_totals (status, is_lead, n)
+        VALUES (OLD.status, OLD.duplicate_of IS NULL, -1);
+    ELSIF TG_OP = 'INSERT' THEN
+        INSERT INTO item_totals (status, is_lead, n)
+        VALUES (NEW.status, NEW.duplicate_of IS NULL, 1);
+    ELSIF NEW.status IS DISTINCT FROM OLD.status
+        OR (NEW.duplicate_of IS NULL) <> (OLD.duplicate_of IS NULL) THEN
+        INSERT INTO item_totals (status, is_lead, n)
+        VALUES (OLD.status, OLD.duplicate_of IS NULL, -1),
+               (NEW.status, NEW.duplicate_of IS NULL, 1);
+    END IF;
+    RETURN NULL;
+END
+$$
+""",
+    "CREATE TRIGGER items_totals_sync AFTER INSERT OR UPDATE OR DELETE ON items "
+    "FOR EACH ROW EXECUTE FUNCTION items_totals_sync()",
+    # The rows this transaction sees are folded in one statement; rows of
+    # transactions not committed yet stay as they are. One folder at a time
+    # (a try-lock: the others skip), never from its own inserts (trigger depth).
+    f"""
+CREATE FUNCTION item_totals_fold() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF pg_trigger_depth() <= 2 AND pg_try_advisory_xact_lock({0x70727374}) THEN
+        WITH folded AS (
+            DELETE FROM item_totals WHERE id <= NEW.id RETURNING status, is_lead, n
+        )
+        INSERT INTO item_totals (status, is_lead, n)
+        SELECT status, is_lead, sum(n) FROM folded
+        GROUP BY status, is_lead HAVING sum(n) <> 0;
+    END IF;
+    RETURN NULL;
+END
+$$
+""",
+    "CREATE TRIGGER item_totals_fold AFTER INSERT ON item_totals FOR EACH ROW "
+    f"WHEN (NEW.id % {FOLD_EVERY} = 0) EXECUTE FUNCTION item_totals_fold()",
+]
 POSTGRESQL_DROP = [
+    "DROP TRIGGER IF EXISTS item_totals_fold ON item_totals",
+    "DROP FUNCTION IF EXISTS item_totals_fold()",
+    "DROP TRIGGER IF EXISTS items_totals_sync ON items",
+    "DROP FUNCTION IF EXISTS items_totals_sync()",
     "DROP TRIGGER IF EXISTS items_territories_sync ON items",
     "DROP FUNCTION IF EXISTS items_territories_sync()",
 ]
@@ -95,8 +176,21 @@ POSTGRESQL_BACKFILL = (
     ") AS t(value) WHERE t.value IS NOT NULL"
 )
 
+TOTALS_BACKFILL = (
+    "INSERT INTO item_totals (status, is_lead, n) "
+    "SELECT status, duplicate_of IS NULL, count(*) FROM items GROUP BY status, duplicate_of IS NULL"
+)
+
 
 def upgrade() -> None:
+    op.create_table(
+        "item_totals",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("is_lead", sa.Boolean(), nullable=False),
+        sa.Column("n", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_item_totals")),
+    )
     op.create_table(
         "item_territories",
         sa.Column("item_id", sa.Integer(), nullable=False),
@@ -123,7 +217,10 @@ def upgrade() -> None:
     )
     sqlite = op.get_bind().dialect.name == "sqlite"
     op.execute(SQLITE_BACKFILL if sqlite else POSTGRESQL_BACKFILL)
-    for statement in SQLITE_TRIGGERS if sqlite else POSTGRESQL_TRIGGERS:
+    op.execute(TOTALS_BACKFILL)
+    for statement in (
+        SQLITE_TRIGGERS + SQLITE_TOTALS if sqlite else POSTGRESQL_TRIGGERS + POSTGRESQL_TOTALS
+    ):
         op.execute(statement)
 
 
@@ -135,3 +232,4 @@ def downgrade() -> None:
     op.drop_index("ix_items_list", table_name="items")
     op.drop_index("ix_item_territories_list", table_name="item_territories")
     op.drop_table("item_territories")
+    op.drop_table("item_totals")
