@@ -194,7 +194,14 @@ item_territories = Table(
     Column("status", String(20), nullable=False),
     Column("duplicate_of", Integer),
     Column("published_at", UTCDateTime, nullable=False),
-    Index("ix_item_territories_list", "territory", "status", "duplicate_of", "published_at"),
+    Index(
+        "ix_item_territories_list",
+        "territory",
+        "status",
+        "duplicate_of",
+        "published_at",
+        "item_id",
+    ),
 )
 
 # How many items have each status, leads (not another outlet of a story) apart:

@@ -209,7 +209,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_item_territories_list",
         "item_territories",
-        ["territory", "status", "duplicate_of", "published_at"],
+        ["territory", "status", "duplicate_of", "published_at", "item_id"],
     )
     op.create_index("ix_items_list", "items", ["status", "duplicate_of", "published_at"])
     op.create_index(
