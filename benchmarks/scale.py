@@ -107,7 +107,7 @@ class Story:
 
 def story(rng: random.Random) -> Story:
     k = rng.choices((0, 1, 2), weights=(4, 5, 1))[0]
-    places = []
+    places: list[str] = []
     while len(places) < k:
         place = rng.choices(PLACES, weights=PLACE_WEIGHTS)[0]
         if place not in places:
