@@ -216,10 +216,20 @@ def _outlet_clause(conn: Connection, text: str, *, scan: bool = False) -> Column
 def _where(conn: Connection, query: Select[Any], f: ItemFilter) -> Select[Any]:
     if f.ids:
         query = query.where(items.c.id.in_(f.ids))
+    # With a search on SQLite, the full-text matches must lead (their ids looked up
+    # one by one): written as plain columns, the status and other-outlet tests
+    # would make SQLite walk the index of statuses over the whole store instead,
+    # testing every id against the matches. coalesce() keeps them off that index.
+    matches_lead = bool(f.search) and conn.dialect.name == "sqlite"
     if f.statuses:
-        query = query.where(items.c.status.in_(f.statuses))
+        status = func.coalesce(items.c.status, "") if matches_lead else items.c.status
+        query = query.where(status.in_(f.statuses))
     if not f.duplicates:
-        query = query.where(items.c.duplicate_of.is_(None))
+        query = query.where(
+            func.coalesce(items.c.duplicate_of, 0) == 0
+            if matches_lead
+            else items.c.duplicate_of.is_(None)
+        )
     if f.since is not None:
         query = query.where(items.c.published_at >= f.since)
     if f.until is not None:
