@@ -190,9 +190,13 @@ def _about(ftitle: str, ftext: str) -> bool:
     generation ("Quartiers 2030") and no other programme. A text that names the
     contract in passing ("en appui des équipes des contrats de ville") under a
     title about something else is not contract news."""
-    if _CONTRACT.search(ftitle):
+    # Every way of naming a contract has "contrat" or "cucs" in it: most texts
+    # are ruled out without running the regex.
+    if ("contrat" in ftitle or "cucs" in ftitle) and _CONTRACT.search(ftitle):
         return True
-    if not _CONTRACT.search(ftext) or _OTHER_PROGRAMME.search(ftitle):
+    if not ("contrat" in ftext or "cucs" in ftext) or not _CONTRACT.search(ftext):
+        return False
+    if _OTHER_PROGRAMME.search(ftitle):
         return False
     return bool(
         _QUARTIERS_2030.search(ftitle)

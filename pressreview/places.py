@@ -24,6 +24,7 @@ Pas-de-Calais. The rules that keep ordinary words out:
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -33,6 +34,9 @@ from pressreview.geo import Geography, load_geography
 from pressreview.text import fold, unaccent
 
 _WORD = re.compile(r"\w+")
+_WORD_SPLIT = re.compile(r"(\w+)")
+#: The non-ASCII characters a case-insensitive regex matches with ASCII letters.
+_ASCII_CASE_PARTNERS = "\u0130\u0131\u017f\u212a"
 #: Words between two tokens of one name: spaces, hyphens, apostrophes, a comma.
 _JOIN = re.compile(r"[\s'’\-–,.]{1,4}")
 _QUARTER_SUFFIX = {"Nord", "Sud", "Est", "Ouest", "Centre"}
@@ -129,6 +133,42 @@ class _Index:
             return
         target[key] = place
         self.longest = max(self.longest, len(tokens))
+
+
+class Words:
+    """A text's words as the place matcher reads them: the text (accents removed,
+    capitals kept, ’ read as '), its words as written and folded, the runs of
+    characters between them and where each word starts and ends."""
+
+    __slots__ = ("_bounds", "exact", "folded", "parts", "text")
+
+    def __init__(self, text: str):
+        self.text = text
+        # One split gives the words and what lies between them: [gap, word, gap, ...].
+        #: ``parts[2 * k + 1]`` is word k, ``parts[2 * k]`` what lies before it.
+        self.parts = parts = _WORD_SPLIT.split(text)
+        self.exact: list[str] = parts[1::2]
+        # The text has no accents left: folding a word is lower-casing it, and
+        # lower-casing the text or each of its words gives the same words.
+        self.folded: list[str] = list(map(str.casefold, self.exact))
+        self._bounds: list[int] | None = None
+
+    @classmethod
+    def of(cls, unaccented: str) -> Words:
+        """The words of an unaccented text (``text.unaccent``)."""
+        return cls(unaccented.replace("’", "'") if "’" in unaccented else unaccented)
+
+    def start(self, k: int) -> int:
+        """Where word k starts in the text."""
+        if self._bounds is None:
+            self._bounds = list(itertools.accumulate(map(len, self.parts)))
+        return self._bounds[2 * k]
+
+    def end(self, k: int) -> int:
+        """Where word k ends in the text."""
+        if self._bounds is None:
+            self._bounds = list(itertools.accumulate(map(len, self.parts)))
+        return self._bounds[2 * k + 1]
 
 
 def _article_forms(name: str) -> list[str]:
@@ -278,8 +318,9 @@ class PlaceMatcher:
                 index.add(form, place, sensitive=True)
         # Outlet names are words to skip, unless the outlet is itself a place (an EPCI's site).
         self._known_outlets: set[tuple[str, ...]] = set()
-        #: Per outlet of an item: the regex that blanks its name (None: nothing to do).
-        self._outlet_regexes: dict[str, re.Pattern[str] | None] = {}
+        #: Per outlet of an item: the regex that blanks its name (None: nothing to do)
+        #: and its first word lower-cased (None: no shortcut).
+        self._outlet_regexes: dict[str, tuple[re.Pattern[str] | None, str | None]] = {}
         for name in dict.fromkeys([*cls.outlets, *(f.name for f in config.feeds)]):
             words = tuple(fold(w) for w in _WORD.findall(unaccent(name)))
             if words and not self._is_place(index, name):
@@ -300,6 +341,10 @@ class PlaceMatcher:
         """
         if not unaccented:
             title, text = unaccent(title), unaccent(text)
+        return self.find_words(Words.of(title), Words.of(text), outlet)
+
+    def find_words(self, title: Words, text: Words, outlet: str | None = None) -> list[Mention]:
+        """``find`` on texts already split in words (the caller reads the words too)."""
         mentions = self._scan(self._blank_outlets(title, outlet), True)
         mentions += self._scan(self._blank_outlets(text, outlet), False)
         return self._resolve_context(mentions)
@@ -314,32 +359,42 @@ class PlaceMatcher:
         place = index.exact.get(words) or index.folded.get(tuple(fold(w) for w in words))
         return place is not None and place.kind != "outlet"
 
-    def _blank_outlets(self, text: str, outlet: str | None) -> str:
-        """The (unaccented) text to scan, the item's own outlet blanked when it is
-        not one of the outlets the index already skips."""
-        if "’" in text:
-            text = text.replace("’", "'")
-        if not text or not outlet:
-            return text
+    def _blank_outlets(self, words: Words, outlet: str | None) -> Words:
+        """The words to scan, the item's own outlet blanked when it is not one of
+        the outlets the index already skips."""
+        if not words.text or not outlet:
+            return words
         if outlet in self._outlet_regexes:
-            regex = self._outlet_regexes[outlet]
+            regex, first = self._outlet_regexes[outlet]
         else:
-            words = tuple(fold(w) for w in _WORD.findall(unaccent(outlet)))
-            skip = words in self._known_outlets or self.is_place(outlet)
+            names = _WORD.findall(unaccent(outlet))
+            key = tuple(fold(w) for w in names)
+            skip = key in self._known_outlets or self.is_place(outlet)
             regex = None if skip else _outlet_regex((outlet,))
+            # The regex (case-insensitive) can only match where the name's first word
+            # is, in any case: an ASCII word is found by lower-casing, unless the text
+            # has one of the few other letters that case-insensitive matching equates
+            # with ASCII ones (İ ı ſ K).
+            first = names[0].lower() if regex is not None and names[0].isascii() else None
             if len(self._outlet_regexes) < 1000:
-                self._outlet_regexes[outlet] = regex
-        return regex.sub(_blank, text) if regex is not None else text
+                self._outlet_regexes[outlet] = (regex, first)
+        if regex is None:
+            return words
+        if (
+            first is not None
+            and first not in words.text.lower()
+            and not any(c in words.text for c in _ASCII_CASE_PARTNERS)
+        ):
+            return words
+        blanked = regex.sub(_blank, words.text)
+        return words if blanked == words.text else Words.of(blanked)
 
-    def _scan(self, text: str, in_title: bool) -> list[Mention]:
-        tokens = list(_WORD.finditer(text))
-        words_exact = [t.group(0) for t in tokens]
-        # The text has no accents left: folding a word is lower-casing it.
-        words_folded = [w.casefold() for w in words_exact]
+    def _scan(self, words: Words, in_title: bool) -> list[Mention]:
+        text, words_exact, words_folded = words.text, words.exact, words.folded
         index = self._index
         starts, pairs = index.starts, index.pairs
         found: list[Mention] = []
-        n = len(tokens)
+        n = len(words_exact)
         resume = 0  # words before this one belong to a name already read
         # Only the words that start a name are looked at (a set test in C for the rest).
         for i in [k for k, w in enumerate(words_folded) if w in starts]:
@@ -362,22 +417,21 @@ class PlaceMatcher:
                 if place is None:
                     continue
                 if length > 1 and not all(
-                    _JOIN.fullmatch(text, tokens[k].end(), tokens[k + 1].start())
-                    for k in range(i, i + length - 1)
+                    _JOIN.fullmatch(gap) for gap in words.parts[2 * i + 2 : 2 * (i + length) : 2]
                 ):
                     continue
                 if place.kind == "outlet":
                     matched = length  # an outlet's name: skip its words, no place
                     break
-                span = tokens[i : i + length]
-                start, end = span[0].start(), span[-1].end()
+                start, end = words.start(i), words.end(i + length - 1)
                 if place.official_name and not _standalone(text, start, end):
                     continue
                 before = text[max(0, start - 40) : start]
                 if place.kind == "commune" and _STREET.search(before):
                     matched = length  # an address: skip the words, no place
                     break
-                official = bool(_OFFICIAL.search(before))
+                # (Every way of naming an official's seat has "pref" in it.)
+                official = "pref" in before.lower() and bool(_OFFICIAL.search(before))
                 kicker = in_title and not text[:start].strip() and text[end:].lstrip()[:1] == ":"
                 found.append(Mention(place, start, in_title, official, kicker))
                 matched = length

@@ -14,7 +14,7 @@ import itertools
 import re
 import unicodedata
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import nh3
@@ -58,7 +58,17 @@ def unaccent(text: str) -> str:
     ``fold(text) == unaccent(text).casefold()``: the place matcher needs the
     capitals (``Somme`` the département, ``somme`` an amount).
     """
-    return text if text.isascii() else text.translate(_FOLD)
+    if text.isascii():
+        return text
+    # Only the runs of other characters need the table (ASCII maps to itself).
+    return _NON_ASCII_RE.sub(_unaccent_run, text)
+
+
+_NON_ASCII_RE = re.compile(r"[^\x00-\x7f]+")
+
+
+def _unaccent_run(match: re.Match[str]) -> str:
+    return match.group().translate(_FOLD)
 
 
 def words(text: str) -> list[str]:
@@ -78,13 +88,18 @@ def search_text(*parts: str | None) -> str:
 
 # -- clean text -------------------------------------------------------------
 
-_WS_RE = re.compile(r"\s+")
+#: A run of whitespace that is not one plain space: ``_WS_RE.sub(" ", text)`` folds
+#: every run to one space, leaving the many single spaces alone (a match each costs).
+_WS_RE = re.compile(r"[^\S ]\s*| \s+")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
 _SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
+_INVALID_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\ud800-\udfff]")
 
 
 def valid_text(text: str) -> str:
     """Drop what cannot be stored or shown: control characters, lone surrogates."""
+    if not _INVALID_RE.search(text):
+        return text  # the common case: one scan, nothing to replace
     text = _SURROGATE_RE.sub("\ufffd", text)
     return _CONTROL_RE.sub("", text)
 
@@ -99,8 +114,10 @@ def clean_text(text: str | None) -> str:
         return ""
     for _ in range(8):
         cleaned = _clean_once(text)
-        if cleaned == text:
-            break
+        if cleaned == text or ("<" not in cleaned and "&" not in cleaned):
+            # Without a tag or an entity left, another pass would only redo what
+            # this one did (valid, whitespace folded, stripped): a fixed point.
+            return cleaned
         text = cleaned
     return text
 
@@ -113,11 +130,16 @@ _BREAKING_TAG_RE = re.compile(
 )
 
 
+#: Built once: nh3 converts its options on every ``nh3.clean`` call, which costs
+#: more than the cleaning of a short summary.
+_TEXT_CLEANER = nh3.Cleaner(tags=set(), attributes={})
+
+
 def _clean_once(text: str) -> str:
     if "<" in text:
         # "<li>204 QPV</li><li>700 000 habitants</li>" reads as two phrases, not one word.
         text = _BREAKING_TAG_RE.sub(lambda m: " " + m.group(0), text)
-        text = nh3.clean(text, tags=set(), attributes={})
+        text = _TEXT_CLEANER.clean(text)
     text = html.unescape(html.unescape(text)) if "&" in text else text
     return _WS_RE.sub(" ", valid_text(text)).strip()
 
@@ -160,20 +182,20 @@ _ALLOWED_TAGS = {
     "p", "q", "s", "small", "strong", "sub", "sup", "u", "ul",
 }  # fmt: skip
 _ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "abbr": {"title"}}
+_HTML_CLEANER = nh3.Cleaner(
+    tags=_ALLOWED_TAGS,
+    attributes=_ALLOWED_ATTRIBUTES,
+    url_schemes={"http", "https", "mailto"},
+    link_rel="noopener noreferrer nofollow",
+    strip_comments=True,
+)
 
 
 def sanitize_html(fragment: str | None) -> str:
     """Feed HTML reduced to a safe subset: no script, style, event or image."""
     if not fragment:
         return ""
-    cleaned = nh3.clean(
-        valid_text(fragment),
-        tags=_ALLOWED_TAGS,
-        attributes=_ALLOWED_ATTRIBUTES,
-        url_schemes={"http", "https", "mailto"},
-        link_rel="noopener noreferrer nofollow",
-        strip_comments=True,
-    )
+    cleaned = _HTML_CLEANER.clean(valid_text(fragment))
     # No <pre> is allowed, so runs of whitespace mean one space.
     return _WS_RE.sub(" ", cleaned).strip()
 
@@ -205,6 +227,12 @@ def canonical_url(url: str) -> str:
     not an absolute http(s) URL is returned stripped, otherwise unchanged.
     """
     url = url.strip()
+    plain = _PLAIN_URL_RE.fullmatch(url)
+    if plain:
+        # Most links: what the general path below would do reduces to this.
+        scheme, host, path, query = plain.group("scheme", "host", "path", "query")
+        query = _canonical_query(query or "")
+        return f"{scheme.lower()}://{host.lower()}{path or '/'}" + (f"?{query}" if query else "")
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -225,12 +253,46 @@ def canonical_url(url: str) -> str:
     if parts.username:
         userinfo = parts.username + (f":{parts.password}" if parts.password else "")
         host = f"{userinfo}@{host}"
-    path = quote(unquote(parts.path), safe="/:@!$&'()*+,;=~%-._") or "/"
+    path = parts.path
+    if not _PLAIN_PATH_RE.fullmatch(path):  # else quote(unquote(path)) is path itself
+        path = quote(unquote(path), safe="/:@!$&'()*+,;=~%-._")
+    return urlunsplit((scheme, host, path or "/", _canonical_query(parts.query), ""))
+
+
+#: An http(s) link with a plain host name (no port, no user), a path ``quote`` leaves
+#: alone, and nothing ``urlsplit`` would remove (tabs, line breaks).
+_PLAIN_URL_RE = re.compile(
+    r"(?P<scheme>[Hh][Tt][Tt][Pp][Ss]?)://(?P<host>[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)"
+    r"(?P<path>/[A-Za-z0-9_.~/:@!$&'()*+,;=-]*)?(?:\?(?P<query>[^#\s]*))?(?:#\S*)?"
+)
+#: What ``quote(unquote(s), safe=...)`` gives back unchanged: the canonical path
+#: of most links, which then costs one match instead of a decoding and an encoding.
+_PLAIN_PATH_RE = re.compile(r"[A-Za-z0-9_.~/:@!$&'()*+,;=-]*")
+#: A query field ``urlencode(parse_qsl(...))`` gives back unchanged (no ``%``,
+#: ``+``, ``=``, ``&`` or character to encode).
+_PLAIN_FIELD_RE = re.compile(r"[A-Za-z0-9_.~/:@!$'()*,;-]*")
+
+
+def _canonical_query(query: str) -> str:
+    """The query without its tracking parameters, the rest encoded one way."""
+    if not query:
+        return ""
+    kept = []
+    for field in query.split("&"):
+        if not field:
+            continue
+        key, _, value = field.partition("=")
+        if not (_PLAIN_FIELD_RE.fullmatch(key) and _PLAIN_FIELD_RE.fullmatch(value)):
+            break
+        if not _is_tracking(key):
+            kept.append(f"{key}={value}")
+    else:
+        return "&".join(kept)
+    # A field to decode or encode: the standard library's reading of the query.
     query_pairs = [
-        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _is_tracking(k)
+        (k, v) for k, v in parse_qsl(query, keep_blank_values=True) if not _is_tracking(k)
     ]
-    query = urlencode(query_pairs, doseq=True, safe="/:@!$'()*+,;~-._")
-    return urlunsplit((scheme, host, path, query, ""))
+    return urlencode(query_pairs, doseq=True, safe="/:@!$'()*+,;~-._")
 
 
 _WEB_URL_RE = re.compile(r"https?://[^\s/?#@]+(?:[/?#][^\s]*)?", re.IGNORECASE | re.ASCII)
@@ -329,21 +391,45 @@ def title_keys(title: str, k: int = 4) -> list[str]:
 # -- matching terms -----------------------------------------------------------
 
 
+class PhraseIndex:
+    """Where phrases (tuples of folded words) occur in a list of words, in one pass.
+
+    A term matches a text, whole words, when its words are consecutive words of
+    the text (``words``): the same answer as a ``\\bterm\\W+words\\b`` regex per
+    term, for every term at once, at the cost of one dictionary lookup per word.
+    """
+
+    def __init__(self, phrases: Iterable[tuple[str, ...]]):
+        self.phrases = frozenset(p for p in phrases if p)
+        lengths: dict[str, set[int]] = {}
+        for phrase in self.phrases:
+            lengths.setdefault(phrase[0], set()).add(len(phrase))
+        #: The lengths of the phrases starting with a word, shortest first.
+        self._starts = {w: tuple(sorted(n)) for w, n in lengths.items()}
+
+    def find(self, words: Sequence[str]) -> dict[tuple[str, ...], int]:
+        """Each phrase found in ``words`` → the index of the word where it first starts."""
+        found: dict[tuple[str, ...], int] = {}
+        starts, phrases, n = self._starts, self.phrases, len(words)
+        for i in [k for k, w in enumerate(words) if w in starts]:
+            for length in starts[words[i]]:
+                if i + length > n:
+                    break
+                key = tuple(words[i : i + length])
+                if key in phrases and key not in found:
+                    found[key] = i
+        return found
+
+
 class TermMatcher:
     """Whole-word, case- and accent-insensitive matching of terms and phrases."""
 
     def __init__(self, terms: Iterable[str]):
         self.terms = [t for t in terms if t.strip()]
-        patterns = []
-        for term in self.terms:
-            tokens = words(term)
-            if tokens:
-                patterns.append(r"\b" + r"\W+".join(re.escape(t) for t in tokens) + r"\b")
-        self._regexes = [re.compile(p) for p in patterns]
-        self._folded_terms = [t for t in self.terms if words(t)]
-        # Every word of a term must appear in the text for its pattern to match:
-        # a set lookup rules most terms out before any regex runs.
-        self._tokens = [frozenset(words(t)) for t in self._folded_terms]
+        #: The terms that have words, and their folded words (what ``PhraseIndex`` finds).
+        self.terms_found = [t for t in self.terms if words(t)]
+        self.keys = [tuple(words(t)) for t in self.terms_found]
+        self.index = PhraseIndex(self.keys)
 
     def matches(
         self, text: str, *, folded: bool = False, present: set[str] | None = None
@@ -353,20 +439,19 @@ class TermMatcher:
         ``present`` may give ``set(words(text))`` when the caller already has it.
         """
         haystack = text if folded else fold(text)
-        if present is None:
-            present = set(_WORD_RE.findall(haystack))
-        return [
-            term
-            for term, tokens, regex in zip(
-                self._folded_terms, self._tokens, self._regexes, strict=True
-            )
-            if tokens <= present and regex.search(haystack)
-        ]
+        if present is not None and not any(k[0] in present for k in self.keys):
+            return []
+        return self.found(self.index.find(_WORD_RE.findall(haystack)))
+
+    def found(self, phrases: Mapping[tuple[str, ...], int]) -> list[str]:
+        """The terms among phrases found by a ``PhraseIndex`` (in configuration order)."""
+        return [t for t, k in zip(self.terms_found, self.keys, strict=True) if k in phrases]
 
     def first_match(self, folded_text: str) -> int | None:
         """Where the earliest of the terms starts in an already folded text (None: nowhere)."""
-        starts = [m.start() for regex in self._regexes if (m := regex.search(folded_text))]
-        return min(starts) if starts else None
+        tokens = list(_WORD_RE.finditer(folded_text))
+        found = self.index.find([t.group(0) for t in tokens])
+        return tokens[min(found.values())].start() if found else None
 
 
 def sha256(data: bytes | str) -> str:

@@ -16,12 +16,12 @@ from rich.table import Table
 
 
 def console(*, stderr: bool = False) -> Console:
-    """A rich console writing through click (so CliRunner captures it).
+    """A rich console on the current standard output or error (so CliRunner captures it).
 
     Its width is $COLUMNS when set, else the terminal's, else 100 columns (output
     piped to a file or a program).
     """
-    stream = click.get_text_stream("stderr" if stderr else "stdout")
+    stream = sys.stderr if stderr else sys.stdout
     size = shutil.get_terminal_size((100, 24)) if stream.isatty() else os.terminal_size((100, 24))
     columns = os.environ.get("COLUMNS", "")
     if columns.isdigit() and int(columns) >= 40:  # an explicit width wins, piped or not

@@ -7,8 +7,8 @@ from datetime import date, datetime
 
 from pressreview.config import Config
 from pressreview.contract import Contract, ContractClassifier, is_current_hdf
-from pressreview.places import PlaceMatcher
-from pressreview.text import TermMatcher, folded_words, unaccent
+from pressreview.places import PlaceMatcher, Words
+from pressreview.text import PhraseIndex, TermMatcher, unaccent
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,15 @@ class Classifier:
         self.min_score = config.filters.min_score
         self.has_include = bool(self.include.terms)
         self.sections = [(s.key, TermMatcher(s.match)) for s in config.ordered_sections()]
+        # Every term of every matcher in one index: each item's words are read once.
+        # A phrase found → the (matcher, term) pairs it stands for; matcher 0 is
+        # include, 1 exclude, then the sections in order.
+        matchers = [self.include, self.exclude, *(m for _, m in self.sections)]
+        self._owners: dict[tuple[str, ...], list[tuple[int, int]]] = {}
+        for m, matcher in enumerate(matchers):
+            for t, key in enumerate(matcher.keys):
+                self._owners.setdefault(key, []).append((m, t))
+        self._terms = PhraseIndex(self._owners)
         self.settings = config.classification
         self.places = PlaceMatcher(config)
         self.contracts = ContractClassifier(config, self.places)
@@ -59,19 +68,31 @@ class Classifier:
     ) -> Classification:
         # Accents removed once: the place matcher keeps the capitals, the rest folds.
         plain_title, plain_text = unaccent(title), unaccent(text)
-        folded = f"{plain_title}\n{plain_text}".casefold()
-        present = folded_words(folded)
-        included = self.include.matches(folded, folded=True, present=present)
-        excluded = self.exclude.matches(folded, folded=True, present=present)
+        folded_title, folded_text = plain_title.casefold(), plain_text.casefold()
+        # Split in words once, for places and terms: the words of the folded
+        # "title\ntext" are the title's folded words, then the text's. One scan
+        # finds every term, and where it first starts says whether the title holds it.
+        title_words, text_words = Words.of(plain_title), Words.of(plain_text)
+        found = self._terms.find(title_words.folded + text_words.folded)
+        n_title = len(title_words.folded)
+        # Per matcher: the indexes of its terms found, in the text and in the title,
+        # and the first word of the title where one of them starts.
+        hits: dict[int, list[int]] = {}
+        titled: dict[int, list[int]] = {}
+        first: dict[int, int] = {}
+        for phrase, where in found.items():
+            in_title = where + len(phrase) <= n_title
+            for m, t in self._owners[phrase]:
+                hits.setdefault(m, []).append(t)
+                if in_title:
+                    titled.setdefault(m, []).append(t)
+                    first[m] = min(where, first.get(m, where))
+        included = [self.include.terms_found[t] for t in sorted(hits.get(0, ()))]
+        excluded = hits.get(1, ())
         # Title matches count double: a headline about the subject beats a passing mention.
-        folded_title = plain_title.casefold()
-        in_title = self.include.matches(folded_title, folded=True) if included else []
-        score = len(included) + len(in_title) - 2 * len(excluded)
+        score = len(included) + len(titled.get(0, ())) - 2 * len(excluded)
         relevant = (not self.has_include or score >= self.min_score) and not excluded
-        # The section whose terms weigh most (title matches double); on a tie, the
-        # one the title names first ("Lutte contre les discriminations : ... Quartiers
-        # 2030" is about discrimination), then the section placed first.
-        mentions = self.places.find(plain_title, plain_text, outlet, unaccented=True)
+        mentions = self.places.find_words(title_words, text_words, outlet)
         contract = self.contracts.classify(
             title,
             text,
@@ -79,22 +100,25 @@ class Classifier:
             outlet=outlet,
             source_territory=source_territory,
             mentions=mentions,
-            folded=(folded_title, plain_text.casefold()),
+            folded=(folded_title, folded_text),
         )
         current = is_current_hdf(contract)
         reserved = self.settings.contracts_section
+        # The section whose terms weigh most (title matches double); on a tie, the
+        # one the title names first ("Lutte contre les discriminations : ... Quartiers
+        # 2030" is about discrimination), then the section placed first.
         section = None
         best: tuple[int, int] = (0, 0)
-        for key, matcher in self.sections:
+        for m, (key, _) in enumerate(self.sections, start=2):
             if key == reserved and not current:
                 # The contracts section holds 2024-2030 Hauts-de-France contract news only.
                 continue
-            found = matcher.matches(folded, folded=True, present=present)
-            if not found:
+            if m not in hits:
                 continue
-            weight = len(found) + len(matcher.matches(folded_title, folded=True))
-            where = matcher.first_match(folded_title)
-            rank = (weight, -(where if where is not None else len(folded_title) + 1))
+            weight = len(hits[m]) + len(titled.get(m, ()))
+            # Where the title names the section first, counted in words (the order is
+            # the same as in characters); not named in the title: after its last word.
+            rank = (weight, -first.get(m, n_title + 1))
             if section is None or rank > best:
                 section, best = key, rank
         reason = None
