@@ -37,7 +37,8 @@ class _FoldTable(dict[int, str]):
     def __missing__(self, code: int) -> str:
         char = chr(code).translate(_LIGATURES)
         nfkd = unicodedata.normalize("NFKD", char)
-        folded = "".join(c for c in nfkd if not unicodedata.combining(c))
+        # after NFKD too: a compatibility form may decompose to a ligature (U+A7F9 -> œ)
+        folded = "".join(c for c in nfkd if not unicodedata.combining(c)).translate(_LIGATURES)
         self[code] = folded
         return folded
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import socket
@@ -72,11 +73,38 @@ class SinkHandler:
     rcpt_replies: dict[str, str] = field(default_factory=dict)
     #: replies given to the next DATA commands, in order (then 250)
     data_replies: list[str] = field(default_factory=list)
+    #: replies given to the next MAIL FROM commands, in order (then 250)
+    mail_replies: list[str] = field(default_factory=list)
     #: called with the number of messages received so far, before answering DATA
     on_data: Callable[[int], None] | None = None
     #: called with the RCPT address, before answering RCPT
     on_rcpt: Callable[[str], None] | None = None
+    #: advertise PIPELINING (RFC 2920): the client then sends MAIL, RCPT and DATA at once
+    pipelining: bool = False
+    #: per MAIL FROM: whether the RCPT and DATA that follow had already arrived with it
+    pipelined: list[bool] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
+
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        await asyncio.sleep(0.001)  # let what the client wrote with MAIL reach the reader
+        waiting = bytes(getattr(server._reader, "_buffer", b""))
+        with self.lock:
+            self.pipelined.append(b"RCPT" in waiting.upper() and b"DATA" in waiting.upper())
+            if self.mail_replies:
+                return self.mail_replies.pop(0)
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: Any

@@ -577,3 +577,49 @@ def test_review_shows_proposed_events(
     assert result.exit_code == 0, result.output
     assert "agenda (proposed): mercredi 3 février, 17\u00a0h – 19\u00a0h;" in result.output
     assert "accept: pressreview events from-item" in result.output
+
+
+def test_many_new_items_read_for_events_in_the_workers(
+    httpserver: Any,
+    make_config: Callable[..., Config],
+    store_for: Callable[[Config], Store],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past DETECT_CHUNK x 2 new items, detection runs in the parse workers: same proposals.
+
+    Read by pages of 1,000 items here: the first in the workers, the rest (150) in-process.
+    """
+    monkeypatch.setattr(agenda, "DETECT_PAGE", 2 * agenda.DETECT_CHUNK)
+    n = 2 * agenda.DETECT_CHUNK + 150
+    entries = "".join(
+        f"<item><title>Réunion publique {i} : le quartier {i % 7} en débat</title>"
+        f"<link>https://presse.example.fr/r{i}</link><guid>r{i}</guid>"
+        "<pubDate>Mon, 04 Jan 2027 10:00:00 +0100</pubDate>"
+        f"<description>Rendez-vous le {1 + i % 27} mars à 18h00, salle Jean Jaurès."
+        f"{' Et le 12 avril.' if i % 3 == 0 else ''}</description></item>"
+        for i in range(n)
+    )
+    httpserver.expect_request("/many.xml").respond_with_data(
+        '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>Presse</title>'
+        f"<link>https://presse.example.fr/</link>{entries}</channel></rss>",
+        content_type="application/rss+xml",
+    )
+    config = make_config(
+        feeds=[{"name": "Presse", "url": httpserver.url_for("/many.xml")}], collect=FAST_COLLECT
+    )
+    store = store_for(config)
+    report = collect(config, store, now=NOW, workers=2)
+    with store.begin() as conn:
+        stored = conn.execute(
+            select(agenda_events.c.uid, agenda_events.c.starts_at).where(
+                agenda_events.c.origin == "item"
+            )
+        ).all()
+        found = agenda.q.items_seen_since(conn, datetime(2000, 1, 1, tzinfo=UTC))
+    # What detection gives for each item, read here in this process, one item at a time.
+    expected = {
+        (e["uid"], e["starts_at"]) for row in found for e in agenda._proposals(row, config.tz)
+    }
+    assert len(found) == n
+    assert report.proposed_events == len(stored) == len(expected) == n + n // 3 + 1
+    assert {(uid, starts_at) for uid, starts_at in stored} == expected

@@ -115,10 +115,11 @@ def _smtp(port: int, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("after_bytes", [0, 700], ids=["right-after-354", "mid-body"])
+@pytest.mark.parametrize("pipelining", [False, True], ids=["lockstep", "pipelined"])
 def test_a_connection_dropped_before_the_end_of_data_is_retried_not_unconfirmed(
-    setup: Setup, after_bytes: int
+    setup: Setup, after_bytes: int, pipelining: bool
 ) -> None:
-    handler = SinkHandler()
+    handler = SinkHandler(pipelining=pipelining)
     dropper = Dropper(drops=2, after_bytes=after_bytes)
     controller = DroppingController(handler, dropper, hostname="127.0.0.1", port=free_port())
     controller.start()
@@ -140,11 +141,12 @@ def test_a_connection_dropped_before_the_end_of_data_is_retried_not_unconfirmed(
 # -- temporary failures do not hold the run ------------------------------------------
 
 
-def test_451_for_some_recipients_does_not_serialise_the_run(setup: Setup) -> None:
+@pytest.mark.parametrize("pipelining", [False, True], ids=["lockstep", "pipelined"])
+def test_451_for_some_recipients_does_not_serialise_the_run(setup: Setup, pipelining: bool) -> None:
     """8 of 67 recipients answer 451: the others go on; those 8 are retried later."""
     addresses = [f"abonne{i:02d}@example.fr" for i in range(67)]
     greylisted = addresses[3::8][:8]
-    with Sink() as sink:
+    with Sink(pipelining=pipelining) as sink:
         for address in greylisted:
             sink.handler.rcpt_replies[address] = "451 4.7.1 greylisted, try again later"
         config, store = setup(
@@ -176,8 +178,9 @@ def test_a_deferred_row_is_sent_later_in_the_same_run(setup: Setup) -> None:
         assert order[:4] == ADDRESSES[2:6]  # the two deferred rows did not hold the others
 
 
-def test_a_5xx_is_recorded_at_once(setup: Setup) -> None:
-    with Sink() as sink:
+@pytest.mark.parametrize("pipelining", [False, True], ids=["lockstep", "pipelined"])
+def test_a_5xx_is_recorded_at_once(setup: Setup, pipelining: bool) -> None:
+    with Sink(pipelining=pipelining) as sink:
         sink.handler.data_replies = ["554 5.7.1 message refused"]
         config, store = setup(sink.delivery_config(pool_size=1))
         report = send_issue(config, store, 12)
@@ -185,6 +188,28 @@ def test_a_5xx_is_recorded_at_once(setup: Setup) -> None:
     failed = [r for r in deliveries_for(store, 12) if r["status"] == "failed"]
     assert len(failed) == 1 and failed[0]["attempts"] == 1
     assert "554 5.7.1 message refused" in failed[0]["last_error"]
+
+
+@pytest.mark.parametrize("pipelining", [False, True], ids=["lockstep", "pipelined"])
+def test_a_refused_sender_stops_the_run_and_a_451_to_mail_from_is_retried(
+    setup: Setup, pipelining: bool
+) -> None:
+    with Sink(pipelining=pipelining) as sink:
+        sink.handler.mail_replies = ["451 4.3.2 try again later"]
+        config, store = setup(sink.delivery_config(max_attempts=3, pool_size=1))
+        report = send_issue(config, store, 12, limit=3)
+        assert (report.sent, report.deferred, report.failed) == (3, 1, 0)
+        # the refused MAIL FROM did not leave the session out of step: the next ones went
+        assert len(sink.handler.received) == 3
+        sink.handler.mail_replies = ["550 5.7.1 sender refused"]
+        with pytest.raises(DeliveryError, match="refuses the sender"):
+            send_issue(config, store, 12)
+        statuses = [r["status"] for r in deliveries_for(store, 12)]
+        assert statuses.count("sent") == 3 and statuses.count("queued") == len(ADDRESSES) - 3
+        report = send_issue(config, store, 12)  # the server takes the sender again
+        assert report.sent == len(ADDRESSES) - 3
+        assert sink.handler.per_recipient() == {a: 1 for a in ADDRESSES}
+        assert set(sink.handler.pipelined) == {pipelining}
 
 
 # -- a slow server: stop after N connection failures in a row ---------------------------

@@ -109,7 +109,9 @@ def _sender(config: Config) -> subprocess.Popen[bytes]:
     )
 
 
+@pytest.mark.parametrize("pipelining", [False, True], ids=["lockstep", "pipelined"])
 def test_random_kills_lose_nothing_and_send_nothing_twice(
+    pipelining: bool,
     make_config: Callable[..., Config],
     store_for: Callable[[Config], Store],
     store_url: str,
@@ -122,7 +124,7 @@ def test_random_kills_lose_nothing_and_send_nothing_twice(
     addresses = [f"lecteur{i:03d}@example.fr" for i in range(SUBSCRIBERS)]
     csv = tmp_path / "abonnes.csv"
     csv.write_text("email\n" + "\n".join(addresses) + "\n", encoding="utf-8")
-    handler = SinkHandler()
+    handler = SinkHandler(pipelining=pipelining)
     body_end = BodyEnd(rng)
     controller = WatchingController(handler, body_end)
     controller.start()
@@ -179,6 +181,7 @@ def test_random_kills_lose_nothing_and_send_nothing_twice(
         # nothing left to do; every Message-ID arrived once
         assert send_issue(config, store, 12).sent == 0
         assert max(handler.message_ids().values()) == 1
+        assert set(handler.pipelined) == {pipelining}
         assert len(received) == SUBSCRIBERS
         # the journals of the killed runs were read and removed
         journals = list(config.resolve(config.delivery.journal_dir).glob("*.log"))

@@ -5,15 +5,18 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import smtplib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd.smtp import AuthResult
+from sqlalchemy import event
 
 from pressreview.config import Config
 from pressreview.deliver.campaign import deliveries_for, send_issue
+from pressreview.deliver.transports import _path
 from pressreview.errors import DeliveryError
 from pressreview.store import Store
 from pressreview.subscribers import add_subscriber, get_subscriber, remove_subscriber
@@ -31,10 +34,13 @@ def _secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PRESSREVIEW_SMTP_PASSWORD", raising=False)
 
 
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    with Sink() as s:
+@pytest.fixture(params=[False, True], ids=["lockstep", "pipelined"])
+def sink(request: pytest.FixtureRequest) -> Iterator[Sink]:
+    """The server answers each command in turn, or advertises PIPELINING (RFC 2920)."""
+    with Sink(pipelining=request.param) as s:
         yield s
+    # the client pipelines exactly when the server offers it
+    assert set(s.handler.pipelined) <= {request.param}
 
 
 Setup = Callable[..., tuple[Config, Store]]
@@ -61,6 +67,7 @@ def test_one_message_per_active_subscriber_and_never_twice(setup: Setup, sink: S
     report = send_issue(config, store, 12)
     assert (report.sent, report.failed, report.skipped) == (6, 0, 0)
     assert sink.handler.per_recipient() == {a: 1 for a in ADDRESSES[1:]}
+    assert len(sink.handler.pipelined) == 6  # (the fixture checks how they came)
     # messages went over reused connections (at most pool_size of them)
     assert 1 <= len(sink.handler.connections()) <= 2
     again = send_issue(config, store, 12)
@@ -279,6 +286,63 @@ def test_progress_is_reported(setup: Setup, sink: Sink) -> None:
     )
     assert sorted(done for _, done, _ in seen) == list(range(1, len(ADDRESSES) + 1))
     assert {total for _, _, total in seen} == {len(ADDRESSES)}
+
+
+def test_one_commit_per_message_and_none_left_behind(setup: Setup, sink: Sink) -> None:
+    """Without a rate limit a row's "sent" is committed with the next row's attempt.
+
+    Every message still has its attempt committed before MAIL FROM (the server
+    sees the row "sending" with sent_at set) and its "sent" committed by the end.
+    """
+    addresses = [f"lecteur{i:02d}@example.fr" for i in range(40)]
+    config, store = setup(sink.delivery_config(pool_size=1), addresses)
+    send_issue(config, store, 12, limit=0)  # queue the rows
+    commits: list[int] = []
+    seen_open: list[bool] = []
+
+    def on_rcpt(address: str) -> None:
+        row = next(r for r in deliveries_for(store, 12) if r["email"] == address)
+        seen_open.append(row["status"] == "sending" and row["sent_at"] is not None)
+
+    sink.handler.on_rcpt = on_rcpt
+    event.listen(store.engine, "commit", lambda _conn: commits.append(1))
+    report = send_issue(config, store, 12)
+    assert report.sent == 40 and seen_open == [True] * 40
+    rows = deliveries_for(store, 12)
+    assert {r["status"] for r in rows} == {"sent"} and all(r["claimed_by"] is None for r in rows)
+    # two commits a message before (attempt, then sent): 80 and more
+    assert len(commits) < 60, len(commits)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_sent_held_for_the_next_commit_survives_an_error_between_messages(
+    setup: Setup, sink: Sink
+) -> None:
+    config, store = setup(sink.delivery_config(pool_size=1))
+
+    def progress(outcome: str, done: int, total: int) -> None:
+        if done == 3:
+            raise RuntimeError("progress display broke")
+
+    send_issue(config, store, 12, progress=progress)
+    statuses = [r["status"] for r in deliveries_for(store, 12)]
+    assert statuses[:3] == ["sent"] * 3  # the third was held for the fourth's commit
+    assert sink.handler.per_recipient() == {a: 1 for a in ADDRESSES[:3]}
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "abonne@example.fr",
+        "o'neil+veille@quartiers.example.fr",
+        "a.b-c_d{x}@x-y.example",
+        "Marie Dupont <marie@example.fr>",
+        '"local part"@example.fr',
+    ],
+)
+def test_envelope_paths_are_what_smtplib_writes(address: str) -> None:
+    """MAIL FROM / RCPT TO are written as bytes now: the same paths as smtplib's."""
+    assert _path(address) == smtplib.quoteaddr(address).encode("ascii")
 
 
 def _certificate(tmp_path: Path) -> tuple[Path, Path]:

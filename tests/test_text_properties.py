@@ -236,3 +236,13 @@ def test_block_tags_separate_words() -> None:
     assert clean_text(html) == "Bilan publié. 204 quartiers près de 700 000 habitants"
     assert clean_text("a<br/>b<strong>c</strong>d") == "a bcd"
     assert excerpt("<p>Un.</p><p>Deux.</p>", 300) == "Un. Deux."
+
+
+def test_fold_is_idempotent_on_every_code_point() -> None:
+    """Exhaustive, not sampled: a compatibility form that decomposes to a
+    ligature (U+A7F9 MODIFIER SMALL LIGATURE OE -> œ) must be folded in one go."""
+    assert fold("\ua7f9") == "oe"
+    unstable = [
+        hex(code) for code in range(0x80, 0x30000) if fold(fold(chr(code))) != fold(chr(code))
+    ]
+    assert unstable == []

@@ -18,9 +18,10 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping, Sequence
+from concurrent.futures import BrokenExecutor, Executor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from babel.dates import format_date
 
@@ -258,8 +259,8 @@ def detect_events(
     return out
 
 
-def _propose(conn: Any, item: Any, tz: Any) -> int:
-    """Store the events an item announces as proposals; returns how many."""
+def _proposals(item: Any, tz: Any) -> list[dict[str, Any]]:
+    """The proposed events an item announces, as ``insert_events`` rows."""
     proposals = detect_events(
         title=item.title,
         text=item.excerpt or "",
@@ -269,34 +270,100 @@ def _propose(conn: Any, item: Any, tz: Any) -> int:
         tz=tz,
     )
     territories = list(item.territories or [])
-    for n, p in enumerate(proposals):
-        q.insert_event(
-            conn,
-            uid=f"item-{item.id}-{n}@pressreview",
-            origin="item",
-            status="proposed",
-            item_id=item.id,
-            title=p.title,
-            starts_at=p.starts_at,
-            ends_at=p.ends_at,
-            all_day=p.all_day,
-            place=p.place,
-            online=p.online,
-            url=p.url,
-            territory=territories[0] if territories else None,
-        )
-    return len(proposals)
+    return [
+        {
+            "uid": f"item-{item.id}-{n}@pressreview",
+            "origin": "item",
+            "status": "proposed",
+            "item_id": item.id,
+            "title": p.title,
+            "starts_at": p.starts_at,
+            "ends_at": p.ends_at,
+            "all_day": p.all_day,
+            "place": p.place,
+            "online": p.online,
+            "url": p.url,
+            "territory": territories[0] if territories else None,
+        }
+        for n, p in enumerate(proposals)
+    ]
 
 
-def propose_from_new_items(config: Config, store: Store, since: datetime) -> int:
-    """Proposed events for the items first seen since ``since``; returns how many were added."""
-    added = 0
+def _propose(conn: Any, item: Any, tz: Any) -> int:
+    """Store the events an item announces as proposals; returns how many."""
+    rows = _proposals(item, tz)
+    q.insert_events(conn, rows)
+    return len(rows)
+
+
+def propose_from_new_items(
+    config: Config, store: Store, since: datetime, *, executor: Executor | None = None
+) -> int:
+    """Proposed events for the items first seen since ``since``; returns how many were added.
+
+    With ``executor`` (the collection's worker processes), many items are read
+    for events in parallel.
+    """
     with store.begin() as conn:
-        for row in q.items_seen_since(conn, since):
-            if q.list_events(conn, statuses=(), item_id=row.id, limit=1):
-                continue  # proposed, accepted or dismissed already
-            added += _propose(conn, row, config.tz)
+        ids = q.item_ids_seen_since(conn, since)
+        # Items with events already (proposed, accepted or dismissed): one query for all.
+        known = q.items_with_events(conn, ids)
+        todo = [i for i in ids if i not in known]
+        added = 0
+        # By pages: the texts of a large run's items would fill memory at once.
+        for start in range(0, len(todo), DETECT_PAGE):
+            page = [
+                _ItemText(
+                    row.id,
+                    row.title,
+                    row.excerpt,
+                    row.summary_html,
+                    row.link,
+                    row.published_at,
+                    row.territories,
+                )
+                for row in q.items_for_events(conn, todo[start : start + DETECT_PAGE])
+            ]
+            rows = _detect_all(page, config.tz, executor)
+            q.insert_events(conn, rows)
+            added += len(rows)
     return added
+
+
+class _ItemText(NamedTuple):
+    """What event detection reads of an item (sent to worker processes)."""
+
+    id: int
+    title: str
+    excerpt: str | None
+    summary_html: str | None
+    link: str | None
+    published_at: datetime
+    territories: list[str] | None
+
+
+#: Items per task when detection runs in worker processes.
+DETECT_CHUNK = 500
+#: Items read from the store at a time.
+DETECT_PAGE = 8 * DETECT_CHUNK
+
+
+def _proposals_of(items: Sequence[_ItemText], tz: Any) -> list[dict[str, Any]]:
+    return [e for item in items for e in _proposals(item, tz)]
+
+
+def _detect_all(
+    items: Sequence[_ItemText], tz: Any, executor: Executor | None
+) -> list[dict[str, Any]]:
+    """The proposals of many items, shared among the executor's workers when there are many."""
+    if executor is None or len(items) < 2 * DETECT_CHUNK:
+        return _proposals_of(items, tz)
+    chunks = [items[i : i + DETECT_CHUNK] for i in range(0, len(items), DETECT_CHUNK)]
+    try:
+        parts = list(executor.map(_proposals_of, chunks, [tz] * len(chunks)))
+    except BrokenExecutor:  # a worker died: do it here
+        return _proposals_of(items, tz)
+    return [e for part in parts for e in part]
 
 
 # -- calendars --------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from pressreview.agenda import propose_from_new_items, store_calendar
 from pressreview.agenda.ical import CalendarParse, NotACalendar, parse_calendar, window
 from pressreview.collect.classify import Classifier
 from pressreview.collect.fetch import Fetcher, FetchResult
-from pressreview.collect.parse import Entry, NotAFeed, ParsedFeed, parse_body
+from pressreview.collect.parse import Entry, NotAFeed, parse_body
 from pressreview.config import Config, Feed
 from pressreview.errors import StoreError, UsageError
 from pressreview.store import Connection, Store, transaction
@@ -142,7 +142,7 @@ class _Outcome:
     source_id: int
     result: FetchResult
     digest: str | None
-    parsed: ParsedFeed | None = None
+    parsed: _ParsedSummary | None = None
     batch: list[q.NewItem] | None = None
     parse_error: str | None = None
     #: For a calendar source (kind "ical"): the events read.
@@ -203,12 +203,14 @@ def collect(
         if due:
             asyncio.run(_run(config, rows, due, classifier, pool, writer, report, progress,
                              transport))  # fmt: skip
+        writer.close()
+        # Items that announce an event get proposed agenda events (read from the new
+        # items only), in the parse workers when there are many.
+        report.proposed_events = propose_from_new_items(config, store, run_started, executor=pool)
     finally:
         writer.close()
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-    # Items that announce an event get proposed agenda events (read from the new items only).
-    report.proposed_events = propose_from_new_items(config, store, run_started)
     order = {f.name: i for i, f in enumerate(config.feeds)}
     report.sources.sort(key=lambda s: order.get(s.name, 0))
     report.finished_at = datetime.now(UTC)
@@ -400,6 +402,17 @@ def _init_worker(classifier: Classifier) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+@dataclass
+class _ParsedSummary:
+    """What the writer needs of a parsed feed besides its items."""
+
+    parser: str
+    entries: int
+    newest: datetime | None
+    warning: str | None
+    total_entries: int | None
+
+
 def _parse_and_classify(
     body: bytes,
     headers: dict[str, str],
@@ -408,7 +421,7 @@ def _parse_and_classify(
     feed: Feed,
     max_entries: int | None = None,
     classifier: Classifier | None = None,
-) -> tuple[ParsedFeed, list[q.NewItem]]:
+) -> tuple[_ParsedSummary, list[q.NewItem]]:
     """Parse a body and turn its entries into items (runs in a worker)."""
     classifier = classifier or _worker_classifier
     assert classifier is not None
@@ -416,7 +429,12 @@ def _parse_and_classify(
         body, headers, base_url=base_url, excerpt_chars=excerpt_chars, max_entries=max_entries
     )
     batch = [_to_new_item(classifier, feed, e).prepare(feed.name) for e in parsed.entries]
-    return parsed, batch
+    # The entries live on in the items: only what the report needs goes back (less to
+    # pickle, to hold while waiting for the writer, and to unpickle in this process).
+    newest = max((e.published_at for e in parsed.entries if e.published_at), default=None)
+    summary = _ParsedSummary(parsed.parser, len(parsed.entries), newest, parsed.warning,
+                             parsed.total_entries)  # fmt: skip
+    return summary, batch
 
 
 class _Writer:
@@ -446,10 +464,14 @@ class _Writer:
         try:
             with transaction(conn):
                 rows = q.get_sources(conn, (o.source_id for o in lot))
-                return [
-                    _record(self.config, conn, o, stamp, self.cache, rows.get(o.source_id))
+                updates: list[tuple[int, dict[str, object]]] = []
+                reports = [
+                    _record(self.config, conn, o, stamp, self.cache, rows.get(o.source_id), updates)
                     for o in lot
                 ]
+                # The lot's source rows in a few statements (one per set of columns).
+                q.update_sources(conn, updates)
+                return reports
         except StoreError:
             self.cache.reset()  # ids of a rolled-back lot may be given again
             if len(lot) == 1:
@@ -495,8 +517,13 @@ def _record(
     now: datetime,
     cache: q.DedupeCache | None = None,
     row: q.SourceRow | None = None,
+    updates: list[tuple[int, dict[str, object]]] | None = None,
 ) -> SourceReport:
-    """Store one source's outcome and items (inside the caller's transaction)."""
+    """Store one source's outcome and items (inside the caller's transaction).
+
+    The source's new state is written at once, or appended to ``updates`` for
+    the caller to write with the others (``store.collect.update_sources``).
+    """
     feed, source_id, result = outcome.feed, outcome.source_id, outcome.result
     parsed, parse_error, digest = outcome.parsed, outcome.parse_error, outcome.digest
     rep = SourceReport(feed.name, "ok", moved_to=result.moved_to, elapsed=result.elapsed)
@@ -550,7 +577,7 @@ def _record(
             rep.warning = parsed.warning
             if parsed.total_entries:
                 capped = (
-                    f"kept the newest {len(parsed.entries):,} of {parsed.total_entries:,} "
+                    f"kept the newest {parsed.entries:,} of {parsed.total_entries:,} "
                     "entries (collect.max_entries)"
                 )
                 rep.total_entries = parsed.total_entries
@@ -559,11 +586,11 @@ def _record(
                 etag=result.headers.get("etag"),
                 last_modified=result.headers.get("last-modified"),
                 body_hash=digest,
-                entries_seen=len(parsed.entries),
-                newest_entry_at=_newest(parsed, now),
+                entries_seen=parsed.entries,
+                newest_entry_at=min(parsed.newest, now) if parsed.newest else None,
             )
             batch = outcome.batch or []
-            rep.entries, rep.parser = len(parsed.entries), parsed.parser
+            rep.entries, rep.parser = parsed.entries, parsed.parser
             counts = q.store_items(
                 conn, source_id, batch,
                 default_outlet=feed.name,
@@ -574,7 +601,10 @@ def _record(
             rep.new, rep.updated = counts.new, counts.updated
             rep.unchanged, rep.duplicates = counts.unchanged, counts.duplicates
             rep.filtered = sum(1 for b in batch if not b.relevant)
-    q.update_source(conn, source_id, **state)
+    if updates is None:
+        q.update_source(conn, source_id, **state)
+    else:
+        updates.append((source_id, state))
     return rep
 
 
@@ -583,12 +613,6 @@ def _answer(result: FetchResult) -> dict[str, object]:
     ctype = result.headers.get("content-type", "").strip()[:200] or None
     return {"last_status": result.status, "last_content_type": ctype,
             "last_url": result.final_url}  # fmt: skip
-
-
-def _newest(parsed: ParsedFeed, now: datetime) -> datetime | None:
-    """The newest entry date a feed holds (a date in the future counts as now)."""
-    newest = max((e.published_at for e in parsed.entries if e.published_at), default=None)
-    return min(newest, now) if newest else None
 
 
 def _to_new_item(classifier: Classifier, feed: Feed, entry: Entry) -> q.NewItem:

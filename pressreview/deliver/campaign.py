@@ -10,7 +10,9 @@ before MAIL FROM the row's attempt is committed open (``sent_at`` set, the
 claim re-checked); right before the final "." of SMTP DATA (the point of no
 return: a server discards a message whose DATA never ended) one line goes to
 the run's local handover journal, with no database round trip between that
-write and the "."; after the server's 250 the row is committed ``sent``. A run
+write and the "."; after the server's 250 the row is committed ``sent`` (without
+a rate limit, in the same commit as the next row's attempt, which follows at
+once: one commit per message). A run
 killed before the point of no return leaves a row without a journal line,
 which the next run sends again (nothing was delivered); a run killed after it
 leaves a row the next run marks ``unconfirmed`` and does not send again. The
@@ -28,6 +30,7 @@ timeouts the run stops: the server is down or too slow.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -68,6 +71,9 @@ from pressreview.tokens import Tokens
 
 #: A "sending" row not touched for this long belongs to a dead run (other hosts).
 LEASE = timedelta(minutes=15)
+
+#: A message made for a row: (row id, wire bytes, the same dot-stuffed for SMTP or None).
+_Built = tuple[int, bytes, bytes | None]
 
 
 @dataclass
@@ -377,42 +383,57 @@ class _Campaign:
         return True
 
     def _worker(self, connection: TransportConnection, index: int) -> None:
-        batch_no = 0
         with self.store.connect() as db_conn:
-            while not self.stop.is_set():
-                wanted = self._take()
-                if wanted <= 0:
+            try:
+                self._work(connection, index, db_conn)
+            except BaseException:
+                # A "sent" held for the next message's commit is committed all the same
+                # (an error in _deliver itself was rolled back below).
+                with contextlib.suppress(Exception):
+                    db_conn.commit()
+                raise
+
+    def _work(self, connection: TransportConnection, index: int, db_conn: StoreConnection) -> None:
+        batch_no = 0
+        while not self.stop.is_set():
+            wanted = self._take()
+            if wanted <= 0:
+                return
+            batch_no += 1
+            token = f"{self.token}/{index}.{batch_no}"
+            rows = db.claim(db_conn, self.issue_id, token, wanted)
+            if len(rows) < wanted:  # another worker or run took some: give the rest back
+                self._give_back(wanted - len(rows))
+            if not rows:
+                if not self._wait_for_due(db_conn):
                     return
-                batch_no += 1
-                token = f"{self.token}/{index}.{batch_no}"
-                rows = db.claim(db_conn, self.issue_id, token, wanted)
-                if len(rows) < wanted:  # another worker or run took some: give the rest back
-                    self._give_back(wanted - len(rows))
-                if not rows:
-                    if not self._wait_for_due(db_conn):
-                        return
-                    continue
-                for i, row in enumerate(rows):
-                    if self.stop.is_set():
-                        db.release(db_conn, [r["id"] for r in rows[i:]], token)
-                        db_conn.commit()
-                        return
-                    try:
-                        outcome, error = self._deliver(connection, db_conn, token, row)
-                    except TransportUnavailable as exc:
-                        # raised before the end of data (reconnect refused, journal unwritable)
-                        db_conn.rollback()
-                        db.release(db_conn, [r["id"] for r in rows[i:]], token)
-                        db_conn.commit()
-                        self._abort(str(exc))
-                        return
-                    except BaseException as exc:
-                        db_conn.rollback()
-                        self._abort(f"sending stopped on an unexpected error: {exc!r}")
-                        raise
-                    if outcome == "deferred":
-                        self._give_back(1)
-                    self._count(outcome, row["email"], error)
+                continue
+            built: _Built | None = None
+            for i, row in enumerate(rows):
+                if self.stop.is_set():
+                    # (this commit also records a "sent" held by the previous message)
+                    db.release(db_conn, [r["id"] for r in rows[i:]], token)
+                    db_conn.commit()
+                    return
+                following = rows[i + 1] if i + 1 < len(rows) else None
+                try:
+                    outcome, error, built = self._deliver(
+                        connection, db_conn, token, row, built, following
+                    )
+                except TransportUnavailable as exc:
+                    # raised before the end of data (reconnect refused, journal unwritable)
+                    db_conn.rollback()
+                    db.release(db_conn, [r["id"] for r in rows[i:]], token)
+                    db_conn.commit()
+                    self._abort(str(exc))
+                    return
+                except BaseException as exc:
+                    db_conn.rollback()
+                    self._abort(f"sending stopped on an unexpected error: {exc!r}")
+                    raise
+                if outcome == "deferred":
+                    self._give_back(1)
+                self._count(outcome, row["email"], error)
 
     def _abort(self, reason: str) -> None:
         with self.lock:
@@ -454,29 +475,46 @@ class _Campaign:
         if self.progress:
             self.progress(outcome, done, self.total)
 
+    def _build(self, row: db.ClaimedRow) -> _Built:
+        """The wire bytes of a row's message (and their dot-stuffed form for SMTP)."""
+        email = row["email"]
+        url = self.tokens.unsubscribe(row["subscriber_id"], row["email_key"])
+        link = urls.unsubscribe_url(self.config, url)
+        if self.signer:
+            data = self.signer.sign(
+                self.template.render(to=email, unsubscribe_url=link, message_id=row["message_id"])
+            )
+            return row["id"], data, None
+        if self.transport.name == "smtp":
+            data = self.template.render(
+                to=email, unsubscribe_url=link, message_id=row["message_id"], stuffed=True
+            )
+            return row["id"], data, data
+        data = self.template.render(to=email, unsubscribe_url=link, message_id=row["message_id"])
+        return row["id"], data, None
+
     def _deliver(
         self,
         connection: TransportConnection,
         db_conn: StoreConnection,
         token: str,
         row: db.ClaimedRow,
-    ) -> tuple[str, str | None]:
+        built: _Built | None = None,
+        following: db.ClaimedRow | None = None,
+    ) -> tuple[str, str | None, _Built | None]:
+        """Send one row; returns (outcome, error, the following row's message built).
+
+        ``built``: this row's message, built while the previous one was being sent.
+        ``following``: the next row of the batch. Its message is built after this row's
+        attempt is committed (not between a 250 and its commit), and, without a rate
+        limit, this row's "sent" is committed together with the following row's
+        attempt: one commit per message instead of two, and still nothing but the
+        journal's write between a body and its ".".
+        """
         email = row["email"]
-        url = self.tokens.unsubscribe(row["subscriber_id"], row["email_key"])
-        link = urls.unsubscribe_url(self.config, url)
-        stuffed: bytes | None = None
-        if self.signer:
-            data = self.signer.sign(
-                self.template.render(to=email, unsubscribe_url=link, message_id=row["message_id"])
-            )
-        elif self.transport.name == "smtp":
-            data = stuffed = self.template.render(
-                to=email, unsubscribe_url=link, message_id=row["message_id"], stuffed=True
-            )
-        else:
-            data = self.template.render(
-                to=email, unsubscribe_url=link, message_id=row["message_id"]
-            )
+        if built is None or built[0] != row["id"]:
+            built = self._build(row)
+        _, data, stuffed = built
         envelope = Envelope(self.config.email.from_address, email)
         journal_ = self.journal
         assert journal_ is not None
@@ -491,19 +529,26 @@ class _Campaign:
         opened = db.open_attempt(db_conn, row["id"], token, email)
         db_conn.commit()
         if not opened:
-            return "skipped", None
+            return "skipped", None, None
+        following_built: _Built | None = None
+        if following is not None:
+            try:
+                following_built = self._build(following)
+            except DeliveryError:  # raised again in its own turn, with nothing held
+                following_built = None
+        hold = following_built is not None and not self.rate.interval
         attempt = row["attempts"] + 1
         try:
             connection.send(envelope, data, handing_over, stuffed=stuffed)
         except ClaimLost:
             db.release(db_conn, [row["id"]], token)
             db_conn.commit()
-            return "skipped", None
+            return "skipped", None, None
         except HandoverUnknown as exc:
             db.mark_unconfirmed(db_conn, row["id"], token, 1, str(exc))
             db_conn.commit()
             self._connection_failed(str(exc))
-            return "unconfirmed", str(exc)
+            return "unconfirmed", str(exc), following_built
         except PermanentFailure as exc:
             db.mark_failed(db_conn, row["id"], token, 1, str(exc))
             if row["subscriber_id"] is not None:
@@ -512,7 +557,7 @@ class _Campaign:
                 )
             db_conn.commit()
             self._server_answered()
-            return "failed", str(exc)
+            return "failed", str(exc), following_built
         except TemporaryFailure as exc:
             if attempt >= self.max_attempts:
                 message = f"gave up after {attempt} attempts: {exc}"
@@ -527,11 +572,12 @@ class _Campaign:
                 self._connection_failed(str(exc))
             else:
                 self._server_answered()
-            return outcome, error
+            return outcome, error, following_built
         db.mark_sent(db_conn, row["id"], token, 1)
-        db_conn.commit()
+        if not hold:  # else committed with the following row's attempt, next
+            db_conn.commit()
         self._server_answered()
-        return "sent", None
+        return "sent", None, following_built
 
 
 def deliveries_for(store: Store, number: int) -> list[dict[str, Any]]:

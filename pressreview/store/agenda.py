@@ -189,10 +189,69 @@ def _item_columns() -> Any:
     )
 
 
+def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert several events in one statement (each row as ``insert_event`` takes its values)."""
+    if not rows:
+        return
+    stamp = now()
+    defaults: dict[str, Any] = {
+        "description": "", "all_day": False, "online": False, "source_id": None, "item_id": None,
+    }  # fmt: skip
+    values = [
+        {
+            **defaults,
+            **{k: v for k, v in row.items() if k in (*EVENT_FIELDS, "source_id", "item_id")},
+            "uid": row["uid"],
+            "origin": row["origin"],
+            "status": row["status"],
+            "sequence": int(row.get("sequence", 0)),
+            "created_at": stamp,
+            "updated_at": stamp,
+            "version": 1,
+        }
+        for row in rows
+    ]
+    # The same keys in every row: one executemany.
+    names = {k for v in values for k in v}
+    conn.execute(insert(agenda_events), [{k: v.get(k) for k in names} for v in values])
+
+
+def items_with_events(conn: Connection, item_ids: Sequence[int]) -> set[int]:
+    """Which of these items have events (of any status)."""
+    found: set[int] = set()
+    for i in range(0, len(item_ids), 500):
+        chunk = item_ids[i : i + 500]
+        found.update(
+            conn.execute(
+                select(agenda_events.c.item_id).where(agenda_events.c.item_id.in_(chunk)).distinct()
+            ).scalars()
+        )
+    return found
+
+
 def items_seen_since(conn: Connection, since: datetime) -> list[Any]:
     """Items first seen since ``since`` (indexed), with what event detection reads."""
     query = _item_columns().where(items.c.first_seen_at >= since, items.c.duplicate_of.is_(None))
     return list(conn.execute(query))
+
+
+def item_ids_seen_since(conn: Connection, since: datetime) -> list[int]:
+    """The ids of ``items_seen_since``, in id order (read the items by pages after)."""
+    query = (
+        select(items.c.id)
+        .where(items.c.first_seen_at >= since, items.c.duplicate_of.is_(None))
+        .order_by(items.c.id)
+    )
+    return list(conn.execute(query).scalars())
+
+
+def items_for_events(conn: Connection, item_ids: Sequence[int]) -> list[Any]:
+    """These items (at most a few thousand), with what event detection reads, in id order."""
+    found: list[Any] = []
+    for i in range(0, len(item_ids), 500):
+        chunk = item_ids[i : i + 500]
+        found.extend(conn.execute(_item_columns().where(items.c.id.in_(chunk))))
+    return sorted(found, key=lambda row: row.id)
 
 
 def item_for_event(conn: Connection, item_id: int) -> Any:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+import sys
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -151,6 +153,24 @@ def update_source(conn: Connection, source_id: int, **values: Any) -> None:
     conn.execute(update(sources).where(sources.c.id == source_id).values(**values))
 
 
+def update_sources(conn: Connection, updates: Sequence[tuple[int, dict[str, Any]]]) -> None:
+    """Several ``update_source`` at once: one ``executemany`` per set of columns."""
+    stamp = now()
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for source_id, values in updates:
+        values = {"updated_at": stamp, **values}
+        groups.setdefault(tuple(sorted(values)), []).append(
+            {"source_id_": source_id, **{f"{k}_": v for k, v in values.items()}}
+        )
+    for columns, params in groups.items():
+        statement = (
+            update(sources)
+            .where(sources.c.id == bindparam("source_id_"))
+            .values({c: bindparam(f"{c}_") for c in columns})
+        )
+        conn.execute(statement, params)
+
+
 # -- items ---------------------------------------------------------------------
 
 
@@ -183,9 +203,14 @@ class NewItem:
     shingles: set[str] | None = None
     search_text: str | None = None
     content_hash: str | None = None
+    #: The title's keys (``keys_of_shingles``) and ``shingle_mask`` of its shingles.
+    keys: list[str] | None = None
+    mask: int | None = None
 
     def prepare(self, default_outlet: str | None) -> NewItem:
         self.shingles = shingles(self.title)
+        self.keys = keys_of_shingles(self.shingles)
+        self.mask = shingle_mask(self.shingles)
         self.search_text = search_text(self.title, self.excerpt, self.outlet or default_outlet)
         self.content_hash = _content_hash(self)
         return self
@@ -200,8 +225,27 @@ class StoreCounts:
     new_ids: list[int] = field(default_factory=list)
 
 
-#: Title shingles, lead and source of an item, by id.
-TitleCache = dict[int, tuple[set[str], int | None, int | None]]
+#: Title shingles (interned, as a tuple: a third of the memory of a set), lead,
+#: source and shingle mask of an item, by id.
+TitleCache = dict[int, tuple[tuple[str, ...], int | None, int | None, int]]
+
+#: Bits of a shingle mask.
+MASK_BITS = 128
+
+
+def shingle_mask(sh: Iterable[str]) -> int:
+    """A bit per shingle (its CRC-32 modulo ``MASK_BITS``), to bound a Jaccard similarity.
+
+    A bit set in one title's mask and not in the other's stands for at least
+    one shingle that the second title lacks, so the number of such bits is a
+    lower bound of the set difference, hence an upper bound of the
+    intersection: pairs that cannot reach the threshold are skipped without
+    intersecting their sets (exact, never a guess).
+    """
+    mask = 0
+    for s in sh:
+        mask |= 1 << (zlib.crc32(s.encode()) % MASK_BITS)
+    return mask
 
 
 @dataclass
@@ -525,10 +569,12 @@ def store_items(
 
     shingles_of: dict[str, set[str]] = {}
     keys_of: dict[str, list[str]] = {}
+    masks_of: dict[str, int] = {}
     cache.sync(conn, stamp - dedupe_window)
     leads = _near_duplicate_leads(
-        conn, source_id, to_insert, dedupe_window, threshold, stamp, shingles_of, cache, keys_of
-    )
+        conn, source_id, to_insert, dedupe_window, threshold, stamp, shingles_of, cache, keys_of,
+        masks_of,
+    )  # fmt: skip
     rows = []
     for item in to_insert:
         outlet = item.outlet or default_outlet
@@ -585,7 +631,12 @@ def store_items(
         item_id = ids[item.url]
         counts.new_ids.append(item_id)
         lead = leads.get(item.url)
-        cache.titles[item_id] = (shingles_of[item.url], lead, source_id)
+        cache.titles[item_id] = (
+            tuple(map(sys.intern, shingles_of[item.url])),
+            lead,
+            source_id,
+            masks_of[item.url],
+        )
         if lead is not None:
             counts.duplicates += 1
         keys = set(keys_of[item.url])
@@ -667,6 +718,7 @@ def _near_duplicate_leads(
     shingles_of: dict[str, set[str]] | None = None,
     cache: DedupeCache | None = None,
     keys_of: dict[str, list[str]] | None = None,
+    masks_of: dict[str, int] | None = None,
 ) -> dict[str, int]:
     """For each new item that repeats a recent story of another source: the story's lead id.
 
@@ -676,13 +728,19 @@ def _near_duplicate_leads(
     """
     shingles_of = shingles_of if shingles_of is not None else {}
     keys_of = keys_of if keys_of is not None else {}
+    masks_of = masks_of if masks_of is not None else {}
     cache = cache if cache is not None else DedupeCache()
     for item in batch:
+        prepared = item.shingles is not None and item.keys is not None and item.mask is not None
         if item.url not in shingles_of:
             shingles_of[item.url] = (
                 item.shingles if item.shingles is not None else shingles(item.title)
             )
-        keys_of[item.url] = keys_of_shingles(shingles_of[item.url])
+        sh = shingles_of[item.url]
+        if prepared and sh is item.shingles:
+            keys_of[item.url], masks_of[item.url] = item.keys or [], item.mask or 0
+        else:
+            keys_of[item.url], masks_of[item.url] = keys_of_shingles(sh), shingle_mask(sh)
     all_keys = {k for ks in keys_of.values() for k in ks}
     if not all_keys:
         return {}
@@ -698,11 +756,12 @@ def _near_duplicate_leads(
                 items.c.id.in_(chunk)
             )
         ).all():
-            cached[item_id] = (shingles(title), dup_of, owner)
+            sh = shingles(title)
+            cached[item_id] = (tuple(map(sys.intern, sh)), dup_of, owner, shingle_mask(sh))
     # Per key, the candidates worth comparing: other sources' items, with their
     # shingles, size and story lead. An item sharing several keys with a
     # candidate compares it more than once, which cannot change the outcome.
-    entries_of: dict[str, list[tuple[set[str], int, int]]] = {}
+    entries_of: dict[str, list[tuple[tuple[str, ...], int, int, int]]] = {}
     for key, ids in candidates.items():
         entries = []
         for candidate in ids:
@@ -710,22 +769,28 @@ def _near_duplicate_leads(
             # Only other sources' items: a feed does not repeat its own stories.
             if entry is None or entry[2] is None or entry[2] == source_id:
                 continue
-            entries.append((entry[0], len(entry[0]), entry[1] or candidate))
+            entries.append((entry[0], len(entry[0]), entry[1] or candidate, entry[3]))
         if entries:
             entries_of[key] = entries
     leads: dict[str, int] = {}
     for item in batch:
         mine = shingles_of[item.url]
+        mask = masks_of[item.url]
         size = len(mine)
         best, best_score = None, threshold
         for key in keys_of[item.url]:
-            for theirs, other, lead in entries_of.get(key, ()):
-                # Jaccard is at most the ratio of the sizes: skip hopeless pairs.
-                if (size if size < other else other) < best_score * (
-                    other if size < other else size
-                ):
+            for theirs, other, lead, their_mask in entries_of.get(key, ()):
+                # Each side's shingles less those the other lacks (see shingle_mask)
+                # bound the shingles in common, hence the score: a pair that cannot
+                # reach the best score so far is skipped (exact, as the score only
+                # grows with the shingles in common).
+                most = size - (mask & ~their_mask).bit_count()
+                if most <= 0 or most / (size + other - most) < best_score:
                     continue
-                common = len(mine & theirs)
+                most = other - (their_mask & ~mask).bit_count()
+                if most <= 0 or most / (size + other - most) < best_score:
+                    continue
+                common = len(mine.intersection(theirs))
                 score = common / (size + other - common) if common else 0.0
                 # Ties go to the oldest story, whatever the order of the candidates.
                 if score > best_score or (score == best_score and (best is None or lead < best)):
