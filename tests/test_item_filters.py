@@ -123,8 +123,11 @@ def test_filters_and_totals_follow_every_change(collected: Collected) -> None:
 
     # Select, reject, reset, edit and move: the territory lists move with the status.
     in_territory = [r for r in collected.rows(status="new", duplicate_of=None) if r["territories"]]
-    assert len(in_territory) >= 4
-    first, second, third, fourth = in_territory[:4]
+    assert len(in_territory) >= 3
+    first, second, third = in_territory[:3]
+    taken = {first["id"], second["id"], third["id"]}
+    leads = collected.rows(status="new", duplicate_of=None)
+    fourth = next(r for r in leads if r["id"] not in taken)
     territory = first["territories"][0]
     new_before = _answers(store, q.ItemFilter(territories=(territory,)))[1]
     curate.select_items(store, [first["id"], second["id"]], section="signatures", actor="ed")
