@@ -19,6 +19,7 @@ from sqlalchemy import (
     RowMapping,
     Select,
     and_,
+    distinct,
     exists,
     func,
     insert,
@@ -31,7 +32,16 @@ from sqlalchemy import (
 )
 
 from pressreview.model import Item
-from pressreview.store.schema import events, issues, item_keys, items, now, sources
+from pressreview.store.schema import (
+    events,
+    issues,
+    item_keys,
+    item_territories,
+    item_totals,
+    items,
+    now,
+    sources,
+)
 from pressreview.text import fold, search_text, title_keys, words
 
 CHUNK = 500
@@ -83,6 +93,10 @@ class ItemFilter:
     limit: int | None = None
     offset: int = 0
     sort: str = "date"
+    #: Read territories and outlets from every item (the JSON list, a scan for the
+    #: distinct outlet names), as before revision 0011: the reference the indexed
+    #: reading is checked against (tests, ``benchmarks/scale.py``).
+    scan: bool = False
 
 
 def _base() -> Select[Any]:
@@ -126,7 +140,39 @@ def _search_clause(conn: Connection, query: str) -> ColumnElement[bool]:
     )
 
 
-def _territory_clause(conn: Connection, names: Sequence[str]) -> ColumnElement[bool]:
+def _territory_rows(f: ItemFilter) -> Select[Any]:
+    """Ids of the items in one of the filter's territories, from ``item_territories``.
+
+    The filter's status, other-outlet and date conditions are read from the
+    copies kept in that table, so that the whole selection is one index range.
+    """
+    t = item_territories
+    query = select(t.c.item_id).where(t.c.territory.in_(f.territories))
+    if f.statuses:
+        query = query.where(t.c.status.in_(f.statuses))
+    if not f.duplicates:
+        query = query.where(t.c.duplicate_of.is_(None))
+    if f.since is not None:
+        query = query.where(t.c.published_at >= f.since)
+    if f.until is not None:
+        query = query.where(t.c.published_at < f.until)
+    return query
+
+
+def _territories_only(f: ItemFilter) -> bool:
+    """Whether ``item_territories`` alone answers the filter (its list in date order, its total)."""
+    return bool(
+        f.territories
+        and not f.scan
+        and not (f.ids or f.sources or f.outlet or f.sections or f.search)
+        and f.sort in ("date", "oldest")
+    )
+
+
+def _territory_clause(conn: Connection, f: ItemFilter) -> ColumnElement[bool]:
+    if not f.scan:
+        return items.c.id.in_(_territory_rows(f))
+    names = f.territories
     if conn.dialect.name == "sqlite":
         elements = func.json_each(items.c.territories).table_valued("value")
     else:
@@ -136,24 +182,54 @@ def _territory_clause(conn: Connection, names: Sequence[str]) -> ColumnElement[b
     )
 
 
-def _outlet_clause(conn: Connection, text: str) -> ColumnElement[bool]:
+#: The distinct outlet names, one index probe each (the leading column of
+#: ``ix_items_outlet_list``): a loose index scan, not a scan of the items.
+_OUTLET_NAMES = text(
+    "WITH RECURSIVE names (name) AS ("
+    " SELECT min(outlet) FROM items"
+    " UNION ALL"
+    " SELECT (SELECT min(outlet) FROM items WHERE outlet > names.name)"
+    " FROM names WHERE names.name IS NOT NULL"
+    ") SELECT name FROM names WHERE name IS NOT NULL"
+)
+
+
+def outlet_names(conn: Connection, *, scan: bool = False) -> list[str]:
+    """The distinct outlet names of the items (``scan``: read from every item)."""
+    if scan:
+        query = select(items.c.outlet).where(items.c.outlet.is_not(None)).distinct()
+        return list(conn.execute(query).scalars())
+    return list(conn.execute(_OUTLET_NAMES).scalars())
+
+
+def _outlet_clause(conn: Connection, text: str, *, scan: bool = False) -> ColumnElement[bool]:
     """Outlet names containing ``text``, accent- and case-insensitive on every backend.
 
     SQL ``ILIKE`` folds neither accents nor (on SQLite) non-ASCII case, so the
     few distinct outlet names are matched on their folded words here.
     """
     wanted = " ".join(words(text))
-    names = conn.execute(select(items.c.outlet).where(items.c.outlet.is_not(None)).distinct())
-    return items.c.outlet.in_([n for n in names.scalars() if wanted in " ".join(words(n))])
+    names = outlet_names(conn, scan=scan)
+    return items.c.outlet.in_([n for n in names if wanted in " ".join(words(n))])
 
 
 def _where(conn: Connection, query: Select[Any], f: ItemFilter) -> Select[Any]:
     if f.ids:
         query = query.where(items.c.id.in_(f.ids))
+    # With a search on SQLite, the full-text matches must lead (their ids looked up
+    # one by one): written as plain columns, the status and other-outlet tests
+    # would make SQLite walk the index of statuses over the whole store instead,
+    # testing every id against the matches. coalesce() keeps them off that index.
+    matches_lead = bool(f.search) and conn.dialect.name == "sqlite"
     if f.statuses:
-        query = query.where(items.c.status.in_(f.statuses))
+        status = func.coalesce(items.c.status, "") if matches_lead else items.c.status
+        query = query.where(status.in_(f.statuses))
     if not f.duplicates:
-        query = query.where(items.c.duplicate_of.is_(None))
+        query = query.where(
+            func.coalesce(items.c.duplicate_of, 0) == 0
+            if matches_lead
+            else items.c.duplicate_of.is_(None)
+        )
     if f.since is not None:
         query = query.where(items.c.published_at >= f.since)
     if f.until is not None:
@@ -161,7 +237,7 @@ def _where(conn: Connection, query: Select[Any], f: ItemFilter) -> Select[Any]:
     if f.sources:
         query = query.where(func.lower(sources.c.name).in_([s.lower() for s in f.sources]))
     if f.outlet:
-        query = query.where(_outlet_clause(conn, f.outlet))
+        query = query.where(_outlet_clause(conn, f.outlet, scan=f.scan))
     if f.sections:
         named = [s for s in f.sections if s]
         clauses: list[ColumnElement[bool]] = []
@@ -171,7 +247,7 @@ def _where(conn: Connection, query: Select[Any], f: ItemFilter) -> Select[Any]:
             clauses.append(items.c.section.is_(None))
         query = query.where(or_(*clauses))
     if f.territories:
-        query = query.where(_territory_clause(conn, f.territories))
+        query = query.where(_territory_clause(conn, f))
     if f.search:
         query = query.where(_search_clause(conn, f.search))
     return query
@@ -179,6 +255,24 @@ def _where(conn: Connection, query: Select[Any], f: ItemFilter) -> Select[Any]:
 
 def list_items(conn: Connection, f: ItemFilter) -> list[Item]:
     """Items matching the filter, in its sort order, with source name and issue number."""
+    if _territories_only(f):
+        # The page is read from item_territories' index in date order; only its
+        # items are read from the items table.
+        t = item_territories
+        direction = "desc" if f.sort == "date" else "asc"
+        page = _territory_rows(f).add_columns(t.c.published_at)
+        if len(set(f.territories)) > 1:
+            page = page.distinct()  # an item in two of the territories once
+        page = page.order_by(
+            getattr(t.c.published_at, direction)(), getattr(t.c.item_id, direction)()
+        )
+        if f.limit is not None:
+            page = page.limit(f.limit)
+        if f.offset:
+            page = page.offset(f.offset)
+        chosen = page.subquery()
+        query = _base().where(items.c.id.in_(select(chosen.c.item_id))).order_by(*SORTS[f.sort])
+        return [_item(row) for row in conn.execute(query).mappings()]
     query = _where(conn, _base(), f).order_by(*SORTS[f.sort])
     if f.limit is not None:
         query = query.limit(f.limit)
@@ -187,15 +281,40 @@ def list_items(conn: Connection, f: ItemFilter) -> list[Item]:
     return [_item(row) for row in conn.execute(query).mappings()]
 
 
-def count_items(conn: Connection, f: ItemFilter) -> int:
-    query = _where(
-        conn,
-        select(func.count())
-        .select_from(items)
-        .outerjoin(sources, sources.c.id == items.c.source_id),
-        f,
+def _by_status_only(f: ItemFilter) -> bool:
+    """Whether the filter is about statuses (and leads) alone: ``item_totals`` answers."""
+    return not (
+        f.scan
+        or f.ids
+        or f.since
+        or f.until
+        or f.sources
+        or f.outlet
+        or f.sections
+        or f.territories
+        or f.search
     )
-    return int(conn.execute(query).scalar_one())
+
+
+def count_items(conn: Connection, f: ItemFilter) -> int:
+    if _by_status_only(f):
+        total = select(func.coalesce(func.sum(item_totals.c.n), 0))
+        if f.statuses:
+            total = total.where(item_totals.c.status.in_(f.statuses))
+        if not f.duplicates:
+            total = total.where(item_totals.c.is_lead.is_(True))
+        return int(conn.execute(total).scalar_one())
+    if _territories_only(f):
+        # One index range of item_territories (an item in two of the territories once).
+        t = item_territories
+        each = func.count(distinct(t.c.item_id)) if len(set(f.territories)) > 1 else func.count()
+        rows = _territory_rows(f).with_only_columns(each)
+        return int(conn.execute(rows).scalar_one())
+    counted: Select[Any] = select(func.count()).select_from(items)
+    if f.sources:
+        counted = counted.outerjoin(sources, sources.c.id == items.c.source_id)
+    # Without that join, a total by status and dates reads the index ix_items_list alone.
+    return int(conn.execute(_where(conn, counted, f)).scalar_one())
 
 
 def get_items(conn: Connection, ids: Iterable[int]) -> dict[int, Item]:

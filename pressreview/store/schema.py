@@ -163,12 +163,57 @@ items = Table(
     Index(None, "duplicate_of"),
     Index(None, "first_seen_at"),
 )
+# Lists and their totals (status, not another outlet, newest first) read this
+# index alone; the outlet filter reads the second one, whose leading column also
+# gives the distinct outlet names without a scan of the items (revision 0011).
+Index("ix_items_list", items.c.status, items.c.duplicate_of, items.c.published_at)
+Index(
+    "ix_items_outlet_list",
+    items.c.outlet,
+    items.c.status,
+    items.c.duplicate_of,
+    items.c.published_at,
+)
 # The tracker reads classified items only (partial index, no scan of the others).
 Index(
     "ix_items_contract_classified",
     items.c.id,
     sqlite_where=items.c.contract.isnot(None),
     postgresql_where=items.c.contract.isnot(None),
+)
+
+# One row per territory of an item (items.territories, a JSON list), with a copy of
+# the item's status, duplicate_of and published_at, so that a territory filter and
+# its total read one index range instead of every item's JSON. Filled and kept in
+# step by triggers on items (revision 0011), whichever code writes the item.
+item_territories = Table(
+    "item_territories",
+    metadata,
+    Column("item_id", Integer, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    Column("territory", Text, primary_key=True),
+    Column("status", String(20), nullable=False),
+    Column("duplicate_of", Integer),
+    Column("published_at", UTCDateTime, nullable=False),
+    Index(
+        "ix_item_territories_list",
+        "territory",
+        "status",
+        "duplicate_of",
+        "published_at",
+        "item_id",
+    ),
+)
+
+# How many items have each status, leads (not another outlet of a story) apart:
+# rows of +n / -n added by triggers on items and folded together every 1,000
+# rows (revision 0011); a total by status is the sum of a few rows.
+item_totals = Table(
+    "item_totals",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("status", String(20), nullable=False),
+    Column("is_lead", Boolean, nullable=False),
+    Column("n", Integer, nullable=False),
 )
 
 # Staff decisions on the status of a contrat de ville (newest per SIREN in force;
