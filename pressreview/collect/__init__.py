@@ -37,6 +37,10 @@ from pressreview.text import sha256
 __all__ = ["CollectReport", "SourceReport", "collect", "select_feeds"]
 
 
+#: A run that stores at least this many new items refreshes the planner's statistics.
+ANALYZE_AFTER = 5_000
+
+
 @dataclass
 class SourceReport:
     """What happened to one source in a run."""
@@ -207,6 +211,8 @@ def collect(
         # Items that announce an event get proposed agenda events (read from the new
         # items only), in the parse workers when there are many.
         report.proposed_events = propose_from_new_items(config, store, run_started, executor=pool)
+        if report.total("new") >= ANALYZE_AFTER:
+            store.refresh_statistics()
     finally:
         writer.close()
         if pool is not None:
