@@ -28,7 +28,8 @@ in ``tools/mutation_equivalent.toml`` and left out of the score:
     score = killed / (killed + survived - equivalent survivors)
 
 Timeouts count as killed (the mutant made a test hang); "no tests" (no test
-reaches the function) counts as survived. The figures are in
+reaches the function) counts as survived; mutants an interrupted run did not
+reach are shown as "not run" and left out. The figures are in
 docs/testing.md.
 """
 
@@ -362,10 +363,12 @@ def _report(names: list[str]) -> int:
         target = TARGETS[name]
         codes = _statuses(name, target)
         if not codes:
-            rows.append((name, "-", "-", "-", "-", "no run"))
+            rows.append((name, "-", "-", "-", "-", "-", "no run"))
             continue
+        # Not run yet (an interrupted or running run): neither killed nor survived.
+        pending = sum(1 for c in codes.values() if c is None)
         killed = sum(1 for c in codes.values() if c in KILLED)
-        survivors = [k for k, c in codes.items() if c not in KILLED]
+        survivors = [k for k, c in codes.items() if c is not None and c not in KILLED]
         eq = [k for k in survivors if k in equivalent]
         total = killed + len(survivors) - len(eq)
         score = 100.0 * killed / total if total else 100.0
@@ -381,10 +384,11 @@ def _report(names: list[str]) -> int:
                 str(killed),
                 str(len(survivors) - len(eq)),
                 str(len(eq)),
+                str(pending),
                 f"{score:.1f} %",
             )
         )
-    header = ("target", "mutants", "killed", "survived", "equivalent", "score")
+    header = ("target", "mutants", "killed", "survived", "equivalent", "not run", "score")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
@@ -396,7 +400,7 @@ def _survivors(names: list[str]) -> None:
     for name in names:
         target = TARGETS[name]
         for key, code in sorted(_statuses(name, target).items()):
-            if code in KILLED or key in equivalent:
+            if code is None or code in KILLED or key in equivalent:
                 continue
             print(f"--- {key} (exit code {code})")
             subprocess.run(
