@@ -251,17 +251,21 @@ def test_outbox_transport_writes_one_file_per_message(
     setup: Setup, tmp_path: Path, cli: Callable[..., Any]
 ) -> None:
     outbox = tmp_path / "boite"
-    config, _ = setup({"transport": "outbox", "outbox_dir": str(outbox), "rate_per_second": 0})
+    config, store = setup({"transport": "outbox", "outbox_dir": str(outbox), "rate_per_second": 0})
     result = cli(config, "send", "12", "--json")
     report = json.loads(result.output)
     assert (report["sent"], report["failed"], report["skipped"]) == (len(ADDRESSES), 0, 0)
     files = sorted(outbox.glob("*.eml"))
     assert len(files) == len(ADDRESSES)
     recipients = set()
+    # each file carries the Message-ID stored with its delivery row (the one a resend
+    # or a bounce is matched by)
+    stored = {r["email"]: r["message_id"] for r in deliveries_for(store, 12)}
     for path in files:
         msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
         recipients.add(str(msg["To"]))
         assert path.name == msg["Message-ID"].strip("<>") + ".eml"
+        assert msg["Message-ID"] == stored[str(msg["To"])]
     assert recipients == set(ADDRESSES)
     assert not list(outbox.glob(".*.tmp"))
     assert json.loads(cli(config, "send", "12", "--json").output)["sent"] == 0
