@@ -476,3 +476,19 @@ def test_rate_limit_spaces_messages_across_workers() -> None:
     for _ in range(5):
         unlimited.wait()
     assert waits == [0.25, 0.5]
+
+
+def test_dry_run_lists_active_subscribers_only_and_ids_name_issue_and_subscriber(
+    setup: Setup, sink: Sink
+) -> None:
+    config, store = setup(sink.delivery_config(), ADDRESSES[:4])
+    remove_subscriber(store, ADDRESSES[0], actor="test")  # unsubscribed: the row stays
+    dry = send_issue(config, store, 12, dry_run=True)
+    assert sorted(dry.recipients) == sorted(ADDRESSES[1:4])
+    assert sink.handler.received == [] and deliveries_for(store, 12) == []
+    send_issue(config, store, 12)
+    assert sink.handler.per_recipient() == {a: 1 for a in ADDRESSES[1:4]}
+    # docs/delivery.md: <pr.ISSUE.SUBSCRIBER.RANDOM@domain>
+    for row in deliveries_for(store, 12):
+        subscriber = get_subscriber(store, row["email"])
+        assert row["message_id"].startswith(f"<pr.12.{subscriber.id}."), row["message_id"]
