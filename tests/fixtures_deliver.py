@@ -13,11 +13,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import insert
 
+from pressreview.config import Config
 from pressreview.store import Store
 from pressreview.store.schema import issues
+from pressreview.subscribers import add_subscriber
 from tests.fixtures_issues import fixed_snapshot
 
 SECRET = "test-secret-key-0123456789abcdef"
@@ -209,3 +212,39 @@ def rsa_key() -> tuple[bytes, bytes]:
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     return private, public
+
+
+# -- a store with an issue and subscribers ---------------------------------------------
+
+#: ``setup(delivery_settings, addresses=..., issues=(12,))`` -> (config, store)
+Setup = Callable[..., tuple[Config, Store]]
+
+
+def delivery_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The signing key set, no SMTP credentials from the developer's environment."""
+    monkeypatch.setenv("PRESSREVIEW_SECRET_KEY", SECRET)
+    monkeypatch.delenv("PRESSREVIEW_SMTP_USERNAME", raising=False)
+    monkeypatch.delenv("PRESSREVIEW_SMTP_PASSWORD", raising=False)
+
+
+def store_setup(
+    make_config: Callable[..., Config],
+    store_for: Callable[[Config], Store],
+    store_url: str,
+    addresses: list[str],
+) -> Setup:
+    """A factory: a config with these delivery settings, its store, the published
+    fixed issue(s) and ``addresses`` subscribed."""
+
+    def make(
+        delivery: dict[str, Any], addresses: list[str] = addresses, issues: tuple[int, ...] = (12,)
+    ) -> tuple[Config, Store]:
+        config = make_config(database_url=store_url, delivery=delivery)
+        store = store_for(config)
+        for number in issues:
+            publish_fixed_issue(store, number)
+        for address in addresses:
+            add_subscriber(store, address, actor="test")
+        return config, store
+
+    return make

@@ -28,8 +28,13 @@ from pressreview.deliver.campaign import deliveries_for, send_issue
 from pressreview.errors import DeliveryError
 from pressreview.store import Store
 from pressreview.store import deliveries as db
-from pressreview.subscribers import add_subscriber
-from tests.fixtures_deliver import SECRET, Sink, free_port, publish_fixed_issue
+from tests.fixtures_deliver import (
+    Setup,
+    Sink,
+    delivery_env,
+    free_port,
+    store_setup,
+)
 from tests.test_deliveries import HangUpAfterData
 
 ADDRESSES = [f"destinataire{i}@example.fr" for i in range(5)]
@@ -37,9 +42,7 @@ ADDRESSES = [f"destinataire{i}@example.fr" for i in range(5)]
 
 @pytest.fixture(autouse=True)
 def _secret(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PRESSREVIEW_SECRET_KEY", SECRET)
-    monkeypatch.delenv("PRESSREVIEW_SMTP_USERNAME", raising=False)
-    monkeypatch.delenv("PRESSREVIEW_SMTP_PASSWORD", raising=False)
+    delivery_env(monkeypatch)
 
 
 @pytest.fixture
@@ -48,22 +51,11 @@ def sink() -> Iterator[Sink]:
         yield s
 
 
-Setup = Callable[..., tuple[Config, Store]]
-
-
 @pytest.fixture
 def setup(
     make_config: Callable[..., Config], store_for: Callable[[Config], Store], store_url: str
 ) -> Setup:
-    def make(delivery: dict[str, Any], addresses: list[str] = ADDRESSES) -> tuple[Config, Store]:
-        config = make_config(database_url=store_url, delivery=delivery)
-        store = store_for(config)
-        publish_fixed_issue(store)
-        for address in addresses:
-            add_subscriber(store, address, actor="test")
-        return config, store
-
-    return make
+    return store_setup(make_config, store_for, store_url, ADDRESSES)
 
 
 def _as_seconds(value: datetime) -> float:

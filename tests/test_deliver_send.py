@@ -21,7 +21,15 @@ from pressreview.errors import DeliveryError
 from pressreview.store import Store
 from pressreview.subscribers import add_subscriber, get_subscriber, remove_subscriber
 from pressreview.tokens import Tokens
-from tests.fixtures_deliver import SECRET, Sink, body_of, free_port, publish_fixed_issue
+from tests.fixtures_deliver import (
+    SECRET,
+    Setup,
+    Sink,
+    body_of,
+    delivery_env,
+    free_port,
+    store_setup,
+)
 
 ENV = {"PRESSREVIEW_SECRET_KEY": SECRET}
 ADDRESSES = [f"abonne{i}@example.fr" for i in range(7)]
@@ -29,9 +37,7 @@ ADDRESSES = [f"abonne{i}@example.fr" for i in range(7)]
 
 @pytest.fixture(autouse=True)
 def _secret(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PRESSREVIEW_SECRET_KEY", SECRET)
-    monkeypatch.delenv("PRESSREVIEW_SMTP_USERNAME", raising=False)
-    monkeypatch.delenv("PRESSREVIEW_SMTP_PASSWORD", raising=False)
+    delivery_env(monkeypatch)
 
 
 @pytest.fixture(params=[False, True], ids=["lockstep", "pipelined"])
@@ -43,22 +49,11 @@ def sink(request: pytest.FixtureRequest) -> Iterator[Sink]:
     assert set(s.handler.pipelined) <= {request.param}
 
 
-Setup = Callable[..., tuple[Config, Store]]
-
-
 @pytest.fixture
 def setup(
     make_config: Callable[..., Config], store_for: Callable[[Config], Store], store_url: str
 ) -> Setup:
-    def make(delivery: dict[str, Any], addresses: list[str] = ADDRESSES) -> tuple[Config, Store]:
-        config = make_config(database_url=store_url, delivery=delivery)
-        store = store_for(config)
-        publish_fixed_issue(store)
-        for address in addresses:
-            add_subscriber(store, address, actor="test")
-        return config, store
-
-    return make
+    return store_setup(make_config, store_for, store_url, ADDRESSES)
 
 
 def test_one_message_per_active_subscriber_and_never_twice(setup: Setup, sink: Sink) -> None:

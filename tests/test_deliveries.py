@@ -21,14 +21,15 @@ from pressreview.deliver.campaign import LEASE, claim_is_dead, deliveries_for, s
 from pressreview.store import Store
 from pressreview.store import deliveries as db
 from pressreview.store.schema import deliveries, now
-from pressreview.subscribers import add_subscriber, remove_subscriber
+from pressreview.subscribers import remove_subscriber
 from tests.fixtures_deliver import (
-    SECRET,
     Received,
+    Setup,
     Sink,
     SinkHandler,
+    delivery_env,
     free_port,
-    publish_fixed_issue,
+    store_setup,
 )
 
 ADDRESSES = [f"abonnee{i}@example.fr" for i in range(4)]
@@ -36,9 +37,7 @@ ADDRESSES = [f"abonnee{i}@example.fr" for i in range(4)]
 
 @pytest.fixture(autouse=True)
 def _secret(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PRESSREVIEW_SECRET_KEY", SECRET)
-    monkeypatch.delenv("PRESSREVIEW_SMTP_USERNAME", raising=False)
-    monkeypatch.delenv("PRESSREVIEW_SMTP_PASSWORD", raising=False)
+    delivery_env(monkeypatch)
 
 
 @pytest.fixture
@@ -47,23 +46,11 @@ def sink() -> Iterator[Sink]:
         yield s
 
 
-Setup = Callable[..., tuple[Config, Store]]
-
-
 @pytest.fixture
 def setup(
     make_config: Callable[..., Config], store_for: Callable[[Config], Store], store_url: str
 ) -> Setup:
-    def make(delivery: dict[str, Any], issues: tuple[int, ...] = (12,)) -> tuple[Config, Store]:
-        config = make_config(database_url=store_url, delivery=delivery)
-        store = store_for(config)
-        for number in issues:
-            publish_fixed_issue(store, number)
-        for address in ADDRESSES:
-            add_subscriber(store, address, actor="test")
-        return config, store
-
-    return make
+    return store_setup(make_config, store_for, store_url, ADDRESSES)
 
 
 def _issue_id(store: Store, number: int) -> int:
