@@ -343,6 +343,7 @@ async def _run(
     writing = asyncio.ensure_future(write_lots())
     try:
         async with Fetcher(config.collect, transport=transport) as fetcher:
+            fetcher.expect(rows[feed.name]["url"] for feed in due)
             fetching: asyncio.Future[list[None]] = asyncio.gather(
                 *(fetch_one(feed, fetcher) for feed in due)
             )

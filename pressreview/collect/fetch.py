@@ -5,22 +5,25 @@ total deadline per source, a body size cap enforced while streaming (so a
 gzip bomb or an endless body is cut off), a global and a per-host
 concurrency limit, conditional GET (ETag / Last-Modified), and redirects
 followed by hand so that permanent ones (301/308) can be reported.
+Connections are kept alive per origin (see ``_PoolPerOrigin``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import ssl
 import time
 import zlib
-from collections import defaultdict
-from collections.abc import Iterator
+from collections import Counter, OrderedDict, defaultdict
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
+from urllib.request import getproxies
 
 import httpx
 
@@ -57,6 +60,130 @@ class BodyTooLarge(Exception):
     pass
 
 
+#: The body of a 3xx/4xx/5xx answer is read (and dropped) so that its connection can
+#: serve the next request, when it declares at most this many bytes (else: closed).
+DRAIN_MAX = 64 * 1024
+#: ... and when it comes within this many seconds.
+DRAIN_SECONDS = 1.0
+#: Idle connections kept open at most, over every origin (bounds open sockets).
+KEEPALIVE_MAX = 256
+
+_Origin = tuple[bytes, bytes, int | None]
+
+
+class _Pool:
+    """The connections to one origin, and how many requests use them now."""
+
+    __slots__ = ("active", "host", "peak", "transport")
+
+    def __init__(self, transport: httpx.AsyncHTTPTransport, host: str) -> None:
+        self.transport = transport
+        self.host = host
+        self.active = 0
+        #: The most requests at once so far: its pool holds at most this many connections.
+        self.peak = 0
+
+
+class _PoolPerOrigin(httpx.AsyncBaseTransport):
+    """One small connection pool per origin (scheme, host, port), with keep-alive.
+
+    httpx's pool looks at every connection it holds for each request (and asks
+    the kernel whether each idle one is still open), so one pool keeping
+    connections to a hundred hosts costs more than it saves. Here each origin
+    has its own pool of at most ``per_host`` connections. A pool is closed as
+    soon as no request of the run (``expect``) is left for its host, and the
+    least recently used idle pools are closed when the pools could hold more
+    than ``KEEPALIVE_MAX`` connections.
+    """
+
+    def __init__(self, per_host: int) -> None:
+        self._limits = httpx.Limits(max_connections=per_host, max_keepalive_connections=per_host)
+        self._pools: OrderedDict[_Origin, _Pool] = OrderedDict()
+        self._held = 0  # sum of the pools' peaks: connections they may hold
+        self._ssl: ssl.SSLContext | None = None
+        #: Requests still to come per host name, when told (``expect``).
+        self._pending: Counter[str] | None = None
+
+    def expect(self, urls: Iterable[str]) -> None:
+        """The URLs the run will fetch: a host's connections close after its last one."""
+        self._pending = Counter(host_of(url) for url in urls)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        key = (url.raw_scheme, url.raw_host, url.port)
+        pool = self._pools.get(key)
+        if pool is None:
+            if self._ssl is None:
+                self._ssl = httpx.create_ssl_context()
+            transport = httpx.AsyncHTTPTransport(verify=self._ssl, limits=self._limits)
+            pool = self._pools[key] = _Pool(transport, url.host.lower())
+        else:
+            self._pools.move_to_end(key)
+        if self._pending is not None and self._pending[pool.host] > 0:
+            self._pending[pool.host] -= 1
+        pool.active += 1
+        if pool.active > pool.peak:
+            self._held += pool.active - pool.peak
+            pool.peak = pool.active
+        try:
+            response = await pool.transport.handle_async_request(request)
+        except BaseException:
+            await self._release(key, pool)
+            raise
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        response.stream = _Released(response.stream, self, key, pool)
+        return response
+
+    async def _release(self, key: _Origin, pool: _Pool) -> None:
+        """A request is over (its answer read or dropped): close what is no longer needed."""
+        pool.active -= 1
+        if pool.active == 0 and self._pending is not None and not self._pending[pool.host]:
+            await self._close(key, pool)
+        if self._held > KEEPALIVE_MAX:
+            for old_key, old in list(self._pools.items()):
+                if self._held <= KEEPALIVE_MAX:
+                    break
+                if old.active == 0:
+                    await self._close(old_key, old)
+
+    async def _close(self, key: _Origin, pool: _Pool) -> None:
+        if self._pools.get(key) is pool:
+            del self._pools[key]
+            self._held -= pool.peak
+            await pool.transport.aclose()
+
+    async def aclose(self) -> None:
+        pools = list(self._pools.values())
+        self._pools.clear()
+        self._held = 0
+        for pool in pools:
+            await pool.transport.aclose()
+
+
+class _Released(httpx.AsyncByteStream):
+    """An answer's body; closing it gives its connection back (``_PoolPerOrigin``)."""
+
+    def __init__(
+        self, stream: httpx.AsyncByteStream, owner: _PoolPerOrigin, key: _Origin, pool: _Pool
+    ) -> None:
+        self._stream = stream
+        self._owner = owner
+        self._key = key
+        self._pool: _Pool | None = pool
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._stream:
+            yield chunk
+
+    async def aclose(self) -> None:
+        try:
+            await self._stream.aclose()
+        finally:
+            pool, self._pool = self._pool, None
+            if pool is not None:
+                await self._owner._release(self._key, pool)
+
+
 def user_agent(settings: CollectSettings) -> str:
     return f"pressreview/{__version__} (+{settings.contact_url})"
 
@@ -88,6 +215,7 @@ class Fetcher:
     ) -> None:
         self.settings = settings
         self._transport = transport
+        self._pools: _PoolPerOrigin | None = None
         self._global = asyncio.Semaphore(settings.concurrency)
         self._hosts: defaultdict[str, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(settings.per_host)
@@ -96,6 +224,9 @@ class Fetcher:
 
     async def __aenter__(self) -> Fetcher:
         s = self.settings
+        if self._transport is None and not _proxied():
+            # (With a proxy from the environment, httpx's own pool holds connections to it.)
+            self._pools = _PoolPerOrigin(s.per_host)
         self.client = httpx.AsyncClient(
             timeout=httpx.Timeout(s.read_timeout, connect=s.connect_timeout),
             limits=httpx.Limits(
@@ -111,9 +242,14 @@ class Fetcher:
                 "Accept-Encoding": "gzip, deflate",
             },
             follow_redirects=False,
-            transport=self._transport,
+            transport=self._transport or self._pools,
         )
         return self
+
+    def expect(self, urls: Iterable[str]) -> None:
+        """Say which URLs will be fetched: connections to a host close after its last one."""
+        if self._pools is not None:
+            self._pools.expect(urls)
 
     async def __aexit__(self, *exc: object) -> None:
         if self.client is not None:
@@ -251,6 +387,7 @@ class Fetcher:
         cap = self.settings.max_bytes
         async with self.client.stream("GET", url, headers=headers) as response:
             if response.status_code >= 300:
+                await _drain(response)
                 return response, b""
             declared = response.headers.get("content-length")
             encoding = response.headers.get("content-encoding", "").strip().lower()
@@ -274,6 +411,30 @@ class Fetcher:
                 raise BodyTooLarge
             chunks.append(tail)
             return response, b"".join(chunks)
+
+
+def _proxied() -> bool:
+    """Whether the environment names a proxy (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY) for httpx."""
+    proxies = getproxies()
+    return any(proxies.get(scheme) for scheme in ("http", "https", "all"))
+
+
+async def _drain(response: httpx.Response) -> None:
+    """Read a small answer body to its end, so that its connection can be used again.
+
+    Only a body known to be short (none for a 304, or a Content-Length of at
+    most ``DRAIN_MAX``) and only for ``DRAIN_SECONDS``; any other connection is
+    closed with the response.
+    """
+    declared = response.headers.get("content-length", "")
+    if response.status_code != 304 and not (declared.isdigit() and int(declared) <= DRAIN_MAX):
+        return
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS):
+            async for _ in response.aiter_raw():
+                pass
+    except (httpx.HTTPError, TimeoutError):
+        pass  # the connection is dropped; the answer's status stands
 
 
 class _Inflater:
