@@ -210,7 +210,10 @@ def collect(
         writer.close()
         # Items that announce an event get proposed agenda events (read from the new
         # items only), in the parse workers when there are many.
-        report.proposed_events = propose_from_new_items(config, store, run_started, executor=pool)
+        if report.total("new"):
+            report.proposed_events = propose_from_new_items(
+                config, store, run_started, executor=pool
+            )
         if report.total("new") >= ANALYZE_AFTER:
             store.refresh_statistics()
     finally:

@@ -101,6 +101,7 @@ class _PoolPerOrigin(httpx.AsyncBaseTransport):
         self._pools: OrderedDict[_Origin, _Pool] = OrderedDict()
         self._held = 0  # sum of the pools' peaks: connections they may hold
         self._ssl: ssl.SSLContext | None = None
+        self._plain = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         #: Requests still to come per host name, when told (``expect``).
         self._pending: Counter[str] | None = None
 
@@ -113,9 +114,7 @@ class _PoolPerOrigin(httpx.AsyncBaseTransport):
         key = (url.raw_scheme, url.raw_host, url.port)
         pool = self._pools.get(key)
         if pool is None:
-            if self._ssl is None:
-                self._ssl = httpx.create_ssl_context()
-            transport = httpx.AsyncHTTPTransport(verify=self._ssl, limits=self._limits)
+            transport = httpx.AsyncHTTPTransport(verify=self._ssl_for(key[0]), limits=self._limits)
             pool = self._pools[key] = _Pool(transport, url.host.lower())
         else:
             self._pools.move_to_end(key)
@@ -133,6 +132,16 @@ class _PoolPerOrigin(httpx.AsyncBaseTransport):
         assert isinstance(response.stream, httpx.AsyncByteStream)
         response.stream = _Released(response.stream, self, key, pool)
         return response
+
+    def _ssl_for(self, scheme: bytes) -> ssl.SSLContext:
+        """The certificate store is loaded once, and only when an https origin needs it."""
+        if scheme != b"https":
+            # Plain HTTP makes no TLS connection; if one were made, it would verify
+            # against no certificate at all and fail.
+            return self._plain
+        if self._ssl is None:
+            self._ssl = httpx.create_ssl_context()
+        return self._ssl
 
     async def _release(self, key: _Origin, pool: _Pool) -> None:
         """A request is over (its answer read or dropped): close what is no longer needed."""
