@@ -52,6 +52,14 @@ class _Counting(BaseHTTPRequestHandler):
                 self._answer(304, b"", {"ETag": etag}, length=False)
             else:
                 self._answer(200, body, {"ETag": etag, "Content-Type": "application/rss+xml"})
+        elif self.path == "/gate":
+            # A bot shield: sets a cookie, sends the client on, lets it in only with it.
+            self._answer(302, b"", {"Location": "/gate/in", "Set-Cookie": "pass=1; Path=/"})
+        elif self.path == "/gate/in":
+            if "pass=1" in (self.headers.get("Cookie") or ""):
+                self._answer(200, rss("Portail", []).encode(), {"Content-Type": "text/xml"})
+            else:
+                self._answer(403, b"", {})
         elif self.path == "/missing":
             self._answer(404, b"<html><body>Introuvable</body></html>", {})
         elif self.path == "/moved-big":
@@ -192,3 +200,12 @@ def test_idle_connections_are_bounded(
 
     asyncio.run(run())
     assert open_at_end == [0, 1] and other.opened == 1
+
+
+def test_cookies_are_kept_between_requests(server: CountingServer) -> None:
+    async def run() -> fetch_module.FetchResult:
+        async with Fetcher(CollectSettings()) as fetcher:
+            return await fetcher.fetch(server.url("/gate"))
+
+    result = asyncio.run(run())
+    assert result.status == 200 and result.error is None and server.requests == 2

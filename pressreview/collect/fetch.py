@@ -225,6 +225,8 @@ class Fetcher:
         self.settings = settings
         self._transport = transport
         self._pools: _PoolPerOrigin | None = None
+        self._headers: dict[str, str] = {}
+        self._timeout: dict[str, float | None] = {}
         self._global = asyncio.Semaphore(settings.concurrency)
         self._hosts: defaultdict[str, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(settings.per_host)
@@ -236,20 +238,24 @@ class Fetcher:
         if self._transport is None and not _proxied():
             # (With a proxy from the environment, httpx's own pool holds connections to it.)
             self._pools = _PoolPerOrigin(s.per_host)
+        timeout = httpx.Timeout(s.read_timeout, connect=s.connect_timeout)
+        self._timeout = timeout.as_dict()
+        self._headers = {
+            "User-Agent": user_agent(s),
+            "Accept": (
+                "application/atom+xml, application/rss+xml, application/rdf+xml, "
+                "application/feed+json, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
+            ),
+            "Accept-Encoding": "gzip, deflate",
+            "Connection": "keep-alive",
+        }
         self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(s.read_timeout, connect=s.connect_timeout),
+            timeout=timeout,
             limits=httpx.Limits(
                 max_connections=s.concurrency,
                 max_keepalive_connections=s.concurrency,
             ),
-            headers={
-                "User-Agent": user_agent(s),
-                "Accept": (
-                    "application/atom+xml, application/rss+xml, application/rdf+xml, "
-                    "application/feed+json, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
-                ),
-                "Accept-Encoding": "gzip, deflate",
-            },
+            headers=self._headers,
             follow_redirects=False,
             transport=self._transport or self._pools,
         )
@@ -393,33 +399,55 @@ class Fetcher:
 
     async def _get(self, url: str, headers: dict[str, str]) -> tuple[httpx.Response, bytes]:
         assert self.client is not None
+        if self._pools is None:
+            async with self.client.stream("GET", url, headers=headers) as response:
+                return response, await self._read(response)
+        # Straight to the pools: the client's layers (authentication, redirects, event
+        # hooks, its own copy of every header) are a fifth of the CPU of a request and
+        # do nothing here. Cookies are kept as the client keeps them.
+        request = httpx.Request(
+            "GET", url, headers={**self._headers, **headers}, extensions={"timeout": self._timeout}
+        )
+        cookies = self.client.cookies
+        if cookies:
+            cookies.set_cookie_header(request)
+        response = await self._pools.handle_async_request(request)
+        response.request = request
+        try:
+            if "set-cookie" in response.headers:
+                cookies.extract_cookies(response)
+            return response, await self._read(response)
+        finally:
+            await response.aclose()
+
+    async def _read(self, response: httpx.Response) -> bytes:
+        """The body (inflated, at most ``max_bytes``), or b"" for a 3xx, 4xx or 5xx answer."""
         cap = self.settings.max_bytes
-        async with self.client.stream("GET", url, headers=headers) as response:
-            if response.status_code >= 300:
-                await _drain(response)
-                return response, b""
-            declared = response.headers.get("content-length")
-            encoding = response.headers.get("content-encoding", "").strip().lower()
-            if declared and declared.isdigit() and int(declared) > cap:
-                raise BodyTooLarge
-            # Raw bytes, inflated here with a bound on the output of every step: httpx
-            # would inflate a whole network chunk at once, and a few kilobytes of a
-            # gzip bomb are gigabytes once inflated.
-            inflate = _Inflater(encoding, cap)
-            chunks: list[bytes] = []
-            size = 0
-            async for raw in response.aiter_raw():
-                for chunk in inflate.feed(raw):
-                    size += len(chunk)
-                    if size > cap:
-                        raise BodyTooLarge
-                    chunks.append(chunk)
-            tail = inflate.flush()
-            size += len(tail)
-            if size > cap:
-                raise BodyTooLarge
-            chunks.append(tail)
-            return response, b"".join(chunks)
+        if response.status_code >= 300:
+            await _drain(response)
+            return b""
+        declared = response.headers.get("content-length")
+        encoding = response.headers.get("content-encoding", "").strip().lower()
+        if declared and declared.isdigit() and int(declared) > cap:
+            raise BodyTooLarge
+        # Raw bytes, inflated here with a bound on the output of every step: httpx
+        # would inflate a whole network chunk at once, and a few kilobytes of a
+        # gzip bomb are gigabytes once inflated.
+        inflate = _Inflater(encoding, cap)
+        chunks: list[bytes] = []
+        size = 0
+        async for raw in response.aiter_raw():
+            for chunk in inflate.feed(raw):
+                size += len(chunk)
+                if size > cap:
+                    raise BodyTooLarge
+                chunks.append(chunk)
+        tail = inflate.flush()
+        size += len(tail)
+        if size > cap:
+            raise BodyTooLarge
+        chunks.append(tail)
+        return b"".join(chunks)
 
 
 def _proxied() -> bool:
