@@ -89,7 +89,7 @@ class LegalSettings:
 class CollectSettings:
     """How sources are fetched."""
 
-    concurrency: int = 32
+    concurrency: int = 64
     per_host: int = 4
     connect_timeout: float = 10.0
     read_timeout: float = 20.0

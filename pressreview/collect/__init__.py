@@ -200,7 +200,7 @@ def collect(
     for skipped in report.sources:
         if progress:
             progress(skipped)
-    classifier = Classifier(config)
+    classifier = _LazyClassifier(config)  # built where something is parsed, if anywhere
     pool = _parse_pool(classifier, len(due), workers)
     writer = _Writer(config, store)
     try:
@@ -230,7 +230,7 @@ async def _run(
     config: Config,
     rows: dict[str, Any],
     due: list[Feed],
-    classifier: Classifier,
+    classifier: _LazyClassifier,
     pool: ProcessPoolExecutor | None,
     writer: _Writer,
     report: CollectReport,
@@ -376,7 +376,7 @@ async def _run(
 
 
 def _parse_pool(
-    classifier: Classifier, sources: int, workers: int | None
+    classifier: _LazyClassifier, sources: int, workers: int | None
 ) -> ProcessPoolExecutor | None:
     """A pool of forked parse workers, started before any thread of this run exists.
 
@@ -401,10 +401,27 @@ def _parse_pool(
     return pool
 
 
-_worker_classifier: Classifier | None = None
+class _LazyClassifier:
+    """The run's ``Classifier``, built on first use: a run where no source changed
+    builds none, and each parse worker builds its own."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._built: Classifier | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Classifier:
+        if self._built is None:
+            with self._lock:
+                if self._built is None:
+                    self._built = Classifier(self._config)
+        return self._built
 
 
-def _init_worker(classifier: Classifier) -> None:
+_worker_classifier: _LazyClassifier | None = None
+
+
+def _init_worker(classifier: _LazyClassifier) -> None:
     global _worker_classifier
     _worker_classifier = classifier
     # Ctrl-C reaches the whole process group: the parent stops the run, workers
@@ -430,11 +447,12 @@ def _parse_and_classify(
     excerpt_chars: int,
     feed: Feed,
     max_entries: int | None = None,
-    classifier: Classifier | None = None,
+    lazy: _LazyClassifier | None = None,
 ) -> tuple[_ParsedSummary, list[q.NewItem]]:
     """Parse a body and turn its entries into items (runs in a worker)."""
-    classifier = classifier or _worker_classifier
-    assert classifier is not None
+    lazy = lazy or _worker_classifier
+    assert lazy is not None
+    classifier = lazy.get()
     parsed = parse_body(
         body, headers, base_url=base_url, excerpt_chars=excerpt_chars, max_entries=max_entries
     )
