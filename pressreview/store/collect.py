@@ -287,6 +287,10 @@ class StoreCounts:
 #: source and shingle mask of an item, by id.
 TitleCache = dict[int, tuple[tuple[str, ...], int | None, int | None, int]]
 
+#: Postings of the dedupe window read at once when a run starts, at most (beyond,
+#: keys are looked up per batch).
+PRELOAD_POSTINGS = 100_000
+
 #: Bits of a shingle mask.
 MASK_BITS = 128
 
@@ -358,8 +362,35 @@ class DedupeCache:
             self.since = since
             return
         self.forget_postings()
-        self.complete = conn.execute(select(item_keys.c.item_id).limit(1)).first() is None
+        self.complete = self._preload(conn, since)
         self.max_id, self.since = current, since
+
+    def _preload(self, conn: Connection, since: datetime) -> bool:
+        """Read every posting of the window at once, when there are not too many.
+
+        One range of the items' first-seen index instead of an index lookup per
+        title key of every batch: a run on a store with history costs about
+        what it costs on an empty one. A key's postings are stamped with its
+        item's first-seen time (both are the insert's stamp), so the items
+        first seen in the window hold every posting of the window. True when
+        ``postings`` now holds all of them (keys missing have none).
+        """
+        rows = conn.execute(
+            select(item_keys.c.key, item_keys.c.item_id, item_keys.c.seen_at)
+            .select_from(items.join(item_keys, item_keys.c.item_id == items.c.id))
+            .where(items.c.first_seen_at >= since, item_keys.c.seen_at >= since)
+            .limit(PRELOAD_POSTINGS + 1)
+        ).all()
+        if len(rows) > PRELOAD_POSTINGS:
+            return False  # a very busy window: keys are looked up batch by batch
+        found: dict[str, list[tuple[int, datetime]]] = {}
+        for key, item_id, seen_at in rows:
+            found.setdefault(key, []).append((item_id, seen_at))
+        for key, postings in found.items():
+            postings.sort(reverse=True)
+            newest = postings[:CANDIDATES_PER_KEY]
+            self.postings[key] = ([i for i, _ in newest], min(seen for _, seen in newest))
+        return True
 
     def inserted(self, item_id: int, keys: Iterable[str], seen_at: datetime) -> None:
         """Account for an item this writer inserted, with its title keys."""
