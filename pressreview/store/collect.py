@@ -17,6 +17,7 @@ from sqlalchemy import (
     RowMapping,
     String,
     TextualSelect,
+    Update,
     and_,
     bindparam,
     func,
@@ -169,11 +170,15 @@ def get_source(conn: Connection, source_id: int) -> SourceRow:
     return _source(conn.execute(select(sources).where(sources.c.id == source_id)).mappings().one())
 
 
+#: Built once: a statement built per call costs more than running it on a few rows.
+_SOURCES_BY_ID = select(sources).where(sources.c.id.in_(bindparam("ids", expanding=True)))
+
+
 def get_sources(conn: Connection, source_ids: Iterable[int]) -> dict[int, SourceRow]:
     """Several sources' rows by id, in one query per chunk."""
     found: dict[int, SourceRow] = {}
     for chunk in _chunks(sorted(set(source_ids))):
-        for row in conn.execute(select(sources).where(sources.c.id.in_(chunk))).mappings():
+        for row in conn.execute(_SOURCES_BY_ID, {"ids": list(chunk)}).mappings():
             found[row["id"]] = _source(row)
     return found
 
@@ -203,12 +208,17 @@ def update_sources(conn: Connection, updates: Sequence[tuple[int, dict[str, Any]
             {"source_id_": source_id, **{f"{k}_": v for k, v in values.items()}}
         )
     for columns, params in groups.items():
-        statement = (
-            update(sources)
-            .where(sources.c.id == bindparam("source_id_"))
-            .values({c: bindparam(f"{c}_") for c in columns})
-        )
-        conn.execute(statement, params)
+        conn.execute(_update_sources(columns), params)
+
+
+@functools.lru_cache(maxsize=64)
+def _update_sources(columns: tuple[str, ...]) -> Update:
+    """The ``UPDATE`` of these columns of a source (built once per set of columns)."""
+    return (
+        update(sources)
+        .where(sources.c.id == bindparam("source_id_"))
+        .values({c: bindparam(f"{c}_") for c in columns})
+    )
 
 
 # -- items ---------------------------------------------------------------------
