@@ -121,10 +121,14 @@ def sync_sources(conn: Connection, feeds: Iterable[Feed]) -> dict[str, SourceRow
     Returns the rows by source name.
     """
     feeds = list(feeds)
-    existing = {row.name: row for row in conn.execute(select(sources)).mappings()}
+    existing = {row["name"]: row for row in conn.execute(select(sources)).mappings()}
     stamp = now()
+    changed = False
     for feed in feeds:
         row = existing.get(feed.name)
+        if row is not None and row["config_url"] == feed.url:
+            continue
+        changed = True
         if row is None:
             conn.execute(
                 insert(sources).values(
@@ -138,10 +142,10 @@ def sync_sources(conn: Connection, feeds: Iterable[Feed]) -> dict[str, SourceRow
                     updated_at=stamp,
                 )
             )
-        elif row.config_url != feed.url:
+        else:
             conn.execute(
                 update(sources)
-                .where(sources.c.id == row.id)
+                .where(sources.c.id == row["id"])
                 .values(
                     config_url=feed.url,
                     url=feed.url,
@@ -159,7 +163,10 @@ def sync_sources(conn: Connection, feeds: Iterable[Feed]) -> dict[str, SourceRow
                     updated_at=stamp,
                 )
             )
-    return source_rows(conn)
+    if changed:
+        return source_rows(conn)
+    # Nothing written: the rows just read are the rows (the usual case).
+    return {name: _source(row) for name, row in existing.items()}
 
 
 def source_rows(conn: Connection) -> dict[str, SourceRow]:
