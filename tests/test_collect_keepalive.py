@@ -1,4 +1,5 @@
-"""Keep-alive: connections serve several sources of a host, and are closed when done.
+"""Keep-alive: connections serve several sources of a host, and are closed when done;
+a run where every source answers 304 does no more than it needs.
 
 Against a real HTTP/1.1 server (standard library) that counts the TCP
 connections it accepts and sees closed.
@@ -209,3 +210,28 @@ def test_cookies_are_kept_between_requests(server: CountingServer) -> None:
 
     result = asyncio.run(run())
     assert result.status == 200 and result.error is None and server.requests == 2
+
+
+def test_a_run_where_nothing_changed_builds_no_classifier(
+    server: CountingServer,
+    make_config: Callable[..., Any],
+    store_for: Callable[..., Store],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pressreview.collect import classify
+
+    built: list[int] = []
+    original = classify.Classifier.__init__
+
+    def counting(self: classify.Classifier, config: Any) -> None:
+        built.append(1)
+        original(self, config)
+
+    monkeypatch.setattr(classify.Classifier, "__init__", counting)
+    feeds = [{"name": f"Journal {i}", "url": server.url(f"/feed-{i}.xml")} for i in range(3)]
+    config = make_config(feeds=feeds)
+    store = store_for(config)
+    first = collect(config, store, workers=0)
+    assert first.total("new") == 3 and len(built) == 1  # built once, for the bodies
+    second = collect(config, store, workers=0)
+    assert {s.status for s in second.sources} == {"not_modified"} and len(built) == 1
