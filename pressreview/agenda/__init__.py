@@ -37,6 +37,7 @@ from pressreview.text import clean_text, fold
 
 __all__ = [
     "EventView",
+    "ItemText",
     "Proposal",
     "accept_from_item",
     "add_event",
@@ -45,6 +46,7 @@ __all__ = [
     "events_for_item",
     "format_when",
     "list_events",
+    "propose_for_items",
     "propose_from_new_items",
     "remove_event",
     "snapshot_events",
@@ -242,7 +244,8 @@ def detect_events(
     if not _ANNOUNCE_RE.search(folded):
         return []
     published_day = published_at.astimezone(tz).date()
-    spans = [s for s in find_dates(body, published_day) if (s.end or s.start) >= published_day]
+    dates = find_dates(body, published_day, folded=folded)  # folded once
+    spans = [s for s in dates if (s.end or s.start) >= published_day]
     if not spans:
         return []
     online = bool(_ONLINE_RE.search(folded))
@@ -269,6 +272,8 @@ def _proposals(item: Any, tz: Any) -> list[dict[str, Any]]:
         published_at=item.published_at,
         tz=tz,
     )
+    if not proposals:  # most items
+        return []
     territories = list(item.territories or [])
     return [
         {
@@ -301,8 +306,9 @@ def propose_from_new_items(
 ) -> int:
     """Proposed events for the items first seen since ``since``; returns how many were added.
 
-    With ``executor`` (the collection's worker processes), many items are read
-    for events in parallel.
+    The items are read back from the store (collect itself proposes events as
+    it stores the items: see ``propose_for_items``). With ``executor`` (worker
+    processes), many items are read for events in parallel.
     """
     with store.begin() as conn:
         ids = q.item_ids_seen_since(conn, since)
@@ -313,7 +319,7 @@ def propose_from_new_items(
         # By pages: the texts of a large run's items would fill memory at once.
         for start in range(0, len(todo), DETECT_PAGE):
             page = [
-                _ItemText(
+                ItemText(
                     row.id,
                     row.title,
                     row.excerpt,
@@ -330,8 +336,31 @@ def propose_from_new_items(
     return added
 
 
-class _ItemText(NamedTuple):
-    """What event detection reads of an item (sent to worker processes)."""
+def propose_for_items(conn: Any, items: Sequence[ItemText], tz: Any) -> int:
+    """Proposed events for items just stored (in the caller's transaction); returns how many.
+
+    Collect calls it with each source's new items (the first outlet of each
+    story) while it holds them, so nothing is read back from the store and
+    the proposals are committed, or rolled back, with the items. An item that
+    has events already (an id reused after a deletion) is left alone, as in
+    ``propose_from_new_items``.
+    """
+    rows = _proposals_of(items, tz)
+    if not rows:
+        return 0
+    known = q.items_with_events(conn, sorted({row["item_id"] for row in rows}))
+    if known:
+        rows = [row for row in rows if row["item_id"] not in known]
+    q.insert_events(conn, rows)
+    return len(rows)
+
+
+class ItemText(NamedTuple):
+    """What event detection reads of an item (sent to worker processes).
+
+    As stored: ``published_at`` is the date the item is stored with (the time
+    it was first seen when the feed gives none).
+    """
 
     id: int
     title: str
@@ -348,12 +377,12 @@ DETECT_CHUNK = 500
 DETECT_PAGE = 8 * DETECT_CHUNK
 
 
-def _proposals_of(items: Sequence[_ItemText], tz: Any) -> list[dict[str, Any]]:
+def _proposals_of(items: Sequence[ItemText], tz: Any) -> list[dict[str, Any]]:
     return [e for item in items for e in _proposals(item, tz)]
 
 
 def _detect_all(
-    items: Sequence[_ItemText], tz: Any, executor: Executor | None
+    items: Sequence[ItemText], tz: Any, executor: Executor | None
 ) -> list[dict[str, Any]]:
     """The proposals of many items, shared among the executor's workers when there are many."""
     if executor is None or len(items) < 2 * DETECT_CHUNK:
