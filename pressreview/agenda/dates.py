@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, time, timedelta
 
@@ -88,9 +89,10 @@ _ONE_DATE = (
     + r")?"
 )
 
-# "du [lundi] 3 [juin] au [mercredi] 5 juin [2027]" / "du 3 au 5 juin"
+# "du [lundi] 3 [juin] au [mercredi] 5 juin [2027]" / "du 3 au 5 juin"; "du" starts a
+# word (\bdu), written as a look-behind after it so that the scan searches for "du".
 _RANGE_RE = re.compile(
-    r"\bdu\s+"
+    r"du(?<!\wdu)\s+"
     + r"(?:"
     + _p(_WEEKDAY, name="wd1")
     + r")?"
@@ -133,14 +135,19 @@ _LIST_SEP_RE = re.compile(r"^\s*(?:,|;|et|puis|ou)\s*")
 # What every match of an expression above contains, found by a cheaper scan (a
 # pattern that starts with a character class is searched for in C, position by
 # position): a text without it cannot match, and most texts skip the costly scan.
-# "du 3 au 5 juin" starts with "du"; "03/06/2024" and "2024-06-03" hold a digit
-# and a slash or dash; "demain", "ce mardi", "mardi prochain" name a day; a time
+# "03/06/2024" and "2024-06-03" hold a digit then a slash or dash (searched for
+# the slash or dash); "demain", "ce mardi", "mardi prochain" name a day; a time
 # range holds the last digit of its first hour, up to the first digit of the next.
-_NUMERIC_HINT_RE = re.compile(r"\d[/-]")
+_NUMERIC_HINT_RE = re.compile(r"[/-](?<=\d[/-])")
 _RELATIVE_HINT_RE = re.compile(r"aujourd|demain|" + "|".join(WEEKDAYS))
 _TIME_RANGE_HINT_RE = re.compile(
     r"\d\s*(?:h|heures?|:)\s*(?:[0-5]\d)?(?![0-9])\s*(?:a|-|–|—|et|jusqu'a)\s*\d"
 )
+# A date ("[mardi] 5 avril") holds the last character of its day (a digit, or the r
+# of "1er", "premier") followed by spaces and a month; before that character, only
+# letters, digits and spaces. One character per hint: finditer finds every one.
+_DATE_HINT_RE = re.compile(r"[\dr](?=\s+(?:jan|fev|mars|avr|mai|juin|juil|aout|sep|oct|nov|dec))")
+_NOT_WORD_OR_SPACE_RE = re.compile(r"[^\w\s]")
 
 
 @dataclass(frozen=True)
@@ -240,6 +247,30 @@ def _clock(m: re.Match[str], name: str) -> time | None:
     return time(int(hours), int(minutes))
 
 
+def _date_matches(folded: str) -> Iterator[re.Match[str]]:
+    """``_DATE_RE.finditer(folded)``, scanning only the stretch that can hold a match.
+
+    Every match holds a hint (``_DATE_HINT_RE``) with only letters, digits and
+    spaces before it: so no match starts before the run of those around the
+    first hint, and none follows a match that ends past the last hint. The
+    scan of ``_DATE_RE`` (a try at every position) is the costliest of an
+    announcement's reading.
+    """
+    hints = [m.start() for m in _DATE_HINT_RE.finditer(folded)]
+    if not hints:
+        return
+    first, last = hints[0], hints[-1]
+    start = 0
+    if first:
+        # The nearest character before the first hint that no match can hold.
+        stop = _NOT_WORD_OR_SPACE_RE.search(folded[first - 1 :: -1])
+        start = first - stop.start() if stop else 0
+    for m in _DATE_RE.finditer(folded, start):
+        yield m
+        if m.end() > last:
+            return
+
+
 def find_dates(text: str, ref: date, *, folded: str | None = None) -> list[DateSpan]:
     """Every event date the text gives, in reading order (see the module's docstring).
 
@@ -254,7 +285,7 @@ def find_dates(text: str, ref: date, *, folded: str | None = None) -> list[DateS
     def free(start: int, end: int) -> bool:
         return all(end <= a or start >= b for a, b in taken)
 
-    for m in _RANGE_RE.finditer(folded) if "du" in folded else ():
+    for m in _RANGE_RE.finditer(folded):
         m2, y2 = _month(m["m2"]), m["y2"]
         end = _resolve_year(_day(m["d2"]), m2, y2, m["wd2"], ref)
         if end is None:
@@ -268,7 +299,7 @@ def find_dates(text: str, ref: date, *, folded: str | None = None) -> list[DateS
         found.append(DateSpan(start, end, t1, t2, (m.start(), stop)))
         taken.append((m.start(), stop))
 
-    for m in _DATE_RE.finditer(folded):
+    for m in _date_matches(folded):
         if not free(m.start(), m.end()):
             continue
         d = _resolve_year(_day(m["d"]), _month(m["m"]), m["y"], m["wd"], ref)

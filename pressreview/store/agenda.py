@@ -244,8 +244,7 @@ def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
 def _bind_processors(dialect: Dialect, columns: tuple[str, ...]) -> list[Any]:
     """The dialect's own conversion of each column of ``agenda_events`` (dates, booleans)."""
     return [
-        agenda_events.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-        for name in columns
+        agenda_events.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
     ]
 
 
@@ -260,6 +259,18 @@ def items_with_events(conn: Connection, item_ids: Sequence[int]) -> set[int]:
     found: set[int] = set()
     for i in range(0, len(item_ids), 500):
         chunk = item_ids[i : i + 500]
+        if conn.dialect.name == "sqlite":
+            # Plain SQL: building the expanding IN costs ten times the query on SQLite
+            # (about 150 µs), and collect asks once per source that has proposals.
+            marks = ", ".join("?" * len(chunk))
+            found.update(
+                item_id
+                for (item_id,) in conn.exec_driver_sql(
+                    f"SELECT DISTINCT item_id FROM agenda_events WHERE item_id IN ({marks})",
+                    tuple(chunk),
+                )
+            )
+            continue
         found.update(
             conn.execute(
                 select(agenda_events.c.item_id).where(agenda_events.c.item_id.in_(chunk)).distinct()
