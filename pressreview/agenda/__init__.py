@@ -82,6 +82,9 @@ ANNOUNCE_WORDS = (
     "permanence",
 )
 _ANNOUNCE_RE = re.compile(r"\b(?:" + "|".join(re.escape(w) for w in ANNOUNCE_WORDS) + r")\b")
+#: The first word of each ("reunion" for "reunion publique", "rendez" for "rendez-vous"):
+#: a text whose words include none of them is no announcement.
+_ANNOUNCE_FIRST_WORDS = frozenset(m[0] for w in ANNOUNCE_WORDS if (m := re.match(r"\w+", w)))
 _ONLINE_RE = re.compile(r"\b(?:en visio|visio|en ligne|webinaire|webinar|distanciel|zoom)\b")
 _PLACE_RE = re.compile(
     r"(?:\blieu\s*:\s*|\bsalle\s+|\b(?:a|au|a la|a l')\s+(?=[A-ZÉÈÀÂ]))"
@@ -369,6 +372,18 @@ class ItemText(NamedTuple):
     link: str | None
     published_at: datetime
     territories: list[str] | None
+    #: The item's folded words (``pressreview.text.search_text`` of its title and
+    #: excerpt, and maybe more), when at hand: an item none of whose words starts
+    #: an announcement is passed over without reading (folding) its text.
+    search_text: str | None = None
+
+
+def _may_announce(item: ItemText) -> bool:
+    """False when the item's words show that it announces nothing (exact: every word
+    of ``_ANNOUNCE_RE`` matches whole words of the folded text, so their first word
+    is one of the item's words)."""
+    words = item.search_text
+    return words is None or not _ANNOUNCE_FIRST_WORDS.isdisjoint(words.split())
 
 
 #: Items per task when detection runs in worker processes.
@@ -378,7 +393,7 @@ DETECT_PAGE = 8 * DETECT_CHUNK
 
 
 def _proposals_of(items: Sequence[ItemText], tz: Any) -> list[dict[str, Any]]:
-    return [e for item in items for e in _proposals(item, tz)]
+    return [e for item in items if _may_announce(item) for e in _proposals(item, tz)]
 
 
 def _detect_all(

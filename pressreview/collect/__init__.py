@@ -611,7 +611,7 @@ def _record(
                 # this transaction, from the texts at hand (nothing read back).
                 rep.proposed_events = propose_for_items(conn, [
                     ItemText(item_id, n.title, n.excerpt, n.summary_html, n.link,
-                             n.published_at or now, n.territories)
+                             n.published_at or now, n.territories, n.search_text)
                     for item_id, n in counts.new_stories
                 ], config.tz)  # fmt: skip
             rep.filtered = sum(1 for b in batch if not b.relevant)

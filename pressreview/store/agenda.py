@@ -190,6 +190,10 @@ def _item_columns() -> Any:
     )
 
 
+#: The keys of an ``insert_events`` row taken as they are.
+_ROW_FIELDS = frozenset((*EVENT_FIELDS, "source_id", "item_id"))
+
+
 def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert several events in one statement (each row as ``insert_event`` takes its values)."""
     if not rows:
@@ -201,7 +205,7 @@ def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     values = [
         {
             **defaults,
-            **{k: v for k, v in row.items() if k in (*EVENT_FIELDS, "source_id", "item_id")},
+            **{k: v for k, v in row.items() if k in _ROW_FIELDS},
             "uid": row["uid"],
             "origin": row["origin"],
             "status": row["status"],
