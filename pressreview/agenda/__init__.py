@@ -254,6 +254,7 @@ def detect_events(
     online = bool(_ONLINE_RE.search(folded))
     place = None if online else _place(clean_text(text))
     url = _registration_link(summary_html, text, link)
+    name = clean_text(title)[:300]
     out: list[Proposal] = []
     seen: set[tuple[datetime, datetime | None]] = set()
     for span in spans[:24]:
@@ -261,7 +262,7 @@ def detect_events(
         if (start, end) in seen:  # the same date said twice (title and text)
             continue
         seen.add((start, end))
-        out.append(Proposal(clean_text(title)[:300], start, end, all_day, place, online, url))
+        out.append(Proposal(name, start, end, all_day, place, online, url))
     return out
 
 
