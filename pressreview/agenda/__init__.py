@@ -346,8 +346,9 @@ def propose_for_items(conn: Any, items: Sequence[ItemText], tz: Any) -> int:
     Collect calls it with each source's new items (the first outlet of each
     story) while it holds them, so nothing is read back from the store and
     the proposals are committed, or rolled back, with the items. An item that
-    has events already (an id reused after a deletion) is left alone, as in
-    ``propose_from_new_items``.
+    has events already is left alone, as in ``propose_from_new_items`` (a new
+    item has none, unless the database was edited by hand without its foreign
+    keys: an event left pointing at an item id given again).
     """
     rows = _proposals_of(items, tz)
     if not rows:
