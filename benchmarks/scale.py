@@ -286,8 +286,7 @@ def page_and_total(store: Store, f: qi.ItemFilter) -> Callable[[], int]:
 
     def run() -> int:
         with store.connect() as conn:
-            qi.list_items(conn, f)
-            return qi.count_items(conn, f)
+            return qi.list_and_count(conn, f)[1]
 
     return run
 

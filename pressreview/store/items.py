@@ -8,7 +8,8 @@ based on a stale read matches no row and the caller refuses it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -18,18 +19,24 @@ from sqlalchemy import (
     Connection,
     RowMapping,
     Select,
+    Text,
     and_,
+    column,
     distinct,
     exists,
+    false,
     func,
     insert,
     literal_column,
     null,
     or_,
     select,
+    table,
     text,
     update,
 )
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects.postgresql import TSQUERY
 
 from pressreview.model import Item
 from pressreview.store.schema import (
@@ -122,22 +129,73 @@ def search_terms(query: str) -> list[str]:
     return [w for w in re.split(r"[\W_]+", fold(query)) if w]
 
 
+#: Every word of the full-text index on PostgreSQL (revision 0012), kept by a trigger.
+_fts_words = table("items_fts_words", column("word", Text))
+#: Search words the PostgreSQL parser keeps as one word of their own (letters only,
+#: digits only): those can be replaced by the indexed words they begin.
+_PLAIN_TERM = re.compile(r"[a-z]{1,200}|[0-9]{1,200}")
+#: A search word beginning more indexed words than this stays a prefix query.
+MAX_EXPANSION = 64
+
+
+def _tsquery_word(word: str) -> str:
+    return "'" + word.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _expansions(conn: Connection, terms: Sequence[str]) -> dict[str, list[str]]:
+    """The indexed words each plain search word begins (at most ``MAX_EXPANSION`` + 1)."""
+    found: dict[str, list[str]] = {}
+    for term in dict.fromkeys(t for t in terms if _PLAIN_TERM.fullmatch(t)):
+        after = term[:-1] + chr(ord(term[-1]) + 1)  # byte order: the prefix is one range
+        query = (
+            select(_fts_words.c.word)
+            .where(_fts_words.c.word >= term, _fts_words.c.word < after)
+            .distinct()
+            .order_by(_fts_words.c.word)
+            .limit(MAX_EXPANSION + 1)
+        )
+        found[term] = list(conn.execute(query).scalars())
+    return found
+
+
+def _fts_query(terms: Sequence[str]) -> str:
+    """The FTS5 query of the search words: every word, each as a prefix."""
+    return " ".join(f'"{t}"*' for t in terms)
+
+
 def _search_clause(conn: Connection, query: str) -> ColumnElement[bool]:
     terms = search_terms(query)
     if not terms:
         return literal_column("1") == literal_column("1")
     if conn.dialect.name == "sqlite":
         # Every word, each as a prefix ("contrat" finds "contrats"); words are \w+ only.
-        match = " ".join(f'"{t}"*' for t in terms)
         fts = text("SELECT rowid FROM items_fts WHERE items_fts MATCH :fts_query").bindparams(
-            fts_query=match
+            fts_query=_fts_query(terms)
         )
         return items.c.id.in_(fts.columns(literal_column("rowid")))
-    tsquery = " & ".join(f"'{t}':*" for t in terms)
+    # A prefix ('contrat':*) makes the GIN index read the whole lists of every word
+    # it begins; the few indexed words it begins ('contrat' | 'contrats') are
+    # intersected without that. Same matches: those are all the words it begins.
+    expanded = _expansions(conn, terms)
+    exact: list[str] = []
+    prefixes: list[str] = []
+    for term in terms:
+        words = expanded.get(term)
+        if words is None or len(words) > MAX_EXPANSION:
+            prefixes.append(f"'{term}':*")
+        elif not words:
+            return false()  # no item holds a word beginning with it
+        else:
+            exact.append("(" + " | ".join(_tsquery_word(w) for w in words) + ")")
+    tsquery: ColumnElement[Any] | None = None
+    if prefixes:
+        tsquery = func.to_tsquery(literal_column("'simple'"), " & ".join(prefixes))
+    if exact:
+        # Taken as they are (no parsing): they are words of the index.
+        words_query = sql_cast(" & ".join(exact), TSQUERY)
+        tsquery = words_query if tsquery is None else tsquery.op("&&")(words_query)
     # Same expression as the GIN index ix_items_search, so the index is used.
-    return func.to_tsvector(literal_column("'simple'"), items.c.search_text).op("@@")(
-        func.to_tsquery(literal_column("'simple'"), tsquery)
-    )
+    return func.to_tsvector(literal_column("'simple'"), items.c.search_text).op("@@")(tsquery)
 
 
 def _territory_rows(f: ItemFilter) -> Select[Any]:
@@ -213,14 +271,117 @@ def _outlet_clause(conn: Connection, text: str, *, scan: bool = False) -> Column
     return items.c.outlet.in_([n for n in names if wanted in " ".join(words(n))])
 
 
-def _where(conn: Connection, query: Select[Any], f: ItemFilter) -> Select[Any]:
+#: How a search is read: its matches first (looked up one by one, then sorted),
+#: or the list's index in its order, each item tested against the search.
+MATCHES = "matches"
+WALK = "walk"
+#: What testing one item costs while walking the index, against reading one match
+#: first (PostgreSQL computes the item's words to test it; SQLite looks it up among
+#: the matches, read once).
+WALK_COST = {"postgresql": 1.5, "sqlite": 0.3}
+#: SQLite counts by walking the index of statuses once the full-text matches are
+#: more than this share of the items in range: a step of that walk costs about a
+#: fifteenth of the lookup of one match.
+SQLITE_WALK_SHARE = 15
+#: PostgreSQL settings for each way: nothing else is left to the planner, whose
+#: estimate of how many items a search matches can be far off (a prefix, a rare
+#: word) and then takes the other way at a cost of seconds. The bitmap of the
+#: matches must stay exact: a lossy one makes PostgreSQL recompute the words of
+#: every item of its pages.
+PLANNER: dict[str, dict[str, str]] = {
+    MATCHES: {"enable_seqscan": "off", "enable_indexscan": "off", "work_mem": "64MB"},
+    WALK: {"enable_seqscan": "off", "enable_bitmapscan": "off"},
+}
+
+
+def _plain_search(f: ItemFilter) -> bool:
+    """A search with only status, other-outlet and date filters beside it."""
+    return bool(
+        f.search
+        and search_terms(f.search)
+        and not (f.ids or f.sources or f.outlet or f.sections or f.territories)
+    )
+
+
+def _without_search(f: ItemFilter) -> ItemFilter:
+    return ItemFilter(**{**vars(f), "search": None, "limit": None, "offset": 0})
+
+
+def _search_plan(conn: Connection, f: ItemFilter, total: int | None) -> str | None:
+    """How to read a page of a search (None: as the database plans it).
+
+    Reading the matches first costs the matches; walking the index in date order
+    costs about (offset + limit) x items in range / matches tests. The total
+    (counted first) tells which is cheaper.
+    """
+    if not _plain_search(f):
+        return MATCHES if f.search and conn.dialect.name == "sqlite" else None
+    if f.limit is None or f.sort not in ("date", "oldest"):
+        return MATCHES  # every match is read anyway
+    matches = count_items(conn, f) if total is None else total
+    if matches == 0:
+        return MATCHES
+    in_range = count_items(conn, _without_search(f))
+    walk = matches * matches >= (f.offset + f.limit) * in_range * WALK_COST[conn.dialect.name]
+    return WALK if walk else MATCHES
+
+
+def _count_plan(conn: Connection, f: ItemFilter) -> str | None:
+    """How to count a search (None: as the database plans it)."""
+    if not _plain_search(f):
+        return MATCHES if f.search and conn.dialect.name == "sqlite" else None
+    if conn.dialect.name != "sqlite":
+        return MATCHES  # the GIN index's bitmap: each match's row is read once
+    # SQLite: its full-text index counts its own matches (whatever their status)
+    # cheaply; when they are many, walking the index of statuses once, testing
+    # each item among them, costs less than looking each of them up.
+    in_range = count_items(conn, _without_search(f))
+    enough = in_range // SQLITE_WALK_SHARE + 1
+    terms = search_terms(f.search or "")
+    matched = conn.execute(
+        text(
+            "SELECT count(*) FROM (SELECT rowid FROM items_fts "
+            "WHERE items_fts MATCH :fts_query LIMIT :enough)"
+        ),
+        {"fts_query": _fts_query(terms), "enough": enough},
+    ).scalar_one()
+    return WALK if matched >= enough else MATCHES
+
+
+@contextmanager
+def _planner(conn: Connection, plan: str | None) -> Iterator[None]:
+    """PostgreSQL's settings for ``plan`` during the block (this transaction only),
+    then those it had before."""
+    values = PLANNER.get(plan or "", {}) if conn.dialect.name == "postgresql" else {}
+    if not values:
+        yield
+        return
+    names = list(values)
+    current = "SELECT " + ", ".join(f"current_setting('{name}')" for name in names)
+    before = dict(zip(names, conn.execute(text(current)).one(), strict=True))
+
+    def apply(settings: Mapping[str, str]) -> None:
+        assignments = ", ".join(f"set_config('{name}', :{name}, true)" for name in settings)
+        conn.execute(text(f"SELECT {assignments}"), dict(settings))
+
+    apply(values)
+    yield
+    # Not after an error: the transaction is rolled back, and its settings with it.
+    apply(before)
+
+
+def _where(
+    conn: Connection, query: Select[Any], f: ItemFilter, plan: str | None = None
+) -> Select[Any]:
     if f.ids:
         query = query.where(items.c.id.in_(f.ids))
-    # With a search on SQLite, the full-text matches must lead (their ids looked up
-    # one by one): written as plain columns, the status and other-outlet tests
-    # would make SQLite walk the index of statuses over the whole store instead,
-    # testing every id against the matches. coalesce() keeps them off that index.
-    matches_lead = bool(f.search) and conn.dialect.name == "sqlite"
+    # When the full-text matches lead (their ids looked up one by one), the status
+    # and other-outlet tests are written through coalesce(): as plain columns they
+    # would make the database walk the index of statuses over the whole store
+    # instead, testing every item against the search (see _search_plan).
+    if plan is None:
+        plan = MATCHES if f.search and conn.dialect.name == "sqlite" else None
+    matches_lead = plan == MATCHES
     if f.statuses:
         status = func.coalesce(items.c.status, "") if matches_lead else items.c.status
         query = query.where(status.in_(f.statuses))
@@ -253,8 +414,12 @@ def _where(conn: Connection, query: Select[Any], f: ItemFilter) -> Select[Any]:
     return query
 
 
-def list_items(conn: Connection, f: ItemFilter) -> list[Item]:
-    """Items matching the filter, in its sort order, with source name and issue number."""
+def list_items(conn: Connection, f: ItemFilter, *, total: int | None = None) -> list[Item]:
+    """Items matching the filter, in its sort order, with source name and issue number.
+
+    ``total``: the filter's total when the caller has counted it (a search uses it
+    to choose how to read the page; it is counted here otherwise).
+    """
     if _territories_only(f):
         # The page is read from item_territories' index in date order; only its
         # items are read from the items table.
@@ -273,12 +438,26 @@ def list_items(conn: Connection, f: ItemFilter) -> list[Item]:
         chosen = page.subquery()
         query = _base().where(items.c.id.in_(select(chosen.c.item_id))).order_by(*SORTS[f.sort])
         return [_item(row) for row in conn.execute(query).mappings()]
-    query = _where(conn, _base(), f).order_by(*SORTS[f.sort])
+    plan = _search_plan(conn, f, total)
+    query = _where(conn, _base(), f, plan).order_by(*SORTS[f.sort])
     if f.limit is not None:
         query = query.limit(f.limit)
     if f.offset:
         query = query.offset(f.offset)
-    return [_item(row) for row in conn.execute(query).mappings()]
+    with _planner(conn, plan):
+        return [_item(row) for row in conn.execute(query).mappings()]
+
+
+def list_and_count(conn: Connection, f: ItemFilter) -> tuple[list[Item], int]:
+    """What ``items list`` shows: the page of items and the total of the filter.
+
+    With a search the total is counted first: it tells how the page is best read.
+    """
+    if f.limit is None and not f.offset:
+        rows = list_items(conn, f)
+        return rows, len(rows)
+    total = count_items(conn, f)
+    return list_items(conn, f, total=total), total
 
 
 def _by_status_only(f: ItemFilter) -> bool:
@@ -313,8 +492,11 @@ def count_items(conn: Connection, f: ItemFilter) -> int:
     counted: Select[Any] = select(func.count()).select_from(items)
     if f.sources:
         counted = counted.outerjoin(sources, sources.c.id == items.c.source_id)
+    plan = _count_plan(conn, f)
     # Without that join, a total by status and dates reads the index ix_items_list alone.
-    return int(conn.execute(_where(conn, counted, f)).scalar_one())
+    counted = _where(conn, counted, f, plan)
+    with _planner(conn, plan):
+        return int(conn.execute(counted).scalar_one())
 
 
 def get_items(conn: Connection, ids: Iterable[int]) -> dict[int, Item]:

@@ -1,0 +1,71 @@
+"""Full-text search at scale on PostgreSQL: the words of the index, for exact terms.
+
+Revision ID: 0012
+Revises: 0011
+Create Date: 2026-12-01
+
+A search word is a prefix (``contrat`` also finds ``contrats``). Given as a
+prefix (``'contrat':*``), PostgreSQL's GIN index reads every key beginning
+with it and loads their whole lists of items before intersecting them, a
+cost that follows how frequent the words are. ``items_fts_words`` holds every
+word of the index (on PostgreSQL only; SQLite's FTS5 index is left as it is),
+so that a search word is turned into the few indexed words it begins
+(``'contrat' | 'contrats'``), which the index intersects without reading them
+whole. A trigger on ``items`` adds the words of every new or changed
+``search_text``; words are never removed (one that no item holds any more
+only adds a term that matches nothing). It only inserts, without a unique
+key: two writers never wait for each other on a word (a word both add
+is there twice, which the search reads as one).
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0012"
+down_revision = "0011"
+branch_labels = None
+depends_on = None
+
+# Same expression as the GIN index ix_items_search (revision 0001).
+_WORDS = "unnest(tsvector_to_array(to_tsvector('simple', {text})))"
+
+POSTGRESQL_UP = [
+    # Byte order: a prefix is one range of the index whatever the database's collation.
+    'CREATE TABLE items_fts_words (word text COLLATE "C" NOT NULL)',
+    "INSERT INTO items_fts_words (word) "
+    f"SELECT DISTINCT w FROM items, {_WORDS.format(text='items.search_text')} AS w",
+    "CREATE INDEX items_fts_words_word ON items_fts_words (word)",
+    f"""
+CREATE FUNCTION items_fts_words_add() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' OR NEW.search_text IS DISTINCT FROM OLD.search_text THEN
+        INSERT INTO items_fts_words (word)
+        SELECT w FROM {_WORDS.format(text="NEW.search_text")} AS w
+        WHERE NOT EXISTS (SELECT 1 FROM items_fts_words AS v WHERE v.word = w);
+    END IF;
+    RETURN NULL;
+END
+$$
+""",
+    "CREATE TRIGGER items_fts_words_add AFTER INSERT OR UPDATE OF search_text ON items "
+    "FOR EACH ROW EXECUTE FUNCTION items_fts_words_add()",
+    "ANALYZE items_fts_words",
+]
+POSTGRESQL_DOWN = [
+    "DROP TRIGGER IF EXISTS items_fts_words_add ON items",
+    "DROP FUNCTION IF EXISTS items_fts_words_add()",
+    "DROP TABLE IF EXISTS items_fts_words",
+]
+
+
+def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        for statement in POSTGRESQL_UP:
+            op.execute(statement)
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        for statement in POSTGRESQL_DOWN:
+            op.execute(statement)
