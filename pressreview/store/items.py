@@ -101,7 +101,8 @@ class ItemFilter:
     offset: int = 0
     sort: str = "date"
     #: Read territories and outlets from every item (the JSON list, a scan for the
-    #: distinct outlet names), as before revision 0011: the reference the indexed
+    #: distinct outlet names), as before revision 0011, and search as before revision
+    #: 0012 (prefixes, the plan left to the database): the reference the indexed
     #: reading is checked against (tests, ``benchmarks/scale.py``).
     scan: bool = False
 
@@ -163,7 +164,9 @@ def _fts_query(terms: Sequence[str]) -> str:
     return " ".join(f'"{t}"*' for t in terms)
 
 
-def _search_clause(conn: Connection, query: str) -> ColumnElement[bool]:
+def _search_clause(conn: Connection, query: str, *, scan: bool = False) -> ColumnElement[bool]:
+    """Items holding every word of ``query``, each as a prefix (``scan``: on PostgreSQL,
+    as prefixes in the query, the reference the indexed words are checked against)."""
     terms = search_terms(query)
     if not terms:
         return literal_column("1") == literal_column("1")
@@ -176,7 +179,7 @@ def _search_clause(conn: Connection, query: str) -> ColumnElement[bool]:
     # A prefix ('contrat':*) makes the GIN index read the whole lists of every word
     # it begins; the few indexed words it begins ('contrat' | 'contrats') are
     # intersected without that. Same matches: those are all the words it begins.
-    expanded = _expansions(conn, terms)
+    expanded = {} if scan else _expansions(conn, terms)
     exact: list[str] = []
     prefixes: list[str] = []
     for term in terms:
@@ -314,7 +317,7 @@ def _search_plan(conn: Connection, f: ItemFilter, total: int | None) -> str | No
     costs about (offset + limit) x items in range / matches tests. The total
     (counted first) tells which is cheaper.
     """
-    if not _plain_search(f):
+    if f.scan or not _plain_search(f):
         return MATCHES if f.search and conn.dialect.name == "sqlite" else None
     if f.limit is None or f.sort not in ("date", "oldest"):
         return MATCHES  # every match is read anyway
@@ -328,7 +331,7 @@ def _search_plan(conn: Connection, f: ItemFilter, total: int | None) -> str | No
 
 def _count_plan(conn: Connection, f: ItemFilter) -> str | None:
     """How to count a search (None: as the database plans it)."""
-    if not _plain_search(f):
+    if f.scan or not _plain_search(f):
         return MATCHES if f.search and conn.dialect.name == "sqlite" else None
     if conn.dialect.name != "sqlite":
         return MATCHES  # the GIN index's bitmap: each match's row is read once
@@ -410,7 +413,7 @@ def _where(
     if f.territories:
         query = query.where(_territory_clause(conn, f))
     if f.search:
-        query = query.where(_search_clause(conn, f.search))
+        query = query.where(_search_clause(conn, f.search, scan=f.scan))
     return query
 
 
