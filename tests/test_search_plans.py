@@ -154,8 +154,10 @@ def test_searches_answer_as_the_reference(collected: Collected) -> None:
     _fill(collected)
     store = collected.store
     ways = _same_as_reference(store, SEARCHES)
-    # Both ways were taken (and checked) by some search.
-    assert {q.MATCHES, q.WALK} <= ways
+    # SQLite: both ways were taken (and checked) by some search; PostgreSQL reads
+    # the matches first, page and total at once.
+    both = {q.MATCHES, q.WALK} if store.is_sqlite else {q.MATCHES}
+    assert both <= ways
     with store.connect() as conn:
         found = q.list_and_count(conn, q.ItemFilter(search="logement", statuses=()))
         assert found[1] > 1_000

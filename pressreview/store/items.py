@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    ColumnClause,
     ColumnElement,
     Connection,
     RowMapping,
@@ -139,6 +140,27 @@ _PLAIN_TERM = re.compile(r"[a-z]{1,200}|[0-9]{1,200}")
 MAX_EXPANSION = 64
 
 
+#: What the GIN index ix_items_search indexes on PostgreSQL (revision 0012): the words
+#: of the item's search text, its status as "_new", "_selected"... and "_lead" or
+#: "_other" (another outlet of a story); no search word begins with "_". Written as
+#: in the index, so that the planner recognises it.
+_SEARCH_VECTOR: ColumnClause[Any] = literal_column(
+    "(to_tsvector('simple'::regconfig, items.search_text) || array_to_tsvector(ARRAY["
+    "'_'::text || items.status::text, "
+    "CASE WHEN items.duplicate_of IS NULL THEN '_lead'::text ELSE '_other'::text END]))"
+)
+
+
+def _state_words(f: ItemFilter) -> str:
+    """The filter's status and other-outlet tests as a query of the index's words."""
+    parts = []
+    if f.statuses:
+        parts.append("(" + " | ".join(_tsquery_word(f"_{s}") for s in f.statuses) + ")")
+    if not f.duplicates:
+        parts.append("'_lead'")
+    return " & ".join(parts)
+
+
 def _tsquery_word(word: str) -> str:
     return "'" + word.replace("\\", "\\\\").replace("'", "''") + "'"
 
@@ -164,9 +186,12 @@ def _fts_query(terms: Sequence[str]) -> str:
     return " ".join(f'"{t}"*' for t in terms)
 
 
-def _search_clause(conn: Connection, query: str, *, scan: bool = False) -> ColumnElement[bool]:
+def _search_clause(
+    conn: Connection, query: str, *, scan: bool = False, states: str = ""
+) -> ColumnElement[bool]:
     """Items holding every word of ``query``, each as a prefix (``scan``: on PostgreSQL,
-    as prefixes in the query, the reference the indexed words are checked against)."""
+    as prefixes in the query, the reference the indexed words are checked against;
+    ``states``: on PostgreSQL, the status and lead words the items must hold too)."""
     terms = search_terms(query)
     if not terms:
         return literal_column("1") == literal_column("1")
@@ -197,8 +222,11 @@ def _search_clause(conn: Connection, query: str, *, scan: bool = False) -> Colum
         # Taken as they are (no parsing): they are words of the index.
         words_query = sql_cast(" & ".join(exact), TSQUERY)
         tsquery = words_query if tsquery is None else tsquery.op("&&")(words_query)
-    # Same expression as the GIN index ix_items_search, so the index is used.
-    return func.to_tsvector(literal_column("'simple'"), items.c.search_text).op("@@")(tsquery)
+    if states:
+        # Status and lead are words of the index too: only the items in range are read.
+        wanted = sql_cast(states, TSQUERY)
+        tsquery = wanted if tsquery is None else tsquery.op("&&")(wanted)
+    return _SEARCH_VECTOR.op("@@")(tsquery)
 
 
 def _territory_rows(f: ItemFilter) -> Select[Any]:
@@ -279,22 +307,20 @@ def _outlet_clause(conn: Connection, text: str, *, scan: bool = False) -> Column
 MATCHES = "matches"
 WALK = "walk"
 #: What testing one item costs while walking the index, against reading one match
-#: first (PostgreSQL computes the item's words to test it; SQLite looks it up among
-#: the matches, read once).
-WALK_COST = {"postgresql": 1.5, "sqlite": 0.3}
+#: first (SQLite looks it up among the matches, read once).
+SQLITE_WALK_COST = 0.3
 #: SQLite counts by walking the index of statuses once the full-text matches are
 #: more than this share of the items in range: a step of that walk costs about a
 #: fifteenth of the lookup of one match.
 SQLITE_WALK_SHARE = 15
-#: PostgreSQL settings for each way: nothing else is left to the planner, whose
-#: estimate of how many items a search matches can be far off (a prefix, a rare
-#: word) and then takes the other way at a cost of seconds. The bitmap of the
-#: matches must stay exact: a lossy one makes PostgreSQL recompute the words of
-#: every item of its pages.
-PLANNER: dict[str, dict[str, str]] = {
-    MATCHES: {"enable_seqscan": "off", "enable_indexscan": "off", "work_mem": "64MB"},
-    WALK: {"enable_seqscan": "off", "enable_bitmapscan": "off"},
-}
+#: PostgreSQL settings to read the matches first (the GIN index's bitmap): nothing
+#: else is left to the planner, whose estimate of how many items a search matches
+#: can be far off (a prefix, a rare word) and which then walks an index testing
+#: every item, or the whole table, at a cost of seconds. The bitmap must stay
+#: exact: a lossy one makes PostgreSQL recompute the words of every item of its pages.
+PLANNER: dict[str, dict[str, str]] = {MATCHES: {"enable_seqscan": "off", "work_mem": "64MB"}}
+#: A reading of all the matches reads no index in order (the page does, for its joins).
+PLANNER_COUNT = {MATCHES: {**PLANNER[MATCHES], "enable_indexscan": "off"}}
 
 
 def _plain_search(f: ItemFilter) -> bool:
@@ -313,19 +339,20 @@ def _without_search(f: ItemFilter) -> ItemFilter:
 def _search_plan(conn: Connection, f: ItemFilter, total: int | None) -> str | None:
     """How to read a page of a search (None: as the database plans it).
 
-    Reading the matches first costs the matches; walking the index in date order
-    costs about (offset + limit) x items in range / matches tests. The total
-    (counted first) tells which is cheaper.
+    On SQLite, reading the matches first costs the matches; walking the index in
+    date order costs about (offset + limit) x items in range / matches tests. The
+    total (counted first) tells which is cheaper. PostgreSQL reads the matches
+    (see _search_page).
     """
     if f.scan or not _plain_search(f):
         return MATCHES if f.search and conn.dialect.name == "sqlite" else None
-    if f.limit is None or f.sort not in ("date", "oldest"):
+    if conn.dialect.name != "sqlite" or f.limit is None or f.sort not in ("date", "oldest"):
         return MATCHES  # every match is read anyway
     matches = count_items(conn, f) if total is None else total
     if matches == 0:
         return MATCHES
     in_range = count_items(conn, _without_search(f))
-    walk = matches * matches >= (f.offset + f.limit) * in_range * WALK_COST[conn.dialect.name]
+    walk = matches * matches >= (f.offset + f.limit) * in_range * SQLITE_WALK_COST
     return WALK if walk else MATCHES
 
 
@@ -352,10 +379,11 @@ def _count_plan(conn: Connection, f: ItemFilter) -> str | None:
 
 
 @contextmanager
-def _planner(conn: Connection, plan: str | None) -> Iterator[None]:
+def _planner(conn: Connection, plan: str | None, *, count: bool = False) -> Iterator[None]:
     """PostgreSQL's settings for ``plan`` during the block (this transaction only),
     then those it had before."""
-    values = PLANNER.get(plan or "", {}) if conn.dialect.name == "postgresql" else {}
+    settings = PLANNER_COUNT if count else PLANNER
+    values = settings.get(plan or "", {}) if conn.dialect.name == "postgresql" else {}
     if not values:
         yield
         return
@@ -413,7 +441,8 @@ def _where(
     if f.territories:
         query = query.where(_territory_clause(conn, f))
     if f.search:
-        query = query.where(_search_clause(conn, f.search, scan=f.scan))
+        states = _state_words(f) if matches_lead and conn.dialect.name == "postgresql" else ""
+        query = query.where(_search_clause(conn, f.search, scan=f.scan, states=states))
     return query
 
 
@@ -441,6 +470,8 @@ def list_items(conn: Connection, f: ItemFilter, *, total: int | None = None) -> 
         chosen = page.subquery()
         query = _base().where(items.c.id.in_(select(chosen.c.item_id))).order_by(*SORTS[f.sort])
         return [_item(row) for row in conn.execute(query).mappings()]
+    if _one_reading(conn, f):
+        return _search_page(conn, f)[0]
     plan = _search_plan(conn, f, total)
     query = _where(conn, _base(), f, plan).order_by(*SORTS[f.sort])
     if f.limit is not None:
@@ -451,11 +482,44 @@ def list_items(conn: Connection, f: ItemFilter, *, total: int | None = None) -> 
         return [_item(row) for row in conn.execute(query).mappings()]
 
 
+def _one_reading(conn: Connection, f: ItemFilter) -> bool:
+    """Whether the page and the total of a search come from one reading of its matches."""
+    return conn.dialect.name == "postgresql" and not f.scan and _plain_search(f)
+
+
+def _search_page(conn: Connection, f: ItemFilter) -> tuple[list[Item], int | None]:
+    """A search on PostgreSQL: its page and its total (None when the page is empty)
+    from one reading of its matches.
+
+    The total reads the row of every match anyway (the GIN index holds no dates);
+    ordering their ids on the way costs little, and only the page's items are
+    then read whole.
+    """
+    found: Select[Any] = select(items.c.id, func.count().over().label("total")).select_from(items)
+    found = _where(conn, found, f, MATCHES).order_by(*SORTS[f.sort])
+    if f.limit is not None:
+        found = found.limit(f.limit)
+    if f.offset:
+        found = found.offset(f.offset)
+    with _planner(conn, MATCHES, count=True):
+        page = conn.execute(found).all()
+    if not page:
+        return [], None
+    ids = [row.id for row in page]
+    read = conn.execute(_base().where(items.c.id.in_(ids))).mappings()
+    rows = {row["id"]: _item(row) for row in read}
+    return [rows[i] for i in ids], int(page[0].total)
+
+
 def list_and_count(conn: Connection, f: ItemFilter) -> tuple[list[Item], int]:
     """What ``items list`` shows: the page of items and the total of the filter.
 
-    With a search the total is counted first: it tells how the page is best read.
+    With a search the total is counted first (SQLite: it tells how the page is
+    best read), or with the page (PostgreSQL).
     """
+    if _one_reading(conn, f):
+        rows, counted = _search_page(conn, f)
+        return rows, count_items(conn, f) if counted is None else counted
     if f.limit is None and not f.offset:
         rows = list_items(conn, f)
         return rows, len(rows)
@@ -498,7 +562,7 @@ def count_items(conn: Connection, f: ItemFilter) -> int:
     plan = _count_plan(conn, f)
     # Without that join, a total by status and dates reads the index ix_items_list alone.
     counted = _where(conn, counted, f, plan)
-    with _planner(conn, plan):
+    with _planner(conn, plan, count=True):
         return int(conn.execute(counted).scalar_one())
 
 

@@ -16,6 +16,11 @@ whole. A trigger on ``items`` adds the words of every new or changed
 only adds a term that matches nothing). It only inserts, without a unique
 key: two writers never wait for each other on a word (a word both add
 is there twice, which the search reads as one).
+
+The GIN index ``ix_items_search`` indexes, beside the words, each item's
+status (``_new``, ``_selected``...) and whether it leads its story (``_lead``)
+or is another outlet of it (``_other``): a search then reads the rows of the
+items in the list's range only (no search word begins with ``_``).
 """
 
 from __future__ import annotations
@@ -27,8 +32,13 @@ down_revision = "0011"
 branch_labels = None
 depends_on = None
 
-# Same expression as the GIN index ix_items_search (revision 0001).
+# The words of an item, as the GIN index ix_items_search finds them.
 _WORDS = "unnest(tsvector_to_array(to_tsvector('simple', {text})))"
+_INDEXED = (
+    "(to_tsvector('simple'::regconfig, search_text) || array_to_tsvector(ARRAY["
+    "'_'::text || status::text, "
+    "CASE WHEN duplicate_of IS NULL THEN '_lead'::text ELSE '_other'::text END]))"
+)
 
 POSTGRESQL_UP = [
     # Byte order: a prefix is one range of the index whatever the database's collation.
@@ -50,9 +60,13 @@ $$
 """,
     "CREATE TRIGGER items_fts_words_add AFTER INSERT OR UPDATE OF search_text ON items "
     "FOR EACH ROW EXECUTE FUNCTION items_fts_words_add()",
-    "ANALYZE items_fts_words",
+    "DROP INDEX IF EXISTS ix_items_search",
+    f"CREATE INDEX ix_items_search ON items USING gin ({_INDEXED})",
+    "ANALYZE items, items_fts_words",
 ]
 POSTGRESQL_DOWN = [
+    "DROP INDEX IF EXISTS ix_items_search",
+    "CREATE INDEX ix_items_search ON items USING gin (to_tsvector('simple', search_text))",
     "DROP TRIGGER IF EXISTS items_fts_words_add ON items",
     "DROP FUNCTION IF EXISTS items_fts_words_add()",
     "DROP TABLE IF EXISTS items_fts_words",
