@@ -488,8 +488,8 @@ def _one_reading(conn: Connection, f: ItemFilter) -> bool:
 
 
 def _search_page(conn: Connection, f: ItemFilter) -> tuple[list[Item], int | None]:
-    """A search on PostgreSQL: its page and its total (None when the page is empty)
-    from one reading of its matches.
+    """A search: its page and its total (None when the page is empty) from one
+    reading of its matches.
 
     The total reads the row of every match anyway (the GIN index holds no dates);
     ordering their ids on the way costs little, and only the page's items are
@@ -514,10 +514,18 @@ def _search_page(conn: Connection, f: ItemFilter) -> tuple[list[Item], int | Non
 def list_and_count(conn: Connection, f: ItemFilter) -> tuple[list[Item], int]:
     """What ``items list`` shows: the page of items and the total of the filter.
 
-    With a search the total is counted first (SQLite: it tells how the page is
-    best read), or with the page (PostgreSQL).
+    With a search the total is counted with the page (PostgreSQL; SQLite when
+    the matches are few), or first (it tells SQLite how the page is best read).
     """
-    if _one_reading(conn, f):
+    one_reading = _one_reading(conn, f) or (
+        # SQLite: when the full-text matches are few (their rows are read to count
+        # them), the page's ids are sorted on the way too.
+        conn.dialect.name == "sqlite"
+        and _plain_search(f)
+        and not f.scan
+        and _count_plan(conn, f) == MATCHES
+    )
+    if one_reading:
         rows, counted = _search_page(conn, f)
         return rows, count_items(conn, f) if counted is None else counted
     if f.limit is None and not f.offset:
