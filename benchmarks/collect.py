@@ -481,10 +481,9 @@ def breakdown(feeds: int, entries: int) -> None:
             parsed = timed("parse and normalize", lambda b=body, f=feed: parse_body(
                 b, headers, base_url=f.url, excerpt_chars=300, max_entries=2000
             ))  # fmt: skip
-            items = timed("classify", lambda p=parsed, f=feed: [
+            items = timed("classify and prepare", lambda p=parsed, f=feed: [
                 pc._to_new_item(classifier, f, e) for e in p.entries
             ])  # fmt: skip
-            timed("prepare", lambda b=items, f=feed: [n.prepare(f.name) for n in b])
             summary = pc._ParsedSummary(parsed.parser, len(parsed.entries), None, None, None)
             blob = timed("pickle", pickle.dumps, (summary, items), pickle.HIGHEST_PROTOCOL)
             summary, items = timed("unpickle", pickle.loads, blob)

@@ -236,6 +236,7 @@ def ingest(store: Store, prefix: str, count: int, end: datetime, seed: int) -> C
     cost = Cost()
     wall0, cpu0 = time.perf_counter(), time.process_time()
     with store.connect() as conn, timing_parts(cost):
+        qc.begin_bulk_writes(conn)  # as the collect writer does
         for n, chunk in enumerate(lots):
             stamp = start + (timedelta(days=7) * n * lot) / count
             transaction = conn.begin()
@@ -254,6 +255,10 @@ def ingest(store: Store, prefix: str, count: int, end: datetime, seed: int) -> C
             transaction.commit()
             cost.commit += time.perf_counter() - t0
             cost.cpu_commit += time.process_time() - c0
+        t0, c0 = time.perf_counter(), time.process_time()
+        qc.end_bulk_writes(conn)  # the log left is copied when the run ends
+        cost.commit += time.perf_counter() - t0
+        cost.cpu_commit += time.process_time() - c0
     cost.wall, cost.cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     return cost
 
@@ -264,6 +269,7 @@ def fill(store: Store, count: int, start: datetime, end: datetime) -> None:
     sources = source_ids(store, 100)
     size = 2_000
     with store.connect() as conn:
+        qc.begin_bulk_writes(conn)
         for n, chunk in enumerate(batches(rng, "history", count, start, end, size)):
             with conn.begin():
                 qc.store_items(
@@ -275,6 +281,7 @@ def fill(store: Store, count: int, start: datetime, end: datetime) -> None:
                     threshold=THRESHOLD,
                     stamp=chunk[-1].published_at,
                 )
+        qc.end_bulk_writes(conn)
 
 
 def timed(fn: Callable[[], object], repeat: int) -> tuple[float, float, object]:

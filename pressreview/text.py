@@ -348,7 +348,12 @@ def title_tokens(title: str) -> list[str]:
 
 def shingles(title: str) -> set[str]:
     """Word pairs of a title (single words for very short titles)."""
-    tokens = title_tokens(title)
+    return shingles_of_words(words(title))
+
+
+def shingles_of_words(title_words: Sequence[str]) -> set[str]:
+    """``shingles`` of a title given its ``words``."""
+    tokens = [w for w in title_words if w not in _STOP_WORDS]
     if len(tokens) < 3:
         return set(tokens)
     return {f"{a} {b}" for a, b in itertools.pairwise(tokens)}

@@ -131,7 +131,13 @@ def test_cached_candidates_match_the_store(store_url: str) -> None:
     store.close()
 
 
-def test_a_new_writer_reads_the_postings_of_earlier_runs(store_url: str) -> None:
+@pytest.mark.parametrize("preload", [q.PRELOAD_POSTINGS, 5])
+def test_a_new_writer_reads_the_postings_of_earlier_runs(
+    store_url: str, preload: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run's cache starts with every posting of the window (or, beyond
+    ``PRELOAD_POSTINGS``, looks keys up batch by batch): the same answers."""
+    monkeypatch.setattr(q, "PRELOAD_POSTINGS", preload)
     store = Store(store_url)
     rng = random.Random(11)
     with store.begin() as conn:
@@ -147,12 +153,46 @@ def test_a_new_writer_reads_the_postings_of_earlier_runs(store_url: str) -> None
         cache = q.DedupeCache()  # one per run, as the collection's writer does
         stamp += timedelta(hours=1)
         with store.begin() as conn:
-            for name in ids:
+            for n, name in enumerate(ids):
                 batch = _batch(rng, f"{run}-{name}", 30, told)
+                if n == 0:
+                    # Earlier runs' postings are read at once, unless there are too many.
+                    cache.sync(conn, stamp - WINDOW)
+                    preloaded = run > 0 and preload > 90 * run * 4
+                    assert bool(cache.postings) is preloaded
+                    assert cache.complete is (run == 0 or preloaded)
                 _same_answers(conn, ids[name], batch, stamp, cache)
                 q.store_items(
                     conn, ids[name], batch, default_outlet=name, dedupe_window=WINDOW,
                     threshold=THRESHOLD, stamp=stamp, cache=cache,
                 )  # fmt: skip
-        assert cache.complete is (run == 0)
+    store.close()
+
+
+def test_postings_out_of_the_window_are_not_preloaded(store_url: str) -> None:
+    store = Store(store_url)
+    rng = random.Random(5)
+    with store.begin() as conn:
+        ids = {
+            name: row["id"]
+            for name, row in q.sync_sources(
+                conn, [Feed(name=f"S{i}", url=f"https://example.org/{i}.xml") for i in range(2)]
+            ).items()
+        }
+    told: list[str] = []
+    old, recent = datetime(2026, 11, 1, 8, tzinfo=UTC), datetime(2026, 11, 3, 8, tzinfo=UTC)
+    with store.begin() as conn:
+        for stamp, name in ((old, "S0"), (recent, "S1")):
+            q.store_items(
+                conn, ids[name], _batch(rng, f"{name}", 20, told), default_outlet=name,
+                dedupe_window=WINDOW, threshold=THRESHOLD, stamp=stamp,
+            )  # fmt: skip
+    with store.connect() as conn:
+        rows = conn.execute(select(items.c.id, items.c.first_seen_at)).all()
+        in_window = {i for i, seen in rows if seen >= recent - timedelta(hours=1)}
+        cache = q.DedupeCache()
+        cache.sync(conn, recent - timedelta(hours=1))
+    assert cache.complete and len(in_window) == 20
+    assert {i for ids_, _ in cache.postings.values() for i in ids_} <= in_window
+    assert all(len(ids_) <= q.CANDIDATES_PER_KEY for ids_, _ in cache.postings.values())
     store.close()

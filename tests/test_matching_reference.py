@@ -284,3 +284,65 @@ def test_ascii_case_partners_are_complete() -> None:
     letter = re.compile("[a-z]", re.IGNORECASE)
     found = "".join(chr(c) for c in range(128, 0x110000) if letter.fullmatch(chr(c)))
     assert found == _ASCII_CASE_PARTNERS
+
+
+# -- preparation for the store, from the classifier's words ------------------------
+
+_PREPARE_PIECES = [
+    "Lille", "Saint-Quentin", "l’Agglo", "d'Amiens", "Œuvre", "été", "2030", " ", "  ", "\n",
+    " : ", ", ", "…", "«\u00a0", "\u00a0»", "ß", "İ", "ǰ", "ﬁ", "Ⅻ", "_", "-", "’", "'", "x",
+    "le", "la", "de", "des", "quartier", "QPV", "contrat de ville", "",
+]  # fmt: skip
+
+
+@settings(max_examples=800, deadline=None)
+@given(
+    st.lists(st.sampled_from(_PREPARE_PIECES) | st.text(max_size=4), max_size=14).map("".join),
+    st.lists(st.sampled_from(_PREPARE_PIECES) | st.text(max_size=4), max_size=20).map("".join),
+    st.sampled_from([None, "", "Le Courrier picard", "La Voix du Nord", "Ville d’Arras"]),
+)
+def test_prepare_from_the_classifier_words_matches_prepare_from_the_text(
+    title: str, excerpt: str, outlet: str | None
+) -> None:
+    """The store's search text, shingles, keys and mask are the same whether the
+    words come from the classifier or are read again from the text."""
+    from pressreview.places import Words
+    from pressreview.store.collect import NewItem
+
+    def item() -> NewItem:
+        return NewItem(
+            guid=None, url="https://example.fr/a", link="", title=title, summary_html="",
+            excerpt=excerpt, outlet=outlet, language=None, published_at=None, tags=[],
+            territories=[], score=0, relevant=True, section=None,
+        )  # fmt: skip
+
+    slow = item().prepare("Journal")
+    title_words = Words.of(unaccent(title)).folded
+    excerpt_words = Words.of(unaccent(excerpt)).folded
+    fast = item().prepare("Journal", title_words, excerpt_words)
+    assert (fast.search_text, fast.shingles, fast.keys, fast.mask, fast.content_hash) == (
+        slow.search_text, slow.shingles, slow.keys, slow.mask, slow.content_hash
+    )  # fmt: skip
+
+
+def test_collect_items_are_prepared_from_the_classifier_words(
+    config: Config, classifier: Classifier
+) -> None:
+    """What a parse worker builds equals the item prepared from its text alone."""
+    import dataclasses
+
+    from pressreview.collect import _to_new_item
+    from pressreview.collect.parse import Entry
+
+    feed = config.feeds[0]
+    for n, generated in enumerate(_generated_items(config, 400)):
+        entry = Entry(
+            guid=f"g{n}", url=f"https://example.fr/{n}", link=f"https://example.fr/{n}",
+            title=str(generated["title"]), summary_html="", excerpt=str(generated["excerpt"]),
+            outlet=str(generated["outlet"]) if generated["outlet"] else None, language="fr",
+            published_at=None, tags=[],
+        )  # fmt: skip
+        fast = _to_new_item(classifier, feed, entry)
+        slow = dataclasses.replace(fast, shingles=None, keys=None, mask=None, search_text=None,
+                                   content_hash=None).prepare(feed.name)  # fmt: skip
+        assert fast == slow, generated

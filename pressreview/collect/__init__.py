@@ -434,7 +434,7 @@ def _parse_and_classify(
     parsed = parse_body(
         body, headers, base_url=base_url, excerpt_chars=excerpt_chars, max_entries=max_entries
     )
-    batch = [_to_new_item(classifier, feed, e).prepare(feed.name) for e in parsed.entries]
+    batch = [_to_new_item(classifier, feed, e) for e in parsed.entries]
     # The entries live on in the items: only what the report needs goes back (less to
     # pickle, to hold while waiting for the writer, and to unpickle in this process).
     newest = max((e.published_at for e in parsed.entries if e.published_at), default=None)
@@ -458,6 +458,7 @@ class _Writer:
         if self._conn is None:
             self._context = self.store.connect()
             self._conn = self._context.__enter__()
+            q.begin_bulk_writes(self._conn)
         return self._conn
 
     def write(self, lot: list[_Outcome]) -> list[SourceReport]:
@@ -507,8 +508,14 @@ class _Writer:
 
     def close(self) -> None:
         if self._context is not None:
-            self._context.__exit__(None, None, None)
-            self._conn = self._context = None
+            try:
+                if self._conn is not None:
+                    q.end_bulk_writes(self._conn)
+            except StoreError:
+                pass  # a checkpoint left for later: the log is still read as the database
+            finally:
+                self._context.__exit__(None, None, None)
+                self._conn = self._context = None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -636,4 +643,4 @@ def _to_new_item(classifier: Classifier, feed: Feed, entry: Entry) -> q.NewItem:
         tags=sorted(set(entry.tags) | set(feed.tags)), territories=c.territories,
         score=c.score, relevant=c.relevant, section=c.section,
         contract=c.contract, filter_reason=c.filter_reason, author=entry.author,
-    )  # fmt: skip
+    ).prepare(feed.name, c.title_words, c.text_words)  # fmt: skip

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from pressreview.config import Config
@@ -22,6 +22,10 @@ class Classification:
     contract: Contract | None = None
     #: Why the item is kept as ``filtered`` when the contract rules filtered it.
     filter_reason: str | None = None
+    #: The folded words of the title and of the text (``text.words`` of each), read
+    #: once here and reused by the store's preparation (search text, shingles).
+    title_words: list[str] | None = field(default=None, compare=False, repr=False)
+    text_words: list[str] | None = field(default=None, compare=False, repr=False)
 
 
 class Classifier:
@@ -144,4 +148,7 @@ class Classifier:
             matched=included,
             contract=contract,
             filter_reason=reason if relevant else None,
+            # Splitting then folding gives text.words (tests/test_matching_reference.py).
+            title_words=title_words.folded,
+            text_words=text_words.folded,
         )
