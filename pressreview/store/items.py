@@ -7,6 +7,7 @@ based on a stale read matches no row and the caller refuses it.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -362,20 +363,23 @@ def _count_plan(conn: Connection, f: ItemFilter) -> str | None:
         return MATCHES if f.search and conn.dialect.name == "sqlite" else None
     if conn.dialect.name != "sqlite":
         return MATCHES  # the GIN index's bitmap: each match's row is read once
-    # SQLite: its full-text index counts its own matches (whatever their status)
-    # cheaply; when they are many, walking the index of statuses once, testing
-    # each item among them, costs less than looking each of them up.
+    return WALK if _few_matches(conn, f) is None else MATCHES
+
+
+def _few_matches(conn: Connection, f: ItemFilter) -> list[int] | None:
+    """SQLite: the ids of the full-text matches of a search (whatever their status),
+    or None when they are many.
+
+    FTS5 reads its own matches cheaply; when they are more than a fifteenth of the
+    items in range, walking the index of statuses once, testing each item among
+    them, costs less than looking each of them up.
+    """
     in_range = count_items(conn, _without_search(f))
     enough = in_range // SQLITE_WALK_SHARE + 1
     terms = search_terms(f.search or "")
-    matched = conn.execute(
-        text(
-            "SELECT count(*) FROM (SELECT rowid FROM items_fts "
-            "WHERE items_fts MATCH :fts_query LIMIT :enough)"
-        ),
-        {"fts_query": _fts_query(terms), "enough": enough},
-    ).scalar_one()
-    return WALK if matched >= enough else MATCHES
+    found = text("SELECT rowid FROM items_fts WHERE items_fts MATCH :fts_query LIMIT :enough")
+    ids = list(conn.execute(found, {"fts_query": _fts_query(terms), "enough": enough}).scalars())
+    return None if len(ids) >= enough else ids
 
 
 @contextmanager
@@ -402,7 +406,12 @@ def _planner(conn: Connection, plan: str | None, *, count: bool = False) -> Iter
 
 
 def _where(
-    conn: Connection, query: Select[Any], f: ItemFilter, plan: str | None = None
+    conn: Connection,
+    query: Select[Any],
+    f: ItemFilter,
+    plan: str | None = None,
+    *,
+    matched: Sequence[int] | None = None,
 ) -> Select[Any]:
     if f.ids:
         query = query.where(items.c.id.in_(f.ids))
@@ -442,7 +451,12 @@ def _where(
         query = query.where(_territory_clause(conn, f))
     if f.search:
         states = _state_words(f) if matches_lead and conn.dialect.name == "postgresql" else ""
-        query = query.where(_search_clause(conn, f.search, scan=f.scan, states=states))
+        if matched is not None:
+            # The search's matches, read already (SQLite): their ids as one JSON value.
+            ids = func.json_each(json.dumps(list(matched))).table_valued("value")
+            query = query.where(items.c.id.in_(select(ids.c.value)))
+        else:
+            query = query.where(_search_clause(conn, f.search, scan=f.scan, states=states))
     return query
 
 
@@ -487,7 +501,9 @@ def _one_reading(conn: Connection, f: ItemFilter) -> bool:
     return conn.dialect.name == "postgresql" and not f.scan and _plain_search(f)
 
 
-def _search_page(conn: Connection, f: ItemFilter) -> tuple[list[Item], int | None]:
+def _search_page(
+    conn: Connection, f: ItemFilter, *, matched: Sequence[int] | None = None
+) -> tuple[list[Item], int | None]:
     """A search: its page and its total (None when the page is empty) from one
     reading of its matches.
 
@@ -496,7 +512,7 @@ def _search_page(conn: Connection, f: ItemFilter) -> tuple[list[Item], int | Non
     then read whole.
     """
     found: Select[Any] = select(items.c.id, func.count().over().label("total")).select_from(items)
-    found = _where(conn, found, f, MATCHES).order_by(*SORTS[f.sort])
+    found = _where(conn, found, f, MATCHES, matched=matched).order_by(*SORTS[f.sort])
     if f.limit is not None:
         found = found.limit(f.limit)
     if f.offset:
@@ -517,17 +533,18 @@ def list_and_count(conn: Connection, f: ItemFilter) -> tuple[list[Item], int]:
     With a search the total is counted with the page (PostgreSQL; SQLite when
     the matches are few), or first (it tells SQLite how the page is best read).
     """
-    one_reading = _one_reading(conn, f) or (
-        # SQLite: when the full-text matches are few (their rows are read to count
-        # them), the page's ids are sorted on the way too.
-        conn.dialect.name == "sqlite"
-        and _plain_search(f)
-        and not f.scan
-        and _count_plan(conn, f) == MATCHES
-    )
-    if one_reading:
+    if _one_reading(conn, f):
         rows, counted = _search_page(conn, f)
         return rows, count_items(conn, f) if counted is None else counted
+    if conn.dialect.name == "sqlite" and _plain_search(f) and not f.scan:
+        # When the full-text matches are few (their rows are read to count them),
+        # the page's ids are sorted on the way, from the matches read once.
+        matched = _few_matches(conn, f)
+        if matched is not None:
+            rows, counted = _search_page(conn, f, matched=matched)
+            if counted is None:  # an empty page (no match, or past the last one)
+                counted = count_items(conn, f) if matched else 0
+            return rows, counted
     if f.limit is None and not f.offset:
         rows = list_items(conn, f)
         return rows, len(rows)
