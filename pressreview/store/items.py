@@ -497,8 +497,14 @@ def list_items(conn: Connection, f: ItemFilter, *, total: int | None = None) -> 
 
 
 def _one_reading(conn: Connection, f: ItemFilter) -> bool:
-    """Whether the page and the total of a search come from one reading of its matches."""
-    return conn.dialect.name == "postgresql" and not f.scan and _plain_search(f)
+    """Whether the page and the total of a search come from one reading of its matches
+    (a page: every match is read whole anyway without a limit)."""
+    return (
+        conn.dialect.name == "postgresql"
+        and f.limit is not None
+        and not f.scan
+        and _plain_search(f)
+    )
 
 
 def _search_page(
@@ -522,8 +528,7 @@ def _search_page(
     if not page:
         return [], None
     ids = [row.id for row in page]
-    read = conn.execute(_base().where(items.c.id.in_(ids))).mappings()
-    rows = {row["id"]: _item(row) for row in read}
+    rows = get_items(conn, ids)
     return [rows[i] for i in ids], int(page[0].total)
 
 
@@ -536,7 +541,7 @@ def list_and_count(conn: Connection, f: ItemFilter) -> tuple[list[Item], int]:
     if _one_reading(conn, f):
         rows, counted = _search_page(conn, f)
         return rows, count_items(conn, f) if counted is None else counted
-    if conn.dialect.name == "sqlite" and _plain_search(f) and not f.scan:
+    if conn.dialect.name == "sqlite" and f.limit is not None and _plain_search(f) and not f.scan:
         # When the full-text matches are few (their rows are read to count them),
         # the page's ids are sorted on the way, from the matches read once.
         matched = _few_matches(conn, f)
