@@ -62,7 +62,10 @@ $$
     "FOR EACH ROW EXECUTE FUNCTION items_fts_words_add()",
     "DROP INDEX IF EXISTS ix_items_search",
     f"CREATE INDEX ix_items_search ON items USING gin ({_INDEXED})",
-    "ANALYZE items, items_fts_words",
+    "ANALYZE items_fts_words",
+    # The statistics of the new index's words, for a store that holds items already
+    # (an empty one is analysed when a collect has filled it).
+    "DO $$ BEGIN IF EXISTS (SELECT 1 FROM items) THEN ANALYZE items; END IF; END $$",
 ]
 POSTGRESQL_DOWN = [
     "DROP INDEX IF EXISTS ix_items_search",
