@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
 import icalendar
 import pytest
 from click.testing import Result
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from werkzeug import Response
 
 from pressreview import agenda
@@ -585,9 +587,10 @@ def test_many_new_items_read_for_events_in_the_workers(
     store_for: Callable[[Config], Store],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Past DETECT_CHUNK x 2 new items, detection runs in the parse workers: same proposals.
+    """Collect proposes as it stores; the store-read path, past DETECT_CHUNK x 2 items, in
+    worker processes: the same proposals.
 
-    Read by pages of 1,000 items here: the first in the workers, the rest (150) in-process.
+    Read by pages of 1,000 items there: the first in the workers, the rest (150) in-process.
     """
     monkeypatch.setattr(agenda, "DETECT_PAGE", 2 * agenda.DETECT_CHUNK)
     n = 2 * agenda.DETECT_CHUNK + 150
@@ -623,3 +626,11 @@ def test_many_new_items_read_for_events_in_the_workers(
     assert len(found) == n
     assert report.proposed_events == len(stored) == len(expected) == n + n // 3 + 1
     assert {(uid, starts_at) for uid, starts_at in stored} == expected
+    with store.begin() as conn:
+        conn.execute(delete(agenda_events))
+    since = datetime(2000, 1, 1, tzinfo=UTC)
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as pool:
+        assert agenda.propose_from_new_items(config, store, since, executor=pool) == len(stored)
+    with store.begin() as conn:
+        again = conn.execute(select(agenda_events.c.uid, agenda_events.c.starts_at)).all()
+    assert {(uid, starts_at) for uid, starts_at in again} == expected

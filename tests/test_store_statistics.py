@@ -68,3 +68,50 @@ def test_a_large_collect_analyses_the_item_tables(
     assert report.total("new") == 60
     with store.connect() as conn:
         assert _analysed(conn, postgres) is expected
+
+
+def test_the_collect_writer_checkpoints_its_log_when_the_run_ends(
+    httpserver: HTTPServer,
+    make_config: Any,
+    tmp_path: Any,
+    store_for: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The writer lets SQLite's write-ahead log grow (fewer copies of the same
+    pages) while it writes, and copies it into the database when it is done."""
+    from pressreview.store import collect as q
+
+    settings: list[int] = []
+    begin = q.begin_bulk_writes
+
+    def spy(conn: Any) -> None:
+        begin(conn)
+        settings.append(int(conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one()))
+        conn.commit()
+
+    monkeypatch.setattr(q, "begin_bulk_writes", spy)
+    httpserver.expect_request("/j.xml").respond_with_data(
+        _feed(300), content_type="application/rss+xml"
+    )
+    db = tmp_path / "store.db"
+    config = make_config(
+        database_url=f"sqlite:///{db}", feeds=[{"name": "J", "url": httpserver.url_for("/j.xml")}]
+    )
+    store = store_for(config)
+    store.ensure_schema()
+    import sqlite3
+
+    # Another process has the database open (a web server): the log is not
+    # copied and removed when the run's last connection closes.
+    other = sqlite3.connect(db)
+    try:
+        other.execute("SELECT count(*) FROM items").fetchone()
+        assert collect(config, store).total("new") == 300
+        assert settings == [q.BULK_WAL_PAGES]
+        # What the log held is in the database file already.
+        pages = other.execute("PRAGMA page_count").fetchone()[0]
+        page_size = other.execute("PRAGMA page_size").fetchone()[0]
+        assert db.stat().st_size == pages * page_size
+        assert (tmp_path / "store.db-wal").stat().st_size > 0
+    finally:
+        other.close()

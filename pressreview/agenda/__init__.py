@@ -37,6 +37,7 @@ from pressreview.text import clean_text, fold
 
 __all__ = [
     "EventView",
+    "ItemText",
     "Proposal",
     "accept_from_item",
     "add_event",
@@ -45,6 +46,7 @@ __all__ = [
     "events_for_item",
     "format_when",
     "list_events",
+    "propose_for_items",
     "propose_from_new_items",
     "remove_event",
     "snapshot_events",
@@ -80,6 +82,9 @@ ANNOUNCE_WORDS = (
     "permanence",
 )
 _ANNOUNCE_RE = re.compile(r"\b(?:" + "|".join(re.escape(w) for w in ANNOUNCE_WORDS) + r")\b")
+#: The first word of each ("reunion" for "reunion publique", "rendez" for "rendez-vous"):
+#: a text whose words include none of them is no announcement.
+_ANNOUNCE_FIRST_WORDS = frozenset(m[0] for w in ANNOUNCE_WORDS if (m := re.match(r"\w+", w)))
 _ONLINE_RE = re.compile(r"\b(?:en visio|visio|en ligne|webinaire|webinar|distanciel|zoom)\b")
 _PLACE_RE = re.compile(
     r"(?:\blieu\s*:\s*|\bsalle\s+|\b(?:a|au|a la|a l')\s+(?=[A-ZÉÈÀÂ]))"
@@ -242,12 +247,14 @@ def detect_events(
     if not _ANNOUNCE_RE.search(folded):
         return []
     published_day = published_at.astimezone(tz).date()
-    spans = [s for s in find_dates(body, published_day) if (s.end or s.start) >= published_day]
+    dates = find_dates(body, published_day, folded=folded)  # folded once
+    spans = [s for s in dates if (s.end or s.start) >= published_day]
     if not spans:
         return []
     online = bool(_ONLINE_RE.search(folded))
     place = None if online else _place(clean_text(text))
     url = _registration_link(summary_html, text, link)
+    name = clean_text(title)[:300]
     out: list[Proposal] = []
     seen: set[tuple[datetime, datetime | None]] = set()
     for span in spans[:24]:
@@ -255,7 +262,7 @@ def detect_events(
         if (start, end) in seen:  # the same date said twice (title and text)
             continue
         seen.add((start, end))
-        out.append(Proposal(clean_text(title)[:300], start, end, all_day, place, online, url))
+        out.append(Proposal(name, start, end, all_day, place, online, url))
     return out
 
 
@@ -269,6 +276,8 @@ def _proposals(item: Any, tz: Any) -> list[dict[str, Any]]:
         published_at=item.published_at,
         tz=tz,
     )
+    if not proposals:  # most items
+        return []
     territories = list(item.territories or [])
     return [
         {
@@ -301,8 +310,9 @@ def propose_from_new_items(
 ) -> int:
     """Proposed events for the items first seen since ``since``; returns how many were added.
 
-    With ``executor`` (the collection's worker processes), many items are read
-    for events in parallel.
+    The items are read back from the store (collect itself proposes events as
+    it stores the items: see ``propose_for_items``). With ``executor`` (worker
+    processes), many items are read for events in parallel.
     """
     with store.begin() as conn:
         ids = q.item_ids_seen_since(conn, since)
@@ -313,7 +323,7 @@ def propose_from_new_items(
         # By pages: the texts of a large run's items would fill memory at once.
         for start in range(0, len(todo), DETECT_PAGE):
             page = [
-                _ItemText(
+                ItemText(
                     row.id,
                     row.title,
                     row.excerpt,
@@ -330,8 +340,32 @@ def propose_from_new_items(
     return added
 
 
-class _ItemText(NamedTuple):
-    """What event detection reads of an item (sent to worker processes)."""
+def propose_for_items(conn: Any, items: Sequence[ItemText], tz: Any) -> int:
+    """Proposed events for items just stored (in the caller's transaction); returns how many.
+
+    Collect calls it with each source's new items (the first outlet of each
+    story) while it holds them, so nothing is read back from the store and
+    the proposals are committed, or rolled back, with the items. An item that
+    has events already is left alone, as in ``propose_from_new_items`` (a new
+    item has none, unless the database was edited by hand without its foreign
+    keys: an event left pointing at an item id given again).
+    """
+    rows = _proposals_of(items, tz)
+    if not rows:
+        return 0
+    known = q.items_with_events(conn, sorted({row["item_id"] for row in rows}))
+    if known:
+        rows = [row for row in rows if row["item_id"] not in known]
+    q.insert_events(conn, rows)
+    return len(rows)
+
+
+class ItemText(NamedTuple):
+    """What event detection reads of an item (sent to worker processes).
+
+    As stored: ``published_at`` is the date the item is stored with (the time
+    it was first seen when the feed gives none).
+    """
 
     id: int
     title: str
@@ -340,6 +374,18 @@ class _ItemText(NamedTuple):
     link: str | None
     published_at: datetime
     territories: list[str] | None
+    #: The item's folded words (``pressreview.text.search_text`` of its title and
+    #: excerpt, and maybe more), when at hand: an item none of whose words starts
+    #: an announcement is passed over without reading (folding) its text.
+    search_text: str | None = None
+
+
+def _may_announce(item: ItemText) -> bool:
+    """False when the item's words show that it announces nothing (exact: every word
+    of ``_ANNOUNCE_RE`` matches whole words of the folded text, so their first word
+    is one of the item's words)."""
+    words = item.search_text
+    return words is None or not _ANNOUNCE_FIRST_WORDS.isdisjoint(words.split())
 
 
 #: Items per task when detection runs in worker processes.
@@ -348,12 +394,12 @@ DETECT_CHUNK = 500
 DETECT_PAGE = 8 * DETECT_CHUNK
 
 
-def _proposals_of(items: Sequence[_ItemText], tz: Any) -> list[dict[str, Any]]:
-    return [e for item in items for e in _proposals(item, tz)]
+def _proposals_of(items: Sequence[ItemText], tz: Any) -> list[dict[str, Any]]:
+    return [e for item in items if _may_announce(item) for e in _proposals(item, tz)]
 
 
 def _detect_all(
-    items: Sequence[_ItemText], tz: Any, executor: Executor | None
+    items: Sequence[ItemText], tz: Any, executor: Executor | None
 ) -> list[dict[str, Any]]:
     """The proposals of many items, shared among the executor's workers when there are many."""
     if executor is None or len(items) < 2 * DETECT_CHUNK:

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, time, timedelta
 
-from pressreview.text import fold
+from pressreview.text import fold, unaccent
 
 MONTHS: dict[str, int] = {
     "janvier": 1,
@@ -88,9 +89,10 @@ _ONE_DATE = (
     + r")?"
 )
 
-# "du [lundi] 3 [juin] au [mercredi] 5 juin [2027]" / "du 3 au 5 juin"
+# "du [lundi] 3 [juin] au [mercredi] 5 juin [2027]" / "du 3 au 5 juin"; "du" starts a
+# word (\bdu), written as a look-behind after it so that the scan searches for "du".
 _RANGE_RE = re.compile(
-    r"\bdu\s+"
+    r"du(?<!\wdu)\s+"
     + r"(?:"
     + _p(_WEEKDAY, name="wd1")
     + r")?"
@@ -130,6 +132,23 @@ _TIME_RANGE_RE = re.compile(
 _TIME_ONE_RE = re.compile(r"(?:a\s+|des\s+|-\s*|–\s*|,\s*)?" + _time_re("t1"))
 _LIST_SEP_RE = re.compile(r"^\s*(?:,|;|et|puis|ou)\s*")
 
+# What every match of an expression above contains, found by a cheaper scan (a
+# pattern that starts with a character class is searched for in C, position by
+# position): a text without it cannot match, and most texts skip the costly scan.
+# "03/06/2024" and "2024-06-03" hold a digit then a slash or dash (searched for
+# the slash or dash); "demain", "ce mardi", "mardi prochain" name a day; a time
+# range holds the last digit of its first hour, up to the first digit of the next.
+_NUMERIC_HINT_RE = re.compile(r"[/-](?<=\d[/-])")
+_RELATIVE_HINT_RE = re.compile(r"aujourd|demain|" + "|".join(WEEKDAYS))
+_TIME_RANGE_HINT_RE = re.compile(
+    r"\d\s*(?:h|heures?|:)\s*(?:[0-5]\d)?(?![0-9])\s*(?:a|-|–|—|et|jusqu'a)\s*\d"
+)
+# A date ("[mardi] 5 avril") holds the last character of its day (a digit, or the r
+# of "1er", "premier") followed by spaces and a month; before that character, only
+# letters, digits and spaces. One character per hint: finditer finds every one.
+_DATE_HINT_RE = re.compile(r"[\dr](?=\s+(?:jan|fev|mars|avr|mai|juin|juil|aout|sep|oct|nov|dec))")
+_NOT_WORD_OR_SPACE_RE = re.compile(r"[^\w\s]")
+
 
 @dataclass(frozen=True)
 class DateSpan:
@@ -147,10 +166,38 @@ class DateSpan:
         return self.start_time is None
 
 
+def _latin1_folding() -> tuple[bytes, re.Pattern[str]]:
+    """``fold`` as a byte table for the Latin-1 characters that fold to one Latin-1
+    character (most accented letters), and a pattern of every other character."""
+    table = bytearray(range(256))
+    others = []
+    for code in range(256):
+        folded = fold(chr(code))
+        if len(folded) == 1 and ord(folded) < 256:
+            table[code] = ord(folded)
+        else:  # "ß" -> "ss", "µ" -> "μ", "½" -> "1⁄2"
+            others.append(re.escape(chr(code)))
+    return bytes(table), re.compile("[\u0100-\U0010ffff" + "".join(others) + "]")
+
+
+_LATIN1_FOLD, _NOT_LATIN1_FOLD_RE = _latin1_folding()
+
+
 def normalize(text: str) -> str:
-    """The text matched against: folded, typographic spaces and apostrophes made plain."""
+    """The text matched against: folded, typographic spaces and apostrophes made plain.
+
+    ``fold`` of the text: folding is a per-character mapping (accents dropped, then
+    case folded), so a text of Latin-1 characters that each fold to one is folded
+    by a byte table; other texts through their runs of non-ASCII characters
+    (``unaccent(t).casefold() == fold(t)``). French prose, folded whole through the
+    table of every character, took three times as long.
+    """
     text = text.replace("\u202f", " ").replace("\u00a0", " ").replace("’", "'")
-    return fold(text)
+    if text.isascii():
+        return text.casefold()
+    if _NOT_LATIN1_FOLD_RE.search(text) is None:
+        return text.encode("latin-1").translate(_LATIN1_FOLD).decode("latin-1")
+    return unaccent(text).casefold()
 
 
 def _day(value: str) -> int:
@@ -176,9 +223,8 @@ def _resolve_year(
         except ValueError:
             continue
     # Announcements speak of the coming year at most (and of a recent past).
-    candidates = [
-        c for c in candidates if ref - timedelta(days=60) <= c <= ref + timedelta(days=400)
-    ]
+    earliest, latest = ref - timedelta(days=60), ref + timedelta(days=400)
+    candidates = [c for c in candidates if earliest <= c <= latest]
     if weekday:
         agreeing = [c for c in candidates if c.weekday() == WEEKDAYS[weekday]]
         if len(agreeing) == 1:
@@ -187,7 +233,7 @@ def _resolve_year(
             candidates = agreeing
     # The next occurrence, allowing two months back (an event just past).
     for c in candidates:
-        if c >= ref - timedelta(days=60):
+        if c >= earliest:
             return c
     return candidates[-1] if candidates else None
 
@@ -223,9 +269,45 @@ def _clock(m: re.Match[str], name: str) -> time | None:
     return time(int(hours), int(minutes))
 
 
-def find_dates(text: str, ref: date) -> list[DateSpan]:
-    """Every event date the text gives, in reading order (see the module's docstring)."""
-    folded = normalize(text)
+def _may_be_relative(folded: str) -> bool:
+    """False when ``_RELATIVE_RE`` cannot match: every weekday holds "di"."""
+    return (
+        "di" in folded or "demain" in folded or "aujourd" in folded
+    ) and _RELATIVE_HINT_RE.search(folded) is not None
+
+
+def _date_matches(folded: str) -> Iterator[re.Match[str]]:
+    """``_DATE_RE.finditer(folded)``, scanning only the stretch that can hold a match.
+
+    Every match holds a hint (``_DATE_HINT_RE``) with only letters, digits and
+    spaces before it: so no match starts before the run of those around the
+    first hint, and none follows a match that ends past the last hint. The
+    scan of ``_DATE_RE`` (a try at every position) is the costliest of an
+    announcement's reading.
+    """
+    hints = [m.start() for m in _DATE_HINT_RE.finditer(folded)]
+    if not hints:
+        return
+    first, last = hints[0], hints[-1]
+    start = 0
+    if first:
+        # The nearest character before the first hint that no match can hold.
+        stop = _NOT_WORD_OR_SPACE_RE.search(folded[first - 1 :: -1])
+        start = first - stop.start() if stop else 0
+    for m in _DATE_RE.finditer(folded, start):
+        yield m
+        if m.end() > last:
+            return
+
+
+def find_dates(text: str, ref: date, *, folded: str | None = None) -> list[DateSpan]:
+    """Every event date the text gives, in reading order (see the module's docstring).
+
+    ``folded`` is ``normalize(text)`` when the caller has it already (positions
+    are in that text).
+    """
+    if folded is None:
+        folded = normalize(text)
     found: list[DateSpan] = []
     taken: list[tuple[int, int]] = []
 
@@ -246,7 +328,7 @@ def find_dates(text: str, ref: date) -> list[DateSpan]:
         found.append(DateSpan(start, end, t1, t2, (m.start(), stop)))
         taken.append((m.start(), stop))
 
-    for m in _DATE_RE.finditer(folded):
+    for m in _date_matches(folded):
         if not free(m.start(), m.end()):
             continue
         d = _resolve_year(_day(m["d"]), _month(m["m"]), m["y"], m["wd"], ref)
@@ -256,7 +338,7 @@ def find_dates(text: str, ref: date) -> list[DateSpan]:
         found.append(DateSpan(d, None, t1, t2, (m.start(), stop)))
         taken.append((m.start(), stop))
 
-    for m in _NUMERIC_RE.finditer(folded):
+    for m in _NUMERIC_RE.finditer(folded) if _NUMERIC_HINT_RE.search(folded) else ():
         if not free(m.start(), m.end()):
             continue
         try:
@@ -270,7 +352,7 @@ def find_dates(text: str, ref: date) -> list[DateSpan]:
         found.append(DateSpan(d, None, t1, t2, (m.start(), stop)))
         taken.append((m.start(), stop))
 
-    for m in _RELATIVE_RE.finditer(folded):
+    for m in _RELATIVE_RE.finditer(folded) if _may_be_relative(folded) else ():
         if not free(m.start(), m.end()):
             continue
         if m["rel"]:
@@ -349,7 +431,7 @@ def _share_times(folded: str, spans: list[DateSpan]) -> list[DateSpan]:
                 ]
         return spans
     # No time next to any date: look for one time range in the whole text.
-    m = _TIME_RANGE_RE.search(folded)
+    m = _TIME_RANGE_RE.search(folded) if _TIME_RANGE_HINT_RE.search(folded) else None
     if m is None:
         return spans
     return [DateSpan(s.start, s.end, _clock(m, "t1"), _clock(m, "t2"), s.position) for s in spans]

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from pressreview.agenda import propose_from_new_items, store_calendar
+from pressreview.agenda import ItemText, propose_for_items, store_calendar
 from pressreview.agenda.ical import CalendarParse, NotACalendar, parse_calendar, window
 from pressreview.collect.classify import Classifier
 from pressreview.collect.fetch import Fetcher, FetchResult
@@ -62,6 +62,8 @@ class SourceReport:
     elapsed: float = 0.0
     #: Entries the feed held when more than ``collect.max_entries`` (only the newest were read).
     total_entries: int | None = None
+    #: Events proposed for the agenda, read in its new items (see pressreview.agenda).
+    proposed_events: int = 0
 
     @property
     def failed(self) -> bool:
@@ -175,7 +177,6 @@ def collect(
     A source whose items cannot be stored fails alone.
     """
     now = now or datetime.now(UTC)
-    run_started = datetime.now(UTC)
     report = CollectReport(started_at=now)
     feeds = select_feeds(config, only)
     with store.begin() as conn:
@@ -208,9 +209,8 @@ def collect(
             asyncio.run(_run(config, rows, due, classifier, pool, writer, report, progress,
                              transport))  # fmt: skip
         writer.close()
-        # Items that announce an event get proposed agenda events (read from the new
-        # items only), in the parse workers when there are many.
-        report.proposed_events = propose_from_new_items(config, store, run_started, executor=pool)
+        # Items that announce an event got proposed agenda events as they were stored.
+        report.proposed_events = report.total("proposed_events")
         if report.total("new") >= ANALYZE_AFTER:
             store.refresh_statistics()
     finally:
@@ -613,6 +613,14 @@ def _record(
             )  # fmt: skip
             rep.new, rep.updated = counts.new, counts.updated
             rep.unchanged, rep.duplicates = counts.unchanged, counts.duplicates
+            if counts.new_stories:
+                # The new items that announce an event get proposed agenda events, in
+                # this transaction, from the texts at hand (nothing read back).
+                rep.proposed_events = propose_for_items(conn, [
+                    ItemText(item_id, n.title, n.excerpt, n.summary_html, n.link,
+                             n.published_at or now, n.territories, n.search_text)
+                    for item_id, n in counts.new_stories
+                ], config.tz)  # fmt: skip
             rep.filtered = sum(1 for b in batch if not b.relevant)
     if updates is None:
         q.update_source(conn, source_id, **state)

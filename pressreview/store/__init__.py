@@ -32,8 +32,10 @@ SQLITE_BUSY_TIMEOUT_MS = 5_000
 #: SQLite's page cache per connection, in KiB (its default is 2 MiB). Inserts land
 #: on random pages of the large indexes (an item's URL, its title keys): with the
 #: default cache, a store of 500,000 items reads most of those pages from the file
-#: again on every batch; the memory is only taken as pages are read.
-SQLITE_CACHE_KIB = 64 * 1024
+#: again on every batch; the memory is only taken as pages are read. 64 MiB cost
+#: no less CPU per item than 32 at 500,000 items (benchmarks/scale.py), and 40 MB
+#: more of peak memory in a collect of 50,000 items.
+SQLITE_CACHE_KIB = 32 * 1024
 #: The PostgreSQL advisory lock taken while the schema changes ("prsc").
 SCHEMA_LOCK_KEY = 0x70727363
 

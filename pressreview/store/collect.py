@@ -281,6 +281,9 @@ class StoreCounts:
     unchanged: int = 0
     duplicates: int = 0
     new_ids: list[int] = field(default_factory=list)
+    #: The new items that are a story's first outlet (no ``duplicate_of``), with their
+    #: ids, as stored (for the agenda's proposals).
+    new_stories: list[tuple[int, NewItem]] = field(default_factory=list)
 
 
 #: Title shingles (interned, as a tuple: a third of the memory of a set), lead,
@@ -720,6 +723,8 @@ def store_items(
         item_id = ids[item.url]
         counts.new_ids.append(item_id)
         lead = leads.get(item.url)
+        if lead is None:
+            counts.new_stories.append((item_id, item))
         cache.titles[item_id] = (
             tuple(map(sys.intern, shingles_of[item.url])),
             lead,
