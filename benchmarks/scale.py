@@ -24,7 +24,13 @@ What it does, in one store:
    ``--outlet`` (target: at most 100 ms each); beside them ("scan"), the
    same answers read the way revision 0011 replaces: the total counted over
    the index of statuses instead of ``item_totals``, the JSON of every
-   item's territories, the distinct outlets from every row.
+   item's territories, the distinct outlets from every row; for searches,
+   the search words as prefixes with the plan left to the database (before
+   revision 0012).
+
+``--queries URL`` times step 4 alone, on a store filled by an earlier run (a
+PostgreSQL database given by URL is kept; so is a SQLite file given with
+``--keep PATH``).
 
 The items look like the collected ones: French titles about urban policy in
 Hauts-de-France, 0 to 2 territories of 28 towns (a few much more frequent),
@@ -281,14 +287,17 @@ def fill(store: Store, count: int, start: datetime, end: datetime) -> None:
         qc.end_bulk_writes(conn)
 
 
-def timed(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
+def timed(fn: Callable[[], object], repeat: int) -> tuple[float, float, object]:
+    """Median wall-clock and CPU (this process) milliseconds of ``repeat`` calls, and
+    the result of a first call (not timed)."""
     result = fn()
-    times = []
+    times, cpu = [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1000, result
+        cpu.append(time.process_time() - c0)
+    return statistics.median(times) * 1000, statistics.median(cpu) * 1000, result
 
 
 def page_and_total(store: Store, f: qi.ItemFilter) -> Callable[[], int]:
@@ -296,8 +305,7 @@ def page_and_total(store: Store, f: qi.ItemFilter) -> Callable[[], int]:
 
     def run() -> int:
         with store.connect() as conn:
-            qi.list_items(conn, f)
-            return qi.count_items(conn, f)
+            return qi.list_and_count(conn, f)[1]
 
     return run
 
@@ -350,40 +358,38 @@ def run(url: str, args: argparse.Namespace) -> None:
             cells = "".join(f"{r:{w}.2f}" for r, w in zip(ratios, WIDTHS, strict=True))
             print(f"  {clock:4} {'ratio':17} {cells}")
 
-        creil = qi.ItemFilter(territories=("Creil",), limit=50)
-        outlet = qi.ItemFilter(outlet="courrier de creil", limit=50)
-        cases: list[tuple[str, qi.ItemFilter, qi.ItemFilter | None]] = [
-            (
-                "items list (first 50 + total)",
-                qi.ItemFilter(limit=50),
-                qi.ItemFilter(limit=50, scan=True),
-            ),
-            (
-                "items list --search 'contrat ville signe'",
-                qi.ItemFilter(search="contrat ville signe", limit=50),
-                None,
-            ),
-            ("items list --territory Creil", creil, qi.ItemFilter(**{**vars(creil), "scan": True})),
-            (
-                "items list --outlet 'courrier de creil'",
-                outlet,
-                qi.ItemFilter(**{**vars(outlet), "scan": True}),
-            ),
-        ]
-        print(f"queries at {args.base + 2 * args.new:,} items (median of {args.repeat}, ms)")
-        print(f"  {'':44} {'matches':>8} {'indexed':>9} {'scan':>9}")
-        for name, indexed, naive in cases:
-            ms, total = timed(page_and_total(store, indexed), args.repeat)
-            line = f"  {name:44} {total:>8,} {ms:9.1f}"
-            if naive is not None:
-                naive_ms, naive_total = timed(
-                    page_and_total(store, naive), max(1, args.repeat // 3)
-                )
-                assert naive_total == total, (naive_total, total)
-                line += f" {naive_ms:9.1f}"
-            print(line)
+        time_queries(store, args.repeat)
     finally:
         store.close()
+
+
+def time_queries(store: Store, repeat: int) -> None:
+    """Step 4: the first page and total of each list, indexed and as before."""
+    cases: list[tuple[str, qi.ItemFilter]] = [
+        ("items list (first 50 + total)", qi.ItemFilter(limit=50)),
+        ("items list --search 'contrat ville signe'", qi.ItemFilter(search="contrat ville signe")),
+        ("items list --search meru", qi.ItemFilter(search="meru")),
+        ("items list --search quartier", qi.ItemFilter(search="quartier")),
+        ("items list --search 'contrat de ville'", qi.ItemFilter(search="contrat de ville")),
+        ("items list --territory Creil", qi.ItemFilter(territories=("Creil",))),
+        (
+            "items list --territory Creil --search logement",
+            qi.ItemFilter(territories=("Creil",), search="logement"),
+        ),
+        ("items list --outlet 'courrier de creil'", qi.ItemFilter(outlet="courrier de creil")),
+    ]
+    with store.connect() as conn:
+        size = qc.count_items(conn)
+    print(f"queries at {size:,} items (median of {repeat}, ms); load average {os.getloadavg()}")
+    # CPU: of this process (on SQLite, all the work; on PostgreSQL, the client's).
+    print(f"  {'':50} {'matches':>8} {'indexed':>9} {'scan':>9} {'cpu':>7} {'cpu':>7}")
+    for name, base in cases:
+        indexed = qi.ItemFilter(**{**vars(base), "limit": 50})
+        naive = qi.ItemFilter(**{**vars(indexed), "scan": True})
+        ms, cpu, total = timed(page_and_total(store, indexed), repeat)
+        naive_ms, naive_cpu, naive_total = timed(page_and_total(store, naive), max(1, repeat // 3))
+        assert naive_total == total, (naive_total, total)
+        print(f"  {name:50} {total:>8,} {ms:9.1f} {naive_ms:9.1f} {cpu:7.1f} {naive_cpu:7.1f}")
 
 
 def main() -> None:
@@ -391,6 +397,14 @@ def main() -> None:
     parser.add_argument("--base", type=int, default=500_000, help="items of the history")
     parser.add_argument("--new", type=int, default=50_000, help="items of each ingest")
     parser.add_argument("--repeat", type=int, default=9)
+    parser.add_argument(
+        "--queries",
+        metavar="URL",
+        help="only time the lists, on this store filled by an earlier run",
+    )
+    parser.add_argument(
+        "--keep", metavar="PATH", type=Path, help="SQLite: build the store in this file, kept"
+    )
     parser.add_argument(
         "--postgres",
         nargs="?",
@@ -400,7 +414,15 @@ def main() -> None:
         "server of $PRESSREVIEW_TEST_POSTGRES_URL)",
     )
     args = parser.parse_args()
-    if args.postgres is None:
+    if args.queries:
+        store = Store(args.queries)
+        try:
+            time_queries(store, args.repeat)
+        finally:
+            store.close()
+    elif args.postgres is None and args.keep:
+        run(f"sqlite:///{args.keep.resolve()}", args)
+    elif args.postgres is None:
         with tempfile.TemporaryDirectory() as tmp:
             run(f"sqlite:///{Path(tmp) / 'scale.db'}", args)
     elif args.postgres:

@@ -247,8 +247,7 @@ def list_items(config: Config, store: Store, query: ItemQuery | None = None) -> 
     """Items matching the query (default: new, not other outlets, newest first) and their total."""
     f = _filter(config, query or ItemQuery())
     with store.connect() as conn:
-        rows = q.list_items(conn, f)
-        total = len(rows) if f.limit is None and not f.offset else q.count_items(conn, f)
+        rows, total = q.list_and_count(conn, f)
     return ItemList(rows, total)
 
 

@@ -254,7 +254,7 @@ def test_a_store_at_0010_is_indexed_by_the_upgrade(collected: Collected, second_
         with store.engine.begin() as conn:
             conn.execute(items.insert(), rows)
         store.upgrade()
-        assert store.current_revision() == "0011"
+        assert store.current_revision() == store.head_revision()
         with store.connect() as conn:
             copied = conn.execute(select(func.count()).select_from(item_territories)).scalar_one()
         assert copied == sum(len(set(r["territories"])) for r in source) > 0

@@ -7,29 +7,38 @@ based on a stale read matches no row and the caller refuses it.
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    ColumnClause,
     ColumnElement,
     Connection,
     RowMapping,
     Select,
+    Text,
     and_,
+    column,
     distinct,
     exists,
+    false,
     func,
     insert,
     literal_column,
     null,
     or_,
     select,
+    table,
     text,
     update,
 )
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects.postgresql import TSQUERY
 
 from pressreview.model import Item
 from pressreview.store.schema import (
@@ -94,7 +103,8 @@ class ItemFilter:
     offset: int = 0
     sort: str = "date"
     #: Read territories and outlets from every item (the JSON list, a scan for the
-    #: distinct outlet names), as before revision 0011: the reference the indexed
+    #: distinct outlet names), as before revision 0011, and search as before revision
+    #: 0012 (prefixes, the plan left to the database): the reference the indexed
     #: reading is checked against (tests, ``benchmarks/scale.py``).
     scan: bool = False
 
@@ -122,22 +132,102 @@ def search_terms(query: str) -> list[str]:
     return [w for w in re.split(r"[\W_]+", fold(query)) if w]
 
 
-def _search_clause(conn: Connection, query: str) -> ColumnElement[bool]:
+#: Every word of the full-text index on PostgreSQL (revision 0012), kept by a trigger.
+_fts_words = table("items_fts_words", column("word", Text))
+#: Search words the PostgreSQL parser keeps as one word of their own (letters only,
+#: digits only): those can be replaced by the indexed words they begin.
+_PLAIN_TERM = re.compile(r"[a-z]{1,200}|[0-9]{1,200}")
+#: A search word beginning more indexed words than this stays a prefix query.
+MAX_EXPANSION = 64
+
+
+#: What the GIN index ix_items_search indexes on PostgreSQL (revision 0012): the words
+#: of the item's search text, its status as "_new", "_selected"... and "_lead" or
+#: "_other" (another outlet of a story); no search word begins with "_". Written as
+#: in the index, so that the planner recognises it.
+_SEARCH_VECTOR: ColumnClause[Any] = literal_column(
+    "(to_tsvector('simple'::regconfig, items.search_text) || array_to_tsvector(ARRAY["
+    "'_'::text || items.status::text, "
+    "CASE WHEN items.duplicate_of IS NULL THEN '_lead'::text ELSE '_other'::text END]))"
+)
+
+
+def _state_words(f: ItemFilter) -> str:
+    """The filter's status and other-outlet tests as a query of the index's words."""
+    parts = []
+    if f.statuses:
+        parts.append("(" + " | ".join(_tsquery_word(f"_{s}") for s in f.statuses) + ")")
+    if not f.duplicates:
+        parts.append("'_lead'")
+    return " & ".join(parts)
+
+
+def _tsquery_word(word: str) -> str:
+    return "'" + word.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _expansions(conn: Connection, terms: Sequence[str]) -> dict[str, list[str]]:
+    """The indexed words each plain search word begins (at most ``MAX_EXPANSION`` + 1)."""
+    found: dict[str, list[str]] = {}
+    for term in dict.fromkeys(t for t in terms if _PLAIN_TERM.fullmatch(t)):
+        after = term[:-1] + chr(ord(term[-1]) + 1)  # byte order: the prefix is one range
+        query = (
+            select(_fts_words.c.word)
+            .where(_fts_words.c.word >= term, _fts_words.c.word < after)
+            .distinct()
+            .order_by(_fts_words.c.word)
+            .limit(MAX_EXPANSION + 1)
+        )
+        found[term] = list(conn.execute(query).scalars())
+    return found
+
+
+def _fts_query(terms: Sequence[str]) -> str:
+    """The FTS5 query of the search words: every word, each as a prefix."""
+    return " ".join(f'"{t}"*' for t in terms)
+
+
+def _search_clause(
+    conn: Connection, query: str, *, scan: bool = False, states: str = ""
+) -> ColumnElement[bool]:
+    """Items holding every word of ``query``, each as a prefix (``scan``: on PostgreSQL,
+    as prefixes in the query, the reference the indexed words are checked against;
+    ``states``: on PostgreSQL, the status and lead words the items must hold too)."""
     terms = search_terms(query)
     if not terms:
         return literal_column("1") == literal_column("1")
     if conn.dialect.name == "sqlite":
         # Every word, each as a prefix ("contrat" finds "contrats"); words are \w+ only.
-        match = " ".join(f'"{t}"*' for t in terms)
         fts = text("SELECT rowid FROM items_fts WHERE items_fts MATCH :fts_query").bindparams(
-            fts_query=match
+            fts_query=_fts_query(terms)
         )
         return items.c.id.in_(fts.columns(literal_column("rowid")))
-    tsquery = " & ".join(f"'{t}':*" for t in terms)
-    # Same expression as the GIN index ix_items_search, so the index is used.
-    return func.to_tsvector(literal_column("'simple'"), items.c.search_text).op("@@")(
-        func.to_tsquery(literal_column("'simple'"), tsquery)
-    )
+    # A prefix ('contrat':*) makes the GIN index read the whole lists of every word
+    # it begins; the few indexed words it begins ('contrat' | 'contrats') are
+    # intersected without that. Same matches: those are all the words it begins.
+    expanded = {} if scan else _expansions(conn, terms)
+    exact: list[str] = []
+    prefixes: list[str] = []
+    for term in terms:
+        words = expanded.get(term)
+        if words is None or len(words) > MAX_EXPANSION:
+            prefixes.append(f"'{term}':*")
+        elif not words:
+            return false()  # no item holds a word beginning with it
+        else:
+            exact.append("(" + " | ".join(_tsquery_word(w) for w in words) + ")")
+    tsquery: ColumnElement[Any] | None = None
+    if prefixes:
+        tsquery = func.to_tsquery(literal_column("'simple'"), " & ".join(prefixes))
+    if exact:
+        # Taken as they are (no parsing): they are words of the index.
+        words_query = sql_cast(" & ".join(exact), TSQUERY)
+        tsquery = words_query if tsquery is None else tsquery.op("&&")(words_query)
+    if states:
+        # Status and lead are words of the index too: only the items in range are read.
+        wanted = sql_cast(states, TSQUERY)
+        tsquery = wanted if tsquery is None else tsquery.op("&&")(wanted)
+    return _SEARCH_VECTOR.op("@@")(tsquery)
 
 
 def _territory_rows(f: ItemFilter) -> Select[Any]:
@@ -213,14 +303,125 @@ def _outlet_clause(conn: Connection, text: str, *, scan: bool = False) -> Column
     return items.c.outlet.in_([n for n in names if wanted in " ".join(words(n))])
 
 
-def _where(conn: Connection, query: Select[Any], f: ItemFilter) -> Select[Any]:
+#: How a search is read: its matches first (looked up one by one, then sorted),
+#: or the list's index in its order, each item tested against the search.
+MATCHES = "matches"
+WALK = "walk"
+#: What testing one item costs while walking the index, against reading one match
+#: first (SQLite looks it up among the matches, read once).
+SQLITE_WALK_COST = 0.3
+#: SQLite counts by walking the index of statuses once the full-text matches are
+#: more than this share of the items in range: a step of that walk costs about a
+#: fifteenth of the lookup of one match.
+SQLITE_WALK_SHARE = 15
+#: PostgreSQL settings to read the matches first (the GIN index's bitmap): nothing
+#: else is left to the planner, whose estimate of how many items a search matches
+#: can be far off (a prefix, a rare word) and which then walks an index testing
+#: every item, or the whole table, at a cost of seconds. The bitmap must stay
+#: exact: a lossy one makes PostgreSQL recompute the words of every item of its pages.
+PLANNER: dict[str, dict[str, str]] = {MATCHES: {"enable_seqscan": "off", "work_mem": "64MB"}}
+#: A reading of all the matches reads no index in order (the page does, for its joins).
+PLANNER_COUNT = {MATCHES: {**PLANNER[MATCHES], "enable_indexscan": "off"}}
+
+
+def _plain_search(f: ItemFilter) -> bool:
+    """A search with only status, other-outlet and date filters beside it."""
+    return bool(
+        f.search
+        and search_terms(f.search)
+        and not (f.ids or f.sources or f.outlet or f.sections or f.territories)
+    )
+
+
+def _without_search(f: ItemFilter) -> ItemFilter:
+    return ItemFilter(**{**vars(f), "search": None, "limit": None, "offset": 0})
+
+
+def _search_plan(conn: Connection, f: ItemFilter, total: int | None) -> str | None:
+    """How to read a page of a search (None: as the database plans it).
+
+    On SQLite, reading the matches first costs the matches; walking the index in
+    date order costs about (offset + limit) x items in range / matches tests. The
+    total (counted first) tells which is cheaper. PostgreSQL reads the matches
+    (see _search_page).
+    """
+    if f.scan or not _plain_search(f):
+        return MATCHES if f.search and conn.dialect.name == "sqlite" else None
+    if conn.dialect.name != "sqlite" or f.limit is None or f.sort not in ("date", "oldest"):
+        return MATCHES  # every match is read anyway
+    matches = count_items(conn, f) if total is None else total
+    if matches == 0:
+        return MATCHES
+    in_range = count_items(conn, _without_search(f))
+    walk = matches * matches >= (f.offset + f.limit) * in_range * SQLITE_WALK_COST
+    return WALK if walk else MATCHES
+
+
+def _count_plan(conn: Connection, f: ItemFilter) -> str | None:
+    """How to count a search (None: as the database plans it)."""
+    if f.scan or not _plain_search(f):
+        return MATCHES if f.search and conn.dialect.name == "sqlite" else None
+    if conn.dialect.name != "sqlite":
+        return MATCHES  # the GIN index's bitmap: each match's row is read once
+    return WALK if _few_matches(conn, f) is None else MATCHES
+
+
+def _few_matches(conn: Connection, f: ItemFilter) -> list[int] | None:
+    """SQLite: the ids of the full-text matches of a search (whatever their status),
+    or None when they are many.
+
+    FTS5 reads its own matches cheaply; when they are more than a fifteenth of the
+    items in range, walking the index of statuses once, testing each item among
+    them, costs less than looking each of them up.
+    """
+    in_range = count_items(conn, _without_search(f))
+    enough = in_range // SQLITE_WALK_SHARE + 1
+    terms = search_terms(f.search or "")
+    found = text("SELECT rowid FROM items_fts WHERE items_fts MATCH :fts_query LIMIT :enough")
+    ids = list(conn.execute(found, {"fts_query": _fts_query(terms), "enough": enough}).scalars())
+    return None if len(ids) >= enough else ids
+
+
+@contextmanager
+def _planner(conn: Connection, plan: str | None, *, count: bool = False) -> Iterator[None]:
+    """PostgreSQL's settings for ``plan`` during the block (this transaction only),
+    then those it had before."""
+    settings = PLANNER_COUNT if count else PLANNER
+    values = settings.get(plan or "", {}) if conn.dialect.name == "postgresql" else {}
+    if not values:
+        yield
+        return
+    names = list(values)
+    current = "SELECT " + ", ".join(f"current_setting('{name}')" for name in names)
+    before = dict(zip(names, conn.execute(text(current)).one(), strict=True))
+
+    def apply(settings: Mapping[str, str]) -> None:
+        assignments = ", ".join(f"set_config('{name}', :{name}, true)" for name in settings)
+        conn.execute(text(f"SELECT {assignments}"), dict(settings))
+
+    apply(values)
+    yield
+    # Not after an error: the transaction is rolled back, and its settings with it.
+    apply(before)
+
+
+def _where(
+    conn: Connection,
+    query: Select[Any],
+    f: ItemFilter,
+    plan: str | None = None,
+    *,
+    matched: Sequence[int] | None = None,
+) -> Select[Any]:
     if f.ids:
         query = query.where(items.c.id.in_(f.ids))
-    # With a search on SQLite, the full-text matches must lead (their ids looked up
-    # one by one): written as plain columns, the status and other-outlet tests
-    # would make SQLite walk the index of statuses over the whole store instead,
-    # testing every id against the matches. coalesce() keeps them off that index.
-    matches_lead = bool(f.search) and conn.dialect.name == "sqlite"
+    # When the full-text matches lead (their ids looked up one by one), the status
+    # and other-outlet tests are written through coalesce(): as plain columns they
+    # would make the database walk the index of statuses over the whole store
+    # instead, testing every item against the search (see _search_plan).
+    if plan is None:
+        plan = MATCHES if f.search and conn.dialect.name == "sqlite" else None
+    matches_lead = plan == MATCHES
     if f.statuses:
         status = func.coalesce(items.c.status, "") if matches_lead else items.c.status
         query = query.where(status.in_(f.statuses))
@@ -249,12 +450,22 @@ def _where(conn: Connection, query: Select[Any], f: ItemFilter) -> Select[Any]:
     if f.territories:
         query = query.where(_territory_clause(conn, f))
     if f.search:
-        query = query.where(_search_clause(conn, f.search))
+        states = _state_words(f) if matches_lead and conn.dialect.name == "postgresql" else ""
+        if matched is not None:
+            # The search's matches, read already (SQLite): their ids as one JSON value.
+            ids = func.json_each(json.dumps(list(matched))).table_valued("value")
+            query = query.where(items.c.id.in_(select(ids.c.value)))
+        else:
+            query = query.where(_search_clause(conn, f.search, scan=f.scan, states=states))
     return query
 
 
-def list_items(conn: Connection, f: ItemFilter) -> list[Item]:
-    """Items matching the filter, in its sort order, with source name and issue number."""
+def list_items(conn: Connection, f: ItemFilter, *, total: int | None = None) -> list[Item]:
+    """Items matching the filter, in its sort order, with source name and issue number.
+
+    ``total``: the filter's total when the caller has counted it (a search uses it
+    to choose how to read the page; it is counted here otherwise).
+    """
     if _territories_only(f):
         # The page is read from item_territories' index in date order; only its
         # items are read from the items table.
@@ -273,12 +484,77 @@ def list_items(conn: Connection, f: ItemFilter) -> list[Item]:
         chosen = page.subquery()
         query = _base().where(items.c.id.in_(select(chosen.c.item_id))).order_by(*SORTS[f.sort])
         return [_item(row) for row in conn.execute(query).mappings()]
-    query = _where(conn, _base(), f).order_by(*SORTS[f.sort])
+    if _one_reading(conn, f):
+        return _search_page(conn, f)[0]
+    plan = _search_plan(conn, f, total)
+    query = _where(conn, _base(), f, plan).order_by(*SORTS[f.sort])
     if f.limit is not None:
         query = query.limit(f.limit)
     if f.offset:
         query = query.offset(f.offset)
-    return [_item(row) for row in conn.execute(query).mappings()]
+    with _planner(conn, plan):
+        return [_item(row) for row in conn.execute(query).mappings()]
+
+
+def _one_reading(conn: Connection, f: ItemFilter) -> bool:
+    """Whether the page and the total of a search come from one reading of its matches
+    (a page: every match is read whole anyway without a limit)."""
+    return (
+        conn.dialect.name == "postgresql"
+        and f.limit is not None
+        and not f.scan
+        and _plain_search(f)
+    )
+
+
+def _search_page(
+    conn: Connection, f: ItemFilter, *, matched: Sequence[int] | None = None
+) -> tuple[list[Item], int | None]:
+    """A search: its page and its total (None when the page is empty) from one
+    reading of its matches.
+
+    The total reads the row of every match anyway (the GIN index holds no dates);
+    ordering their ids on the way costs little, and only the page's items are
+    then read whole.
+    """
+    found: Select[Any] = select(items.c.id, func.count().over().label("total")).select_from(items)
+    found = _where(conn, found, f, MATCHES, matched=matched).order_by(*SORTS[f.sort])
+    if f.limit is not None:
+        found = found.limit(f.limit)
+    if f.offset:
+        found = found.offset(f.offset)
+    with _planner(conn, MATCHES, count=True):
+        page = conn.execute(found).all()
+    if not page:
+        return [], None
+    ids = [row.id for row in page]
+    rows = get_items(conn, ids)
+    return [rows[i] for i in ids], int(page[0].total)
+
+
+def list_and_count(conn: Connection, f: ItemFilter) -> tuple[list[Item], int]:
+    """What ``items list`` shows: the page of items and the total of the filter.
+
+    With a search the total is counted with the page (PostgreSQL; SQLite when
+    the matches are few), or first (it tells SQLite how the page is best read).
+    """
+    if _one_reading(conn, f):
+        rows, counted = _search_page(conn, f)
+        return rows, count_items(conn, f) if counted is None else counted
+    if conn.dialect.name == "sqlite" and f.limit is not None and _plain_search(f) and not f.scan:
+        # When the full-text matches are few (their rows are read to count them),
+        # the page's ids are sorted on the way, from the matches read once.
+        matched = _few_matches(conn, f)
+        if matched is not None:
+            rows, counted = _search_page(conn, f, matched=matched)
+            if counted is None:  # an empty page (no match, or past the last one)
+                counted = count_items(conn, f) if matched else 0
+            return rows, counted
+    if f.limit is None and not f.offset:
+        rows = list_items(conn, f)
+        return rows, len(rows)
+    total = count_items(conn, f)
+    return list_items(conn, f, total=total), total
 
 
 def _by_status_only(f: ItemFilter) -> bool:
@@ -313,8 +589,11 @@ def count_items(conn: Connection, f: ItemFilter) -> int:
     counted: Select[Any] = select(func.count()).select_from(items)
     if f.sources:
         counted = counted.outerjoin(sources, sources.c.id == items.c.source_id)
+    plan = _count_plan(conn, f)
     # Without that join, a total by status and dates reads the index ix_items_list alone.
-    return int(conn.execute(_where(conn, counted, f)).scalar_one())
+    counted = _where(conn, counted, f, plan)
+    with _planner(conn, plan, count=True):
+        return int(conn.execute(counted).scalar_one())
 
 
 def get_items(conn: Connection, ids: Iterable[int]) -> dict[int, Item]:
