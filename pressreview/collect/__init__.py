@@ -126,6 +126,10 @@ def _backoff(config: Config, failures: int, now: datetime) -> datetime:
     return now + timedelta(minutes=minutes)
 
 
+#: Sources fetched and not yet stored, beyond those being fetched, at most: enough to
+#: keep the parse workers and the writer busy (each waiting source holds its parsed
+#: items, about 200 KB for 50 entries).
+BACKLOG = 48
 #: Bodies larger than this are parsed one at a time (bounds the peak memory of a run).
 LARGE_BODY = 2_000_000
 #: Below this many sources to parse, parsing stays in threads of this process.
@@ -239,7 +243,7 @@ async def _run(
 
     # Back-pressure: at most this many sources fetched and not yet stored, so that
     # memory stays bounded when the store is slower than the network.
-    room = asyncio.Semaphore(max(4 * config.collect.concurrency, 16))
+    room = asyncio.Semaphore(config.collect.concurrency + BACKLOG)
 
     broken: list[bool] = []  # set once the process pool is unusable
     # Parsing a large body briefly takes several times its size: one at a time.
