@@ -246,3 +246,14 @@ def test_fold_is_idempotent_on_every_code_point() -> None:
         hex(code) for code in range(0x80, 0x30000) if fold(fold(chr(code))) != fold(chr(code))
     ]
     assert unstable == []
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=0x17F), max_size=40))
+def test_fold_of_latin1_text_by_bytes_matches_the_table_of_every_character(text: str) -> None:
+    """Latin-1 text is folded by a byte table: the same as through the full table."""
+    from pressreview.text import _fold_slowly
+
+    assert fold(text) == (text.casefold() if text.isascii() else _fold_slowly(text))
+    for code in range(0x100):
+        assert fold(chr(code)) == _fold_slowly(chr(code))
