@@ -55,6 +55,13 @@ def _batch(rng: random.Random, prefix: str, count: int, told: list[str]) -> list
     return batch
 
 
+def _sources(store: Store, count: int) -> dict[str, int]:
+    """Sources S0, S1... in the store, by name: their ids."""
+    feeds = [Feed(name=f"S{i}", url=f"https://example.org/{i}.xml") for i in range(count)]
+    with store.begin() as conn:
+        return {name: row["id"] for name, row in q.sync_sources(conn, feeds).items()}
+
+
 def _same_answers(
     conn: Any, source_id: int, batch: list[q.NewItem], stamp: datetime, cache: q.DedupeCache
 ) -> None:
@@ -74,13 +81,7 @@ def _leads(conn: Any, source_id: int, batch: list[q.NewItem], stamp: datetime, c
 def test_cached_candidates_match_the_store(store_url: str) -> None:
     store = Store(store_url)
     rng = random.Random(7)
-    with store.begin() as conn:
-        ids = {
-            name: row["id"]
-            for name, row in q.sync_sources(
-                conn, [Feed(name=f"S{i}", url=f"https://example.org/{i}.xml") for i in range(6)]
-            ).items()
-        }
+    ids = _sources(store, 6)
     cache = q.DedupeCache()
     told: list[str] = []
     stamp = datetime(2026, 11, 1, 8, tzinfo=UTC)
@@ -140,13 +141,7 @@ def test_a_new_writer_reads_the_postings_of_earlier_runs(
     monkeypatch.setattr(q, "PRELOAD_POSTINGS", preload)
     store = Store(store_url)
     rng = random.Random(11)
-    with store.begin() as conn:
-        ids = {
-            name: row["id"]
-            for name, row in q.sync_sources(
-                conn, [Feed(name=f"S{i}", url=f"https://example.org/{i}.xml") for i in range(3)]
-            ).items()
-        }
+    ids = _sources(store, 3)
     told: list[str] = []
     stamp = datetime(2026, 11, 1, 8, tzinfo=UTC)
     for run in range(3):
@@ -172,13 +167,7 @@ def test_a_new_writer_reads_the_postings_of_earlier_runs(
 def test_postings_out_of_the_window_are_not_preloaded(store_url: str) -> None:
     store = Store(store_url)
     rng = random.Random(5)
-    with store.begin() as conn:
-        ids = {
-            name: row["id"]
-            for name, row in q.sync_sources(
-                conn, [Feed(name=f"S{i}", url=f"https://example.org/{i}.xml") for i in range(2)]
-            ).items()
-        }
+    ids = _sources(store, 2)
     told: list[str] = []
     old, recent = datetime(2026, 11, 1, 8, tzinfo=UTC), datetime(2026, 11, 3, 8, tzinfo=UTC)
     with store.begin() as conn:
