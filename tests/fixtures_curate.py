@@ -62,6 +62,24 @@ class Collected:
         issues.new_draft(self.config, self.store, title="Revue de test", actor="editor")
         return int(issues.publish(self.config, self.store, actor="editor")["number"])
 
+    def store_entries(self, entries: list[Any], stamp: Any) -> list[int]:
+        """Store items as the collection does, in lots of 500 from the first item's
+        source (``store.collect.NewItem``s seen at ``stamp``); their new ids."""
+        from datetime import timedelta
+
+        from pressreview.store import collect as qc
+
+        source_id = self.rows()[0]["source_id"]
+        new_ids: list[int] = []
+        for start in range(0, len(entries), 500):
+            with self.store.begin() as conn:
+                counts = qc.store_items(
+                    conn, source_id, entries[start : start + 500], default_outlet=None,
+                    dedupe_window=timedelta(days=14), threshold=0.6, stamp=stamp,
+                )  # fmt: skip
+            new_ids += counts.new_ids
+        return new_ids
+
     def find(self, words: str, **where: Any) -> dict[str, Any]:
         """The one item whose title contains these words."""
         found = [r for r in self.rows(**where) if words.lower() in r["title"].lower()]

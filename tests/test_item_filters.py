@@ -291,19 +291,7 @@ def test_totals_by_status_are_folded_and_stay_exact(collected: Collected) -> Non
         )
         for i in range(2_600)
     ]
-    new_ids: list[int] = []
-    for start in range(0, len(entries), 500):
-        with store.begin() as conn:
-            counts = qc.store_items(
-                conn,
-                first["source_id"],
-                entries[start : start + 500],
-                default_outlet=None,
-                dedupe_window=timedelta(days=14),
-                threshold=0.6,
-                stamp=stamp,
-            )
-        new_ids += counts.new_ids
+    new_ids = collected.store_entries(entries, stamp)
     assert len(new_ids) == 2_600
     curate.reject_items(store, new_ids[:700:2], reason="lot", actor="ed")
     curate.select_items(store, new_ids[1:400:2], section="signatures", actor="ed")

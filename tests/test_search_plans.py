@@ -90,19 +90,7 @@ def _fill(collected: Collected, count: int = 1_500) -> list[int]:
     first = collected.rows()[0]
     stamp = first["first_seen_at"] + timedelta(hours=2)
     entries = _entries(stamp, count)
-    new_ids: list[int] = []
-    for start in range(0, len(entries), 500):
-        with store.begin() as conn:
-            counts = qc.store_items(
-                conn,
-                first["source_id"],
-                entries[start : start + 500],
-                default_outlet=None,
-                dedupe_window=timedelta(days=14),
-                threshold=0.6,
-                stamp=stamp,
-            )
-        new_ids += counts.new_ids
+    new_ids = collected.store_entries(entries, stamp)
     curate.reject_items(store, new_ids[:300:3], reason="lot", actor="ed")
     curate.select_items(store, new_ids[1:200:3], section="signatures", actor="ed")
     return new_ids
