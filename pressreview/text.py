@@ -8,6 +8,7 @@ mean the same thing everywhere.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import html
 import itertools
@@ -15,6 +16,7 @@ import re
 import unicodedata
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
+from typing import NamedTuple
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import nh3
@@ -128,10 +130,20 @@ _INVALID_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\ud800-\ud
 
 def valid_text(text: str) -> str:
     """Drop what cannot be stored or shown: control characters, lone surrogates."""
-    if not _INVALID_RE.search(text):
+    # Printable text (no control, surrogate, separator other than " ", nor
+    # non-character) has nothing to drop, and the test is cheaper than a scan.
+    if text.isprintable() or not _INVALID_RE.search(text):
         return text  # the common case: one scan, nothing to replace
     text = _SURROGATE_RE.sub("\ufffd", text)
     return _CONTROL_RE.sub("", text)
+
+
+def _fold_spaces(text: str) -> str:
+    """``_WS_RE.sub(" ", text)``: printable text without two spaces in a row has no
+    whitespace to fold (``\\s`` is " " or a non-printable character)."""
+    if "  " not in text and text.isprintable():
+        return text
+    return _WS_RE.sub(" ", text)
 
 
 def clean_text(text: str | None) -> str:
@@ -168,10 +180,10 @@ _TEXT_CLEANER = nh3.Cleaner(tags=set(), attributes={})
 def _clean_once(text: str) -> str:
     if "<" in text:
         # "<li>204 QPV</li><li>700 000 habitants</li>" reads as two phrases, not one word.
-        text = _BREAKING_TAG_RE.sub(lambda m: " " + m.group(0), text)
+        text = _BREAKING_TAG_RE.sub(r" \g<0>", text)
         text = _TEXT_CLEANER.clean(text)
     text = html.unescape(html.unescape(text)) if "&" in text else text
-    return _WS_RE.sub(" ", valid_text(text)).strip()
+    return _fold_spaces(valid_text(text)).strip()
 
 
 def split_publisher(title: str, known: str | None = None) -> tuple[str, str | None]:
@@ -227,7 +239,7 @@ def sanitize_html(fragment: str | None) -> str:
         return ""
     cleaned = _HTML_CLEANER.clean(valid_text(fragment))
     # No <pre> is allowed, so runs of whitespace mean one space.
-    return _WS_RE.sub(" ", cleaned).strip()
+    return _fold_spaces(cleaned).strip()
 
 
 # -- URLs -------------------------------------------------------------------
@@ -342,21 +354,51 @@ def safe_url(value: object) -> str:
     url = value.strip()
     if _URL_SPACE_RE.search(url) or not _WEB_URL_RE.fullmatch(url):
         return ""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
+    parts = url_parts(url)
+    if parts is None or not parts.port_ok:
         return ""
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         return ""
     return url
 
 
 def host_of(url: str) -> str:
+    parts = url_parts(url)
+    return (parts.hostname or "").lower() if parts is not None else ""
+
+
+class URLParts(NamedTuple):
+    """What the link checks read of ``urlsplit(url)``."""
+
+    #: Lower-cased, as ``urlsplit`` gives it.
+    scheme: str
+    hostname: str | None
+    #: False when reading the port raises ``ValueError`` (not a number, out of range).
+    port_ok: bool
+
+
+@functools.lru_cache(maxsize=256)
+def url_parts(url: str) -> URLParts | None:
+    """``urlsplit(url)``'s scheme, host name and port check; ``None`` when it raises.
+
+    Cached: collection checks each entry's link several times (is it valid, is
+    it safe, which host), and most links are plain (``_PLAIN_URL_RE``), read
+    without ``urlsplit``.
+    """
+    plain = _PLAIN_URL_RE.fullmatch(url)
+    if plain:
+        return URLParts(plain["scheme"].lower(), plain["host"].lower(), True)
     try:
-        return (urlsplit(url).hostname or "").lower()
+        parts = urlsplit(url)
     except ValueError:
-        return ""
+        return None
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        port_ok = False
+    else:
+        port_ok = True
+    return URLParts(parts.scheme, parts.hostname, port_ok)
 
 
 # -- titles and near-duplicates ------------------------------------------------

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import feedparser
 from lxml import etree
@@ -35,6 +35,7 @@ from pressreview.text import (
     safe_url,
     sanitize_html,
     split_publisher,
+    url_parts,
     valid_text,
 )
 
@@ -346,12 +347,8 @@ def _base(base_url: str, headers: Mapping[str, str]) -> str:
 
 
 def _valid_url(url: str) -> bool:
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        return False
-    return bool(parts.hostname)
+    parts = url_parts(url)
+    return parts is not None and parts.port_ok and bool(parts.hostname)
 
 
 def _is_absolute(url: str) -> bool:
@@ -526,6 +523,15 @@ def _mark_synthesized(raw: dict[str, Any]) -> None:
     """Flag a description that fastfeedparser made up from the content."""
     if "content" not in raw or "description" not in raw:
         return
+    content = raw["content"]
+    if (
+        not raw.get("summary")
+        and isinstance(content, list)
+        and content
+        and isinstance(content[0], Mapping)
+        and raw["description"] == content[0].get("value")
+    ):
+        return  # the description is the content itself: either way, the summary reads the same
     probe = {k: v for k, v in raw.items() if k != "description"}
     try:
         from fastfeedparser.main import _synthesize_entry_description
@@ -558,6 +564,8 @@ def _absolute_links(fragment: str, base: str) -> str:
     """
     if not base or "href=" not in fragment:
         return fragment
+    if all(_is_absolute(value) for value in _HREF_RE.findall(fragment)):
+        return fragment  # the common case: ``resolve`` would keep every link
 
     def resolve(match: re.Match[str]) -> str:
         value = html.unescape(match.group(1))
