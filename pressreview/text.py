@@ -120,9 +120,6 @@ def search_text(*parts: str | None) -> str:
 
 # -- clean text -------------------------------------------------------------
 
-#: A run of whitespace that is not one plain space: ``_WS_RE.sub(" ", text)`` folds
-#: every run to one space, leaving the many single spaces alone (a match each costs).
-_WS_RE = re.compile(r"[^\S ]\s*| \s+")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
 _SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
 _INVALID_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\ud800-\udfff]")
@@ -138,12 +135,11 @@ def valid_text(text: str) -> str:
     return _CONTROL_RE.sub("", text)
 
 
-def _fold_spaces(text: str) -> str:
-    """``_WS_RE.sub(" ", text)``: printable text without two spaces in a row has no
-    whitespace to fold (``\\s`` is " " or a non-printable character)."""
+def _squeeze(text: str) -> str:
+    """Every run of whitespace as one space, none at either end."""
     if "  " not in text and text.isprintable():
-        return text
-    return _WS_RE.sub(" ", text)
+        return text.strip()  # the common case: the only whitespace is single spaces
+    return " ".join(text.split())
 
 
 def clean_text(text: str | None) -> str:
@@ -180,10 +176,10 @@ _TEXT_CLEANER = nh3.Cleaner(tags=set(), attributes={})
 def _clean_once(text: str) -> str:
     if "<" in text:
         # "<li>204 QPV</li><li>700 000 habitants</li>" reads as two phrases, not one word.
-        text = _BREAKING_TAG_RE.sub(r" \g<0>", text)
+        text = _BREAKING_TAG_RE.sub(lambda m: " " + m.group(0), text)
         text = _TEXT_CLEANER.clean(text)
     text = html.unescape(html.unescape(text)) if "&" in text else text
-    return _fold_spaces(valid_text(text)).strip()
+    return _squeeze(valid_text(text))
 
 
 def split_publisher(title: str, known: str | None = None) -> tuple[str, str | None]:
@@ -239,7 +235,7 @@ def sanitize_html(fragment: str | None) -> str:
         return ""
     cleaned = _HTML_CLEANER.clean(valid_text(fragment))
     # No <pre> is allowed, so runs of whitespace mean one space.
-    return _fold_spaces(cleaned).strip()
+    return _squeeze(cleaned)
 
 
 # -- URLs -------------------------------------------------------------------
