@@ -173,11 +173,32 @@ _BREAKING_TAG_RE = re.compile(
 _TEXT_CLEANER = nh3.Cleaner(tags=set(), attributes={})
 
 
+#: A tag of the markup most summaries are made of (``_SIMPLE_MARKUP_RE``).
+_SIMPLE_TAG = (
+    r"</?(?:a|abbr|b|blockquote|br|cite|code|em|i|li|ol|p|q|s|small|span|strong|sub|sup|u|ul)"
+    r'(?:[ \t\n]++[a-z][a-z-]*+(?:="[^"<>\ud800-\udfff]*+")?)*+[ \t\n]*+/?>'
+)
+_SIMPLE_TAG_RE = re.compile(_SIMPLE_TAG)
+#: Text without entity, carriage return, NUL, byte order mark (the parser
+#: drops or changes these) or lone surrogate (nh3 raises on one, and so must
+#: clean_text), between tags of elements that the
+#: HTML parser never reads in a special way (no raw text, table, form, foreign
+#: or void content but ``<br>``), whose attributes are double-quoted without
+#: ``<`` or ``>``. Its plain text, as ``_TEXT_CLEANER`` gives it, is the text
+#: between the tags: the tags are removed without parsing the HTML. (Possessive
+#: quantifiers: a failed match costs linear time, not exponential.)
+_SIMPLE_MARKUP_RE = re.compile(rf"(?:[^<&\r\x00\ud800-\udfff\ufeff]++|{_SIMPLE_TAG})*+")
+
+
 def _clean_once(text: str) -> str:
     if "<" in text:
         # "<li>204 QPV</li><li>700 000 habitants</li>" reads as two phrases, not one word.
-        text = _BREAKING_TAG_RE.sub(lambda m: " " + m.group(0), text)
-        text = _TEXT_CLEANER.clean(text)
+        if _SIMPLE_MARKUP_RE.fullmatch(text):
+            # Each of its tags is one _BREAKING_TAG_RE match or none at all.
+            text = _SIMPLE_TAG_RE.sub("", _BREAKING_TAG_RE.sub(" ", text))
+        else:
+            text = _BREAKING_TAG_RE.sub(lambda m: " " + m.group(0), text)
+            text = _TEXT_CLEANER.clean(text)
     text = html.unescape(html.unescape(text)) if "&" in text else text
     return _squeeze(valid_text(text))
 
