@@ -14,7 +14,7 @@ import itertools
 import re
 import unicodedata
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import nh3
@@ -50,13 +50,16 @@ def _fold_slowly(text: str) -> str:
     return text.translate(_FOLD).casefold()
 
 
-def _latin1_folding() -> tuple[bytes, re.Pattern[str]]:
-    """Folding as a byte table for the Latin-1 characters that fold to one Latin-1
-    character (most accented letters), and a pattern of every other character."""
+def _latin1_folding(
+    per_char: Callable[[str], str] = _fold_slowly,
+) -> tuple[bytes, re.Pattern[str]]:
+    """Folding (or another per-character mapping) as a byte table for the Latin-1
+    characters that map to one Latin-1 character (most accented letters), and a
+    pattern of every other character."""
     table = bytearray(range(256))
     others = []
     for code in range(256):
-        folded = _fold_slowly(chr(code))
+        folded = per_char(chr(code))
         if len(folded) == 1 and ord(folded) < 256:
             table[code] = ord(folded)
         else:  # "ß" -> "ss", "µ" -> "μ", "½" -> "1⁄2"
@@ -65,6 +68,8 @@ def _latin1_folding() -> tuple[bytes, re.Pattern[str]]:
 
 
 _LATIN1_FOLD, _NOT_LATIN1_FOLD_RE = _latin1_folding()
+#: The same for ``unaccent`` (accents dropped, case kept).
+_LATIN1_UNACCENT, _NOT_LATIN1_UNACCENT_RE = _latin1_folding(lambda c: c.translate(_FOLD))
 
 
 def fold(text: str) -> str:
@@ -90,6 +95,9 @@ def unaccent(text: str) -> str:
     """
     if text.isascii():
         return text
+    if _NOT_LATIN1_UNACCENT_RE.search(text) is None:
+        # Most French prose: a byte table, as in ``fold``.
+        return text.encode("latin-1").translate(_LATIN1_UNACCENT).decode("latin-1")
     # Only the runs of other characters need the table (ASCII maps to itself).
     return _NON_ASCII_RE.sub(_unaccent_run, text)
 
@@ -404,8 +412,19 @@ def keys_of_shingles(sh: set[str], k: int = 4) -> list[str]:
     """``title_keys`` from already computed shingles."""
     if len(sh) < 2:
         return []
-    hashed = sorted(zlib.crc32(s.encode()) for s in sh)
-    return [f"{h:08x}" for h in hashed[:k]]
+    return keys_of_hashes(shingle_hashes(sh), k)
+
+
+def shingle_hashes(sh: Iterable[str]) -> list[int]:
+    """The CRC-32 of each shingle: what the title keys and the store's masks are made of."""
+    return [zlib.crc32(s.encode()) for s in sh]
+
+
+def keys_of_hashes(hashes: Sequence[int], k: int = 4) -> list[str]:
+    """``keys_of_shingles`` from the shingles' ``shingle_hashes``."""
+    if len(hashes) < 2:
+        return []
+    return [f"{h:08x}" for h in sorted(hashes)[:k]]
 
 
 def title_keys(title: str, k: int = 4) -> list[str]:
