@@ -460,13 +460,24 @@ class PhraseIndex:
             lengths.setdefault(phrase[0], set()).add(len(phrase))
         #: The lengths of the phrases starting with a word, shortest first.
         self._starts = {w: tuple(sorted(n)) for w, n in lengths.items()}
+        #: The words a phrase starts with.
+        self.first_words = frozenset(self._starts)
 
-    def find(self, words: Sequence[str]) -> dict[tuple[str, ...], int]:
-        """Each phrase found in ``words`` → the index of the word where it first starts."""
+    def find(
+        self, words: Sequence[str], candidates: Iterable[int] | None = None
+    ) -> dict[tuple[str, ...], int]:
+        """Each phrase found in ``words`` → the index of the word where it first starts.
+
+        ``candidates``: the indexes, in order, of the words to try, when the caller
+        already knows which may start a phrase (every index of a word in
+        ``first_words`` must be there; others are skipped).
+        """
         found: dict[tuple[str, ...], int] = {}
         starts, phrases, n = self._starts, self.phrases, len(words)
-        for i in [k for k, w in enumerate(words) if w in starts]:
-            for length in starts[words[i]]:
+        if candidates is None:
+            candidates = [k for k, w in enumerate(words) if w in starts]
+        for i in candidates:
+            for length in starts.get(words[i], ()):
                 if i + length > n:
                     break
                 key = tuple(words[i : i + length])
