@@ -125,11 +125,13 @@ class Classifier:
         # 2030" is about discrimination), then the section placed first.
         section = None
         best: tuple[int, int] = (0, 0)
-        for m, (key, _) in enumerate(self.sections, start=2):
+        # The sections with a term found, in their order (matcher 2 is the first).
+        for m in sorted(hits):
+            if m < 2:
+                continue
+            key = self.sections[m - 2][0]
             if key == reserved and not current:
                 # The contracts section holds 2024-2030 Hauts-de-France contract news only.
-                continue
-            if m not in hits:
                 continue
             weight = len(hits[m]) + len(titled.get(m, ()))
             # Where the title names the section first, counted in words (the order is

@@ -238,6 +238,12 @@ def _update_sources(columns: tuple[str, ...]) -> Update:
 # -- items ---------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=1024)
+def _outlet_search_text(outlet: str) -> str:
+    """``search_text`` of an outlet's name (a run's items come from a few outlets)."""
+    return search_text(outlet)
+
+
 @dataclass
 class NewItem:
     """An entry as the collection stage wants it stored."""
@@ -289,7 +295,7 @@ class NewItem:
                 [
                     *([" ".join(title_words)] if self.title else []),
                     *([" ".join(excerpt_words)] if self.excerpt else []),
-                    *([search_text(outlet)] if outlet else []),
+                    *([_outlet_search_text(outlet)] if outlet else []),
                 ]
             )
         # One CRC-32 per shingle for both the keys and the mask.
