@@ -34,6 +34,13 @@ from pressreview.text import fold, unaccent
 
 _WORD = re.compile(r"\w+")
 _WORD_SPLIT = re.compile(r"(\w+)")
+#: ``_WORD_SPLIT`` for a text of Latin-1 characters (most texts): ``\w`` written as
+#: the set of those characters it matches, the same words without the per-character
+#: Unicode lookups of ``\w``.
+_LATIN1_WORD_SPLIT = re.compile(
+    "([" + "".join(re.escape(c) for c in map(chr, range(256)) if c.isalnum() or c == "_") + "]+)"
+)
+_NOT_LATIN1 = re.compile(r"[^\x00-\xff]")
 #: The non-ASCII characters a case-insensitive regex matches with ASCII letters.
 _ASCII_CASE_PARTNERS = "\u0130\u0131\u017f\u212a"
 #: Words between two tokens of one name: spaces, hyphens, apostrophes, a comma.
@@ -145,7 +152,8 @@ class Words:
         self.text = text
         # One split gives the words and what lies between them: [gap, word, gap, ...].
         #: ``parts[2 * k + 1]`` is word k, ``parts[2 * k]`` what lies before it.
-        self.parts = parts = _WORD_SPLIT.split(text)
+        latin1 = text.isascii() or _NOT_LATIN1.search(text) is None
+        self.parts = parts = (_LATIN1_WORD_SPLIT if latin1 else _WORD_SPLIT).split(text)
         self.exact: list[str] = parts[1::2]
         # The text has no accents left: folding a word is lower-casing it, and
         # lower-casing the text or each of its words gives the same words.
