@@ -434,14 +434,16 @@ class PlaceMatcher:
         for i in candidates:
             if i < resume:
                 continue
+            word = words_folded[i]
+            lengths = starts.get(word)
+            if lengths is None:
+                continue  # (a candidate of another matcher)
+            if lengths[0] > 1 and (i + 1 >= n or (word, words_folded[i + 1]) not in pairs):
+                # No longer name starts with these two words.
+                if lengths[-1] != 1:
+                    continue
+                lengths = (1,)
             matched = 0
-            lengths = starts.get(words_folded[i], ())
-            if (
-                lengths
-                and lengths[0] > 1
-                and (i + 1 >= n or (words_folded[i], words_folded[i + 1]) not in pairs)
-            ):
-                lengths = (1,) if lengths[-1] == 1 else ()
             for length in lengths:
                 if length > n - i:
                     continue
