@@ -36,11 +36,13 @@ from pressreview.store.items import add_event as audit
 from pressreview.text import clean_text, fold
 
 __all__ = [
+    "Detected",
     "EventView",
     "ItemText",
     "Proposal",
     "accept_from_item",
     "add_event",
+    "detect_ahead",
     "detect_events",
     "edit_event",
     "events_for_item",
@@ -247,6 +249,20 @@ def detect_events(
     if not _ANNOUNCE_RE.search(folded):
         return []
     published_day = published_at.astimezone(tz).date()
+    return _read_events(title, text, summary_html, link, published_day, tz, body, folded)
+
+
+def _read_events(
+    title: str,
+    text: str,
+    summary_html: str,
+    link: str | None,
+    published_day: date,
+    tz: Any,
+    body: str,
+    folded: str,
+) -> list[Proposal]:
+    """``detect_events`` of an announcement (``folded`` is ``normalize(body)``)."""
     dates = find_dates(body, published_day, folded=folded)  # folded once
     spans = [s for s in dates if (s.end or s.start) >= published_day]
     if not spans:
@@ -266,16 +282,58 @@ def detect_events(
     return out
 
 
-def _proposals(item: Any, tz: Any) -> list[dict[str, Any]]:
-    """The proposed events an item announces, as ``insert_events`` rows."""
-    proposals = detect_events(
-        title=item.title,
-        text=item.excerpt or "",
-        summary_html=item.summary_html or "",
-        link=item.link,
-        published_at=item.published_at,
-        tz=tz,
-    )
+class Detected(NamedTuple):
+    """The events read in an item before it is stored (in a parse worker), relative
+    to ``day``, the publication day (in the config's zone) the item had then."""
+
+    day: date
+    proposals: tuple[Proposal, ...]
+
+
+def detect_ahead(
+    *,
+    title: str,
+    text: str,
+    summary_html: str,
+    link: str | None,
+    published_at: datetime | None,
+    search_text: str | None,
+    tz: Any,
+    now: datetime,
+) -> Detected | tuple[()]:
+    """``detect_events`` of an item not stored yet, for ``propose_for_items`` to use.
+
+    ``()`` when the item announces nothing, whatever its date (most items: little
+    to send back from a worker); else what it announces relative to its
+    publication day, or to ``now``'s day when it has no date (the store dates
+    it when it is stored: ``propose_for_items`` reads it again if that day is
+    another one, or if the store dropped a date in the future).
+    """
+    if search_text is not None and _ANNOUNCE_FIRST_WORDS.isdisjoint(search_text.split()):
+        return ()
+    body = f"{title}. {text}"
+    folded = normalize(body)
+    if not _ANNOUNCE_RE.search(folded):
+        return ()
+    day = (published_at or now).astimezone(tz).date()
+    proposals = _read_events(title, text, summary_html, link, day, tz, body, folded)
+    return Detected(day, tuple(proposals))
+
+
+def _proposals(item: Any, tz: Any, detected: Detected | None = None) -> list[dict[str, Any]]:
+    """The proposed events an item announces, as ``insert_events`` rows (``detected``:
+    what ``detect_ahead`` found, used when the item's publication day is the same)."""
+    if detected is not None and detected.day == item.published_at.astimezone(tz).date():
+        proposals: Sequence[Proposal] = detected.proposals
+    else:
+        proposals = detect_events(
+            title=item.title,
+            text=item.excerpt or "",
+            summary_html=item.summary_html or "",
+            link=item.link,
+            published_at=item.published_at,
+            tz=tz,
+        )
     if not proposals:  # most items
         return []
     territories = list(item.territories or [])
@@ -378,12 +436,17 @@ class ItemText(NamedTuple):
     #: excerpt, and maybe more), when at hand: an item none of whose words starts
     #: an announcement is passed over without reading (folding) its text.
     search_text: str | None = None
+    #: What ``detect_ahead`` found before the item was stored (collect reads items in
+    #: its parse workers), or None: detected here.
+    detected: Detected | tuple[()] | None = None
 
 
 def _may_announce(item: ItemText) -> bool:
     """False when the item's words show that it announces nothing (exact: every word
     of ``_ANNOUNCE_RE`` matches whole words of the folded text, so their first word
     is one of the item's words)."""
+    if item.detected is not None:
+        return bool(item.detected)
     words = item.search_text
     return words is None or not _ANNOUNCE_FIRST_WORDS.isdisjoint(words.split())
 
@@ -395,7 +458,12 @@ DETECT_PAGE = 8 * DETECT_CHUNK
 
 
 def _proposals_of(items: Sequence[ItemText], tz: Any) -> list[dict[str, Any]]:
-    return [e for item in items if _may_announce(item) for e in _proposals(item, tz)]
+    return [
+        e
+        for item in items
+        if _may_announce(item)
+        for e in _proposals(item, tz, item.detected or None)
+    ]
 
 
 def _detect_all(
