@@ -247,6 +247,19 @@ def test_detection_shortcuts_agree_with_the_plain_expressions() -> None:
         if agenda._ANNOUNCE_RE.search(folded):
             item = agenda.ItemText(1, title, text, "", None, NOW, None, search_text(title, text))
             assert agenda._may_announce(item), body
+        if agenda._ONLINE_RE.search(folded):
+            assert any(h in folded for h in agenda._ONLINE_HINTS), body
+        # The words looked for one by one (those whose first word is the item's) in a
+        # worker: what the whole expression finds, and the same events.
+        ahead = agenda.detect_ahead(
+            title=title, text=text, summary_html="", link=None, published_at=NOW,
+            search_text=search_text(title, text), tz=UTC, now=NOW,
+        )  # fmt: skip
+        assert (ahead != ()) == bool(agenda._ANNOUNCE_RE.search(folded)), body
+        events = agenda.detect_events(
+            title=title, text=text, link=None, published_at=NOW, tz=UTC
+        )  # fmt: skip
+        assert (list(ahead.proposals) if ahead else []) == events, body
 
 
 @pytest.mark.parametrize(

@@ -87,7 +87,26 @@ _ANNOUNCE_RE = re.compile(r"\b(?:" + "|".join(re.escape(w) for w in ANNOUNCE_WOR
 #: The first word of each ("reunion" for "reunion publique", "rendez" for "rendez-vous"):
 #: a text whose words include none of them is no announcement.
 _ANNOUNCE_FIRST_WORDS = frozenset(m[0] for w in ANNOUNCE_WORDS if (m := re.match(r"\w+", w)))
+
+
+def _announce_by_first_word() -> dict[str, list[re.Pattern[str]]]:
+    """``_ANNOUNCE_RE``'s words by their first word, each a pattern that starts with its
+    letters (searched for as a string, where ``\\b(?:...)`` tries every position): the
+    word boundary before it is a look-behind at its end."""
+    out: dict[str, list[re.Pattern[str]]] = {}
+    for word in ANNOUNCE_WORDS:
+        first = re.match(r"\w+", word)
+        assert first is not None
+        escaped = re.escape(word)
+        out.setdefault(first[0], []).append(re.compile(rf"{escaped}(?<!\w{escaped})\b"))
+    return out
+
+
+_ANNOUNCE_BY_FIRST = _announce_by_first_word()
 _ONLINE_RE = re.compile(r"\b(?:en visio|visio|en ligne|webinaire|webinar|distanciel|zoom)\b")
+#: What every match of ``_ONLINE_RE`` holds.
+_ONLINE_HINTS = ("visio", "ligne", "webina", "distanciel", "zoom")
+_URL_RE = re.compile(r"https?://\S+")
 _PLACE_RE = re.compile(
     r"(?:\blieu\s*:\s*|\bsalle\s+|\b(?:a|au|a la|a l')\s+(?=[A-ZÉÈÀÂ]))"
     r"(?P<place>[A-ZÉÈÀÂ0-9][^.;:()\n]{1,60}?)(?=[.;()\n]|,\s|\s+(?:de|le|du|a|à)\s+\d|$)"
@@ -195,7 +214,7 @@ def _registration_link(summary_html: str, text: str, fallback: str | None) -> st
             url = http_url(href.replace("&amp;", "&"))
             if url:
                 return url
-    for word in re.findall(r"https?://\S+", text):
+    for word in _URL_RE.findall(text):
         if any(h in word.casefold() for h in _REGISTER_HINTS):
             url = http_url(word.rstrip(".,;)"))
             if url:
@@ -267,7 +286,7 @@ def _read_events(
     spans = [s for s in dates if (s.end or s.start) >= published_day]
     if not spans:
         return []
-    online = bool(_ONLINE_RE.search(folded))
+    online = any(h in folded for h in _ONLINE_HINTS) and _ONLINE_RE.search(folded) is not None
     place = None if online else _place(clean_text(text))
     url = _registration_link(summary_html, text, link)
     name = clean_text(title)[:300]
@@ -309,12 +328,20 @@ def detect_ahead(
     it when it is stored: ``propose_for_items`` reads it again if that day is
     another one, or if the store dropped a date in the future).
     """
-    if search_text is not None and _ANNOUNCE_FIRST_WORDS.isdisjoint(search_text.split()):
-        return ()
-    body = f"{title}. {text}"
-    folded = normalize(body)
-    if not _ANNOUNCE_RE.search(folded):
-        return ()
+    if search_text is None:
+        body = f"{title}. {text}"
+        folded = normalize(body)
+        if not _ANNOUNCE_RE.search(folded):
+            return ()
+    else:
+        # Only the words whose first word is one of the item's can be there.
+        first = _ANNOUNCE_FIRST_WORDS.intersection(search_text.split())
+        if not first:
+            return ()
+        body = f"{title}. {text}"
+        folded = normalize(body)
+        if not any(p.search(folded) for w in first for p in _ANNOUNCE_BY_FIRST[w]):
+            return ()
     day = (published_at or now).astimezone(tz).date()
     proposals = _read_events(title, text, summary_html, link, day, tz, body, folded)
     return Detected(day, tuple(proposals))

@@ -180,6 +180,9 @@ def _month(value: str) -> int:
     return MONTHS[value.rstrip(".")]
 
 
+_RECENT, _AHEAD = timedelta(days=60), timedelta(days=400)
+
+
 def _resolve_year(
     day: int, month: int, year: str | None, weekday: str | None, ref: date
 ) -> date | None:
@@ -188,15 +191,18 @@ def _resolve_year(
             return date(int(year), month, day)
         except ValueError:
             return None
+    # Announcements speak of the coming year at most (and of a recent past).
+    earliest, latest = ref - _RECENT, ref + _AHEAD
     candidates: list[date] = []
     for y in (ref.year - 1, ref.year, ref.year + 1):
         try:
-            candidates.append(date(y, month, day))
+            c = date(y, month, day)
         except ValueError:
             continue
-    # Announcements speak of the coming year at most (and of a recent past).
-    earliest, latest = ref - timedelta(days=60), ref + timedelta(days=400)
-    candidates = [c for c in candidates if earliest <= c <= latest]
+        if earliest <= c <= latest:
+            if not weekday:  # the next occurrence (the earliest one in the window)
+                return c
+            candidates.append(c)
     if weekday:
         agreeing = [c for c in candidates if c.weekday() == WEEKDAYS[weekday]]
         if len(agreeing) == 1:
@@ -253,23 +259,27 @@ def _date_matches(folded: str) -> Iterator[re.Match[str]]:
 
     Every match holds a hint (``_DATE_HINT_RE``) with only letters, digits and
     spaces before it: so no match starts before the run of those around the
-    first hint, and none follows a match that ends past the last hint. The
+    first hint, and none follows a match after which no hint is left. The
     scan of ``_DATE_RE`` (a try at every position) is the costliest of an
     announcement's reading.
     """
-    hints = [m.start() for m in _DATE_HINT_RE.finditer(folded)]
-    if not hints:
+    hint = _DATE_HINT_RE.search(folded)
+    if hint is None:
         return
-    first, last = hints[0], hints[-1]
+    first = hint.start()
     start = 0
     if first:
         # The nearest character before the first hint that no match can hold.
         stop = _NOT_WORD_OR_SPACE_RE.search(folded[first - 1 :: -1])
         start = first - stop.start() if stop else 0
+    ahead = first  # a hint at or after the end of the last match, while there is one
     for m in _DATE_RE.finditer(folded, start):
         yield m
-        if m.end() > last:
-            return
+        if ahead < m.end():
+            hint = _DATE_HINT_RE.search(folded, m.end())
+            if hint is None:
+                return
+            ahead = hint.start()
 
 
 def find_dates(text: str, ref: date, *, folded: str | None = None) -> list[DateSpan]:
