@@ -210,7 +210,8 @@ def _view(row: q.EventRow) -> EventView:
 def _registration_link(summary_html: str, text: str, fallback: str | None) -> str | None:
     for m in _HREF_RE.finditer(summary_html or ""):
         href, label = m["href"], fold(m["text"])
-        if any(h in href.casefold() or h in label for h in _REGISTER_HINTS):
+        folded_href = href.casefold()
+        if any(h in folded_href or h in label for h in _REGISTER_HINTS):
             url = http_url(href.replace("&amp;", "&"))
             if url:
                 return url

@@ -131,14 +131,16 @@ _TIME_RANGE_RE = re.compile(
 )
 _TIME_ONE_RE = re.compile(r"(?:a\s+|des\s+|-\s*|–\s*|,\s*)?" + _time_re("t1"))
 _LIST_SEP_RE = re.compile(r"^\s*(?:,|;|et|puis|ou)\s*")
+_TIME_LEAD_RE = re.compile(r"\.?\s*(?:,|-|–)?\s*(?:a|des|de)?\s*")
 
 # What every match of an expression above contains, found by a cheaper scan (a
 # pattern that starts with a character class is searched for in C, position by
 # position): a text without it cannot match, and most texts skip the costly scan.
 # "03/06/2024" and "2024-06-03" hold a digit then a slash or dash (searched for
-# the slash or dash); "demain", "ce mardi", "mardi prochain" name a day; a time
-# range holds the last digit of its first hour, up to the first digit of the next.
-_NUMERIC_HINT_RE = re.compile(r"[/-](?<=\d[/-])")
+# the slash or dash) and the rest of the date; "demain", "ce mardi", "mardi
+# prochain" name a day; a time range holds the last digit of its first hour, up
+# to the first digit of the next.
+_NUMERIC_HINT_RE = re.compile(r"[/-](?<=\d[/-])(?:[01]?\d/20\d\d|[01]\d-[0-3]\d)")
 _RELATIVE_HINT_RE = re.compile(r"aujourd|demain|" + "|".join(WEEKDAYS))
 _TIME_RANGE_HINT_RE = re.compile(
     r"\d\s*(?:h|heures?|:)\s*(?:[0-5]\d)?(?![0-9])\s*(?:a|-|–|—|et|jusqu'a)\s*\d"
@@ -219,10 +221,11 @@ def _resolve_year(
 def _times(text: str, at: int) -> tuple[time | None, time | None, int]:
     """A time or time range starting within a few characters of ``at``."""
     window = text[at : at + 40]
-    m = _TIME_RANGE_RE.match(window.lstrip(" ,-–à"))
-    offset = len(window) - len(window.lstrip(" ,-–à"))
+    stripped = window.lstrip(" ,-–à")
+    m = _TIME_RANGE_RE.match(stripped)
+    offset = len(window) - len(stripped)
     if m is None:
-        lead = re.match(r"\.?\s*(?:,|-|–)?\s*(?:a|des|de)?\s*", window)
+        lead = _TIME_LEAD_RE.match(window)
         skip = lead.end() if lead else 0
         m = _TIME_RANGE_RE.match(window, skip)
         if m is None:
