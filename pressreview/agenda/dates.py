@@ -149,7 +149,7 @@ _TIME_RANGE_HINT_RE = re.compile(
 # of "1er", "premier") followed by spaces and a month; before that character, only
 # letters, digits and spaces. One character per hint: finditer finds every one.
 _DATE_HINT_RE = re.compile(r"[\dr](?=\s+(?:jan|fev|mars|avr|mai|juin|juil|aout|sep|oct|nov|dec))")
-_NOT_WORD_OR_SPACE_RE = re.compile(r"[^\w\s]")
+_WORD_SPACES_WORD_RE = re.compile(r"\w*\s*\w*")
 
 
 @dataclass(frozen=True)
@@ -260,21 +260,21 @@ def _may_be_relative(folded: str) -> bool:
 def _date_matches(folded: str) -> Iterator[re.Match[str]]:
     """``_DATE_RE.finditer(folded)``, scanning only the stretch that can hold a match.
 
-    Every match holds a hint (``_DATE_HINT_RE``) with only letters, digits and
-    spaces before it: so no match starts before the run of those around the
-    first hint, and none follows a match after which no hint is left. The
-    scan of ``_DATE_RE`` (a try at every position) is the costliest of an
-    announcement's reading.
+    Every match holds a hint (``_DATE_HINT_RE``), the last character of its day,
+    and no other before that one; the day is a whole word, the weekday (if any)
+    the word before it, with only spaces between. So no match starts before
+    the day word of the first hint and the word before it, and none follows a
+    match after which no hint is left. The scan of ``_DATE_RE`` (a try at every
+    position) is the costliest of an announcement's reading.
     """
     hint = _DATE_HINT_RE.search(folded)
     if hint is None:
         return
     first = hint.start()
-    start = 0
-    if first:
-        # The nearest character before the first hint that no match can hold.
-        stop = _NOT_WORD_OR_SPACE_RE.search(folded[first - 1 :: -1])
-        start = first - stop.start() if stop else 0
+    # No match starts before the word that holds the first hint (its day) and the
+    # word just before it, when only spaces part them (its weekday): read backwards.
+    back = _WORD_SPACES_WORD_RE.match(folded[first::-1])
+    start = first + 1 - back.end() if back else 0
     ahead = first  # a hint at or after the end of the last match, while there is one
     for m in _DATE_RE.finditer(folded, start):
         yield m
