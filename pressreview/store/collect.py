@@ -429,8 +429,11 @@ class DedupeCache:
                     continue  # not known: it will be read from the store
                 entry = ([], None)
             ids, oldest = entry
-            ids.append(item_id)
-            ids.sort(reverse=True)
+            if not ids or item_id > ids[0]:
+                ids.insert(0, item_id)  # the usual case: the newest id of all
+            else:
+                ids.append(item_id)
+                ids.sort(reverse=True)
             del ids[CANDIDATES_PER_KEY:]
             self.postings[key] = (ids, seen_at if oldest is None else min(oldest, seen_at))
 
@@ -875,28 +878,25 @@ def _near_duplicate_leads(
         ).all():
             sh = shingles(title)
             cached[item_id] = (tuple(map(sys.intern, sh)), dup_of, owner, shingle_mask(sh))
-    # Per key, the candidates worth comparing: other sources' items, with their
-    # shingles, size and story lead. An item sharing several keys with a
+    # Each item against the candidates of its keys: other sources' items only (a
+    # feed does not repeat its own stories). An item sharing several keys with a
     # candidate compares it more than once, which cannot change the outcome.
-    entries_of: dict[str, list[tuple[tuple[str, ...], int, int, int]]] = {}
-    for key, ids in candidates.items():
-        entries = []
-        for candidate in ids:
-            entry = cached.get(candidate)
-            # Only other sources' items: a feed does not repeat its own stories.
-            if entry is None or entry[2] is None or entry[2] == source_id:
-                continue
-            entries.append((entry[0], len(entry[0]), entry[1] or candidate, entry[3]))
-        if entries:
-            entries_of[key] = entries
     leads: dict[str, int] = {}
+    found = cached.get
     for item in batch:
         mine = shingles_of[item.url]
         mask = masks_of[item.url]
         size = len(mine)
         best, best_score = None, threshold
         for key in keys_of[item.url]:
-            for theirs, other, lead, their_mask in entries_of.get(key, ()):
+            for candidate in candidates.get(key, ()):
+                entry = found(candidate)
+                if entry is None:
+                    continue
+                theirs, their_lead, owner, their_mask = entry
+                if owner is None or owner == source_id:
+                    continue
+                other = len(theirs)
                 # Each side's shingles less those the other lacks (see shingle_mask)
                 # bound the shingles in common, hence the score: a pair that cannot
                 # reach the best score so far is skipped (exact, as the score only
@@ -909,6 +909,7 @@ def _near_duplicate_leads(
                     continue
                 common = len(mine.intersection(theirs))
                 score = common / (size + other - common) if common else 0.0
+                lead = their_lead or candidate
                 # Ties go to the oldest story, whatever the order of the candidates.
                 if score > best_score or (score == best_score and (best is None or lead < best)):
                     best, best_score = lead, score
