@@ -19,11 +19,17 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
-from pressreview.agenda import ItemText, detect_ahead, propose_for_items, store_calendar
+from pressreview.agenda import (
+    Detected,
+    ItemText,
+    detect_ahead,
+    propose_for_items,
+    store_calendar,
+)
 from pressreview.agenda.ical import CalendarParse, NotACalendar, parse_calendar, window
 from pressreview.collect.classify import Classifier
 from pressreview.collect.fetch import Fetcher, FetchResult
@@ -653,7 +659,8 @@ def _record(
                 # this transaction, from the texts at hand (nothing read back).
                 rep.proposed_events = propose_for_items(conn, [
                     ItemText(item_id, n.title, n.excerpt, n.summary_html, n.link,
-                             n.published_at or now, n.territories, n.search_text, n.agenda)
+                             n.published_at or now, n.territories, n.search_text,
+                             cast("Detected | tuple[()] | None", n.agenda))
                     for item_id, n in counts.new_stories
                 ], config.tz)  # fmt: skip
             rep.filtered = sum(1 for b in batch if not b.relevant)

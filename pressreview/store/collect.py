@@ -9,7 +9,7 @@ import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypedDict, cast
+from typing import Any, TypedDict, cast
 
 from sqlalchemy import (
     Connection,
@@ -35,9 +35,6 @@ from pressreview.errors import StoreError
 from pressreview.store.items import item_search_text
 from pressreview.store.schema import UTCDateTime, item_keys, items, now, sources
 from pressreview.text import keys_of_shingles, search_text, sha256, shingles, shingles_of_words
-
-if TYPE_CHECKING:
-    from pressreview.agenda import Detected
 
 # Chunk size for IN (...) lists: well under SQLite's variable limit.
 CHUNK = 500
@@ -266,9 +263,9 @@ class NewItem:
     #: The title's keys (``keys_of_shingles``) and ``shingle_mask`` of its shingles.
     keys: list[str] | None = None
     mask: int | None = None
-    #: The agenda events it announces, read in the parse worker
-    #: (``pressreview.agenda.detect_ahead``); None: read when it is stored.
-    agenda: Detected | tuple[()] | None = None
+    #: The agenda events it announces, read in the parse worker (what
+    #: ``pressreview.agenda.detect_ahead`` returns); None: read when it is stored.
+    agenda: tuple[Any, ...] | None = None
 
     def prepare(
         self,
