@@ -78,18 +78,27 @@ def test_the_collect_writer_checkpoints_its_log_when_the_run_ends(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The writer lets SQLite's write-ahead log grow (fewer copies of the same
-    pages) while it writes, and copies it into the database when it is done."""
+    pages) and keeps statement journals in memory while it writes, and copies
+    the log into the database when it is done."""
     from pressreview.store import collect as q
 
     settings: list[int] = []
-    begin = q.begin_bulk_writes
+    begin, end = q.begin_bulk_writes, q.end_bulk_writes
 
     def spy(conn: Any) -> None:
         begin(conn)
         settings.append(int(conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one()))
+        # Statement journals in memory (2), not in temporary files.
+        settings.append(int(conn.exec_driver_sql("PRAGMA temp_store").scalar_one()))
+        conn.commit()
+
+    def end_spy(conn: Any) -> None:
+        end(conn)
+        settings.append(int(conn.exec_driver_sql("PRAGMA temp_store").scalar_one()))
         conn.commit()
 
     monkeypatch.setattr(q, "begin_bulk_writes", spy)
+    monkeypatch.setattr(q, "end_bulk_writes", end_spy)
     httpserver.expect_request("/j.xml").respond_with_data(
         _feed(300), content_type="application/rss+xml"
     )
@@ -107,7 +116,7 @@ def test_the_collect_writer_checkpoints_its_log_when_the_run_ends(
     try:
         other.execute("SELECT count(*) FROM items").fetchone()
         assert collect(config, store).total("new") == 300
-        assert settings == [q.BULK_WAL_PAGES]
+        assert settings == [q.BULK_WAL_PAGES, 2, 0]
         # What the log held is in the database file already.
         pages = other.execute("PRAGMA page_count").fetchone()[0]
         page_size = other.execute("PRAGMA page_size").fetchone()[0]
