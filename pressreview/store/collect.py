@@ -289,6 +289,9 @@ class NewItem:
     #: The title's keys (``keys_of_shingles``) and ``shingle_mask`` of its shingles.
     keys: list[str] | None = None
     mask: int | None = None
+    #: The agenda events it announces, read in the parse worker (what
+    #: ``pressreview.agenda.detect_ahead`` returns); None: read when it is stored.
+    agenda: tuple[Any, ...] | None = None
 
     def prepare(
         self,
