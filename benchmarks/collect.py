@@ -483,6 +483,8 @@ def breakdown(feeds: int, entries: int) -> None:
             items = timed("classify and prepare", lambda p=parsed, f=feed: [
                 pc._to_new_item(classifier, f, e) for e in p.entries
             ])  # fmt: skip
+            # The parse workers read the agenda events each item announces.
+            timed("agenda detection (workers)", pc._detect_agenda, items, config.tz)
             summary = pc._ParsedSummary(parsed.parser, len(parsed.entries), None, None, None)
             blob = timed("pickle", pickle.dumps, (summary, items), pickle.HIGHEST_PROTOCOL)
             summary, items = timed("unpickle", pickle.loads, blob)
@@ -502,7 +504,8 @@ def breakdown(feeds: int, entries: int) -> None:
             finally:
                 leads[0] += time.process_time() - started
 
-        # The writer proposes agenda events as it stores each source's new items.
+        # The writer proposes agenda events (read by the workers) as it stores each
+        # source's new items.
         agenda = [0.0]
 
         def propose_timed(*args: Any, **kwargs: Any) -> int:

@@ -24,7 +24,6 @@ Pas-de-Calais. The rules that keep ordinary words out:
 from __future__ import annotations
 
 import functools
-import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -35,6 +34,13 @@ from pressreview.text import fold, unaccent
 
 _WORD = re.compile(r"\w+")
 _WORD_SPLIT = re.compile(r"(\w+)")
+#: ``_WORD_SPLIT`` for a text of Latin-1 characters (most texts): ``\w`` written as
+#: the set of those characters it matches, the same words without the per-character
+#: Unicode lookups of ``\w``.
+_LATIN1_WORD_SPLIT = re.compile(
+    "([" + "".join(re.escape(c) for c in map(chr, range(256)) if c.isalnum() or c == "_") + "]+)"
+)
+_NOT_LATIN1 = re.compile(r"[^\x00-\xff]")
 #: The non-ASCII characters a case-insensitive regex matches with ASCII letters.
 _ASCII_CASE_PARTNERS = "\u0130\u0131\u017f\u212a"
 #: Words between two tokens of one name: spaces, hyphens, apostrophes, a comma.
@@ -140,18 +146,20 @@ class Words:
     capitals kept, ’ read as '), its words as written and folded, the runs of
     characters between them and where each word starts and ends."""
 
-    __slots__ = ("_bounds", "exact", "folded", "parts", "text")
+    __slots__ = ("_at", "exact", "folded", "parts", "text")
 
     def __init__(self, text: str):
         self.text = text
         # One split gives the words and what lies between them: [gap, word, gap, ...].
         #: ``parts[2 * k + 1]`` is word k, ``parts[2 * k]`` what lies before it.
-        self.parts = parts = _WORD_SPLIT.split(text)
+        latin1 = text.isascii() or _NOT_LATIN1.search(text) is None
+        self.parts = parts = (_LATIN1_WORD_SPLIT if latin1 else _WORD_SPLIT).split(text)
         self.exact: list[str] = parts[1::2]
         # The text has no accents left: folding a word is lower-casing it, and
         # lower-casing the text or each of its words gives the same words.
         self.folded: list[str] = list(map(str.casefold, self.exact))
-        self._bounds: list[int] | None = None
+        #: A part already reached and where it starts in the text.
+        self._at = (0, 0)
 
     @classmethod
     def of(cls, unaccented: str) -> Words:
@@ -160,15 +168,18 @@ class Words:
 
     def start(self, k: int) -> int:
         """Where word k starts in the text."""
-        if self._bounds is None:
-            self._bounds = list(itertools.accumulate(map(len, self.parts)))
-        return self._bounds[2 * k]
+        # Most texts name a place or two, asked for in order: the lengths are added
+        # from the last word asked for, up to this one (not every word's bounds).
+        part, position = self._at
+        if part > 2 * k + 1:
+            part, position = 0, 0
+        position += sum(map(len, self.parts[part : 2 * k + 1]))
+        self._at = (2 * k + 1, position)
+        return position
 
     def end(self, k: int) -> int:
         """Where word k ends in the text."""
-        if self._bounds is None:
-            self._bounds = list(itertools.accumulate(map(len, self.parts)))
-        return self._bounds[2 * k + 1]
+        return self.start(k) + len(self.parts[2 * k + 1])
 
 
 def _article_forms(name: str) -> list[str]:
@@ -343,11 +354,30 @@ class PlaceMatcher:
             title, text = unaccent(title), unaccent(text)
         return self.find_words(Words.of(title), Words.of(text), outlet)
 
-    def find_words(self, title: Words, text: Words, outlet: str | None = None) -> list[Mention]:
-        """``find`` on texts already split in words (the caller reads the words too)."""
-        mentions = self._scan(self._blank_outlets(title, outlet), True)
-        mentions += self._scan(self._blank_outlets(text, outlet), False)
+    def find_words(
+        self,
+        title: Words,
+        text: Words,
+        outlet: str | None = None,
+        candidates: tuple[list[int], list[int]] | None = None,
+    ) -> list[Mention]:
+        """``find`` on texts already split in words (the caller reads the words too).
+
+        ``candidates``: per text, the indexes (in order) of its words that may
+        start a name, when the caller already has them: at least every word
+        of ``first_words`` (the others are skipped).
+        """
+        title_candidates, text_candidates = candidates or (None, None)
+        scanned = self._blank_outlets(title, outlet)
+        mentions = self._scan(scanned, True, title_candidates if scanned is title else None)
+        scanned = self._blank_outlets(text, outlet)
+        mentions += self._scan(scanned, False, text_candidates if scanned is text else None)
         return self._resolve_context(mentions)
+
+    @property
+    def first_words(self) -> frozenset[str]:
+        """The folded words a name starts with (``Words.folded``)."""
+        return frozenset(self._index.starts)
 
     def is_place(self, name: str) -> bool:
         """Is the whole name a place (``"Valenciennes Métropole"``: yes; a newspaper: no)?"""
@@ -389,7 +419,9 @@ class PlaceMatcher:
         blanked = regex.sub(_blank, words.text)
         return words if blanked == words.text else Words.of(blanked)
 
-    def _scan(self, words: Words, in_title: bool) -> list[Mention]:
+    def _scan(
+        self, words: Words, in_title: bool, candidates: list[int] | None = None
+    ) -> list[Mention]:
         text, words_exact, words_folded = words.text, words.exact, words.folded
         index = self._index
         starts, pairs = index.starts, index.pairs
@@ -397,17 +429,21 @@ class PlaceMatcher:
         n = len(words_exact)
         resume = 0  # words before this one belong to a name already read
         # Only the words that start a name are looked at (a set test in C for the rest).
-        for i in [k for k, w in enumerate(words_folded) if w in starts]:
+        if candidates is None:
+            candidates = [k for k, w in enumerate(words_folded) if w in starts]
+        for i in candidates:
             if i < resume:
                 continue
+            word = words_folded[i]
+            lengths = starts.get(word)
+            if lengths is None:
+                continue  # (a candidate of another matcher)
+            if lengths[0] > 1 and (i + 1 >= n or (word, words_folded[i + 1]) not in pairs):
+                # No longer name starts with these two words.
+                if lengths[-1] != 1:
+                    continue
+                lengths = (1,)
             matched = 0
-            lengths = starts[words_folded[i]]
-            if (
-                lengths
-                and lengths[0] > 1
-                and (i + 1 >= n or (words_folded[i], words_folded[i + 1]) not in pairs)
-            ):
-                lengths = (1,) if lengths[-1] == 1 else ()
             for length in lengths:
                 if length > n - i:
                     continue

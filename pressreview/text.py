@@ -15,7 +15,7 @@ import itertools
 import re
 import unicodedata
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
@@ -52,13 +52,16 @@ def _fold_slowly(text: str) -> str:
     return text.translate(_FOLD).casefold()
 
 
-def _latin1_folding() -> tuple[bytes, re.Pattern[str]]:
-    """Folding as a byte table for the Latin-1 characters that fold to one Latin-1
-    character (most accented letters), and a pattern of every other character."""
+def _latin1_folding(
+    per_char: Callable[[str], str] = _fold_slowly,
+) -> tuple[bytes, re.Pattern[str]]:
+    """Folding (or another per-character mapping) as a byte table for the Latin-1
+    characters that map to one Latin-1 character (most accented letters), and a
+    pattern of every other character."""
     table = bytearray(range(256))
     others = []
     for code in range(256):
-        folded = _fold_slowly(chr(code))
+        folded = per_char(chr(code))
         if len(folded) == 1 and ord(folded) < 256:
             table[code] = ord(folded)
         else:  # "ß" -> "ss", "µ" -> "μ", "½" -> "1⁄2"
@@ -67,6 +70,8 @@ def _latin1_folding() -> tuple[bytes, re.Pattern[str]]:
 
 
 _LATIN1_FOLD, _NOT_LATIN1_FOLD_RE = _latin1_folding()
+#: The same for ``unaccent`` (accents dropped, case kept).
+_LATIN1_UNACCENT, _NOT_LATIN1_UNACCENT_RE = _latin1_folding(lambda c: c.translate(_FOLD))
 
 
 def fold(text: str) -> str:
@@ -92,6 +97,9 @@ def unaccent(text: str) -> str:
     """
     if text.isascii():
         return text
+    if _NOT_LATIN1_UNACCENT_RE.search(text) is None:
+        # Most French prose: a byte table, as in ``fold``.
+        return text.encode("latin-1").translate(_LATIN1_UNACCENT).decode("latin-1")
     # Only the runs of other characters need the table (ASCII maps to itself).
     return _NON_ASCII_RE.sub(_unaccent_run, text)
 
@@ -463,8 +471,19 @@ def keys_of_shingles(sh: set[str], k: int = 4) -> list[str]:
     """``title_keys`` from already computed shingles."""
     if len(sh) < 2:
         return []
-    hashed = sorted(zlib.crc32(s.encode()) for s in sh)
-    return [f"{h:08x}" for h in hashed[:k]]
+    return keys_of_hashes(shingle_hashes(sh), k)
+
+
+def shingle_hashes(sh: Iterable[str]) -> list[int]:
+    """The CRC-32 of each shingle: what the title keys and the store's masks are made of."""
+    return [zlib.crc32(s.encode()) for s in sh]
+
+
+def keys_of_hashes(hashes: Sequence[int], k: int = 4) -> list[str]:
+    """``keys_of_shingles`` from the shingles' ``shingle_hashes``."""
+    if len(hashes) < 2:
+        return []
+    return [f"{h:08x}" for h in sorted(hashes)[:k]]
 
 
 def title_keys(title: str, k: int = 4) -> list[str]:
@@ -500,13 +519,24 @@ class PhraseIndex:
             lengths.setdefault(phrase[0], set()).add(len(phrase))
         #: The lengths of the phrases starting with a word, shortest first.
         self._starts = {w: tuple(sorted(n)) for w, n in lengths.items()}
+        #: The words a phrase starts with.
+        self.first_words = frozenset(self._starts)
 
-    def find(self, words: Sequence[str]) -> dict[tuple[str, ...], int]:
-        """Each phrase found in ``words`` → the index of the word where it first starts."""
+    def find(
+        self, words: Sequence[str], candidates: Iterable[int] | None = None
+    ) -> dict[tuple[str, ...], int]:
+        """Each phrase found in ``words`` → the index of the word where it first starts.
+
+        ``candidates``: the indexes, in order, of the words to try, when the caller
+        already knows which may start a phrase (every index of a word in
+        ``first_words`` must be there; others are skipped).
+        """
         found: dict[tuple[str, ...], int] = {}
         starts, phrases, n = self._starts, self.phrases, len(words)
-        for i in [k for k, w in enumerate(words) if w in starts]:
-            for length in starts[words[i]]:
+        if candidates is None:
+            candidates = [k for k, w in enumerate(words) if w in starts]
+        for i in candidates:
+            for length in starts.get(words[i], ()):
                 if i + length > n:
                     break
                 key = tuple(words[i : i + length])

@@ -8,7 +8,8 @@ of edge cases (other outlets, dates in the future, no date, typographic
 spaces). The shortcuts of the detection itself (text folded once, by a byte
 table; hints that skip the scans that cannot match; the words checked before
 the text is read) are held to the plain expressions on the same texts and on
-random ones.
+random ones. Collect reads the events in its parse workers and the writer
+proposes what they read: the same rows as when the writer reads them itself.
 """
 
 from __future__ import annotations
@@ -246,6 +247,19 @@ def test_detection_shortcuts_agree_with_the_plain_expressions() -> None:
         if agenda._ANNOUNCE_RE.search(folded):
             item = agenda.ItemText(1, title, text, "", None, NOW, None, search_text(title, text))
             assert agenda._may_announce(item), body
+        if agenda._ONLINE_RE.search(folded):
+            assert any(h in folded for h in agenda._ONLINE_HINTS), body
+        # The words looked for one by one (those whose first word is the item's) in a
+        # worker: what the whole expression finds, and the same events.
+        ahead = agenda.detect_ahead(
+            title=title, text=text, summary_html="", link=None, published_at=NOW,
+            search_text=search_text(title, text), tz=UTC, now=NOW,
+        )  # fmt: skip
+        assert (ahead != ()) == bool(agenda._ANNOUNCE_RE.search(folded)), body
+        events = agenda.detect_events(
+            title=title, text=text, link=None, published_at=NOW, tz=UTC
+        )  # fmt: skip
+        assert (list(ahead.proposals) if ahead else []) == events, body
 
 
 @pytest.mark.parametrize(
@@ -323,3 +337,83 @@ def test_a_new_item_with_events_left_by_hand_gets_no_proposals(
     report = collect(config, store, now=NOW, workers=0)
     assert report.total("new") == 1 and report.proposed_events == 0
     assert [r[0] for r in _proposed(store)] == []
+
+
+# -- detection in the parse workers -----------------------------------------------------
+
+
+def _proposed_by_item(store: Store) -> list[tuple[Any, ...]]:
+    """``_proposed`` with each item named by its guid and URL (ids depend on the order
+    in which sources are stored)."""
+    with store.connect() as conn:
+        keys = {i: (g, u) for i, g, u in conn.execute(select(items.c.id, items.c.guid,
+                                                             items.c.url)).all()}  # fmt: skip
+    return sorted((*keys[row[1]], row[0].split("-")[2], *row[2:]) for row in _proposed(store))
+
+
+def test_workers_read_the_events_and_the_writer_proposes_the_same(
+    httpserver: Any,
+    make_config: Callable[..., Config],
+    store_for: Callable[[Config], Store],
+    tmp_path: Any,
+) -> None:
+    """Events read in forked parse workers (carried back on each item) give the
+    proposals that the writer's own reading gives."""
+    from pressreview.collect import _LazyClassifier, _parse_and_classify, _parse_pool
+
+    bodies = generate(4, GENERATED_ENTRIES)
+    bodies["/edge.xml"] = _rss("edge", EDGE)
+
+    def serve(request: Request) -> Response:
+        return Response(bodies[request.path], content_type="application/rss+xml")
+
+    httpserver.expect_request(re.compile(r"/.*\.xml")).respond_with_handler(serve)
+    feeds = [{"name": f"Journal {i}", "url": httpserver.url_for(path)}
+             for i, path in enumerate(sorted(bodies))]  # fmt: skip
+    found = []
+    for workers in (2, 0):
+        config = make_config(database_url=f"sqlite:///{tmp_path / f'w{workers}.db'}",
+                             feeds=feeds, collect=FAST_COLLECT)  # fmt: skip
+        store = store_for(config)
+        report = collect(config, store, now=NOW, workers=workers)
+        assert report.proposed_events == len(_proposed(store)) > 20
+        found.append(_proposed_by_item(store))
+    assert found[0] == found[1]
+
+    # In a worker: each item comes back with what it announces.
+    feed = config.feeds[-1]
+    pool = _parse_pool(_LazyClassifier(config), 1, 1)
+    assert pool is not None
+    try:
+        _, batch = pool.submit(_parse_and_classify, bodies["/edge.xml"], {},
+                               feed.url, 300, feed, 100).result()  # fmt: skip
+    finally:
+        pool.shutdown()
+    by_guid = {n.guid: n.agenda for n in batch}
+    assert by_guid["e5"] == ()  # no announcement: nothing else to send back
+    assert by_guid["e6"] == agenda.Detected(date(2025, 1, 9), ())  # a journée, but past
+    assert by_guid["e2"] == agenda.Detected(date(2025, 1, 6), by_guid["e2"].proposals)
+    assert [p.place for p in by_guid["e2"].proposals] == ["Jean Jaurès"]
+    assert len(by_guid["e1"].proposals) == 3
+
+    # The writer uses what was read, or reads again when the day it was read for is not
+    # the item's (no date: the item is dated when it is stored).
+    tz = config.tz
+    for n in batch:
+        stored_at = n.published_at or datetime(2027, 5, 1, tzinfo=UTC)
+        item = agenda.ItemText(7, n.title, n.excerpt, n.summary_html, n.link, stored_at,
+                               ["Lens"], n.search_text)  # fmt: skip
+        expected = agenda._proposals_of([item], tz)
+        assert agenda._proposals_of([item._replace(detected=n.agenda)], tz) == expected
+        if n.agenda:
+            stale = agenda.Detected(date(1999, 1, 1), ())
+            assert agenda._proposals_of([item._replace(detected=stale)], tz) == expected
+    e8 = next(n for n in batch if n.guid == "e8")  # "Forum demain", no date
+    assert e8.published_at is None and isinstance(e8.agenda, agenda.Detected)
+    # What was read is what is proposed (not read again).
+    e2 = next(n for n in batch if n.guid == "e2")
+    read = agenda.Proposal("Lu", NOW, None, False, None, False, None)
+    item = agenda.ItemText(7, e2.title, e2.excerpt, e2.summary_html, e2.link,
+                           e2.published_at or NOW, None, e2.search_text,
+                           agenda.Detected(date(2025, 1, 6), (read,)))  # fmt: skip
+    assert [row["title"] for row in agenda._proposals_of([item], tz)] == ["Lu"]

@@ -36,11 +36,13 @@ from pressreview.store.items import add_event as audit
 from pressreview.text import clean_text, fold
 
 __all__ = [
+    "Detected",
     "EventView",
     "ItemText",
     "Proposal",
     "accept_from_item",
     "add_event",
+    "detect_ahead",
     "detect_events",
     "edit_event",
     "events_for_item",
@@ -85,7 +87,26 @@ _ANNOUNCE_RE = re.compile(r"\b(?:" + "|".join(re.escape(w) for w in ANNOUNCE_WOR
 #: The first word of each ("reunion" for "reunion publique", "rendez" for "rendez-vous"):
 #: a text whose words include none of them is no announcement.
 _ANNOUNCE_FIRST_WORDS = frozenset(m[0] for w in ANNOUNCE_WORDS if (m := re.match(r"\w+", w)))
+
+
+def _announce_by_first_word() -> dict[str, list[re.Pattern[str]]]:
+    """``_ANNOUNCE_RE``'s words by their first word, each a pattern that starts with its
+    letters (searched for as a string, where ``\\b(?:...)`` tries every position): the
+    word boundary before it is a look-behind at its end."""
+    out: dict[str, list[re.Pattern[str]]] = {}
+    for word in ANNOUNCE_WORDS:
+        first = re.match(r"\w+", word)
+        assert first is not None
+        escaped = re.escape(word)
+        out.setdefault(first[0], []).append(re.compile(rf"{escaped}(?<!\w{escaped})\b"))
+    return out
+
+
+_ANNOUNCE_BY_FIRST = _announce_by_first_word()
 _ONLINE_RE = re.compile(r"\b(?:en visio|visio|en ligne|webinaire|webinar|distanciel|zoom)\b")
+#: What every match of ``_ONLINE_RE`` holds.
+_ONLINE_HINTS = ("visio", "ligne", "webina", "distanciel", "zoom")
+_URL_RE = re.compile(r"https?://\S+")
 _PLACE_RE = re.compile(
     r"(?:\blieu\s*:\s*|\bsalle\s+|\b(?:a|au|a la|a l')\s+(?=[A-ZÉÈÀÂ]))"
     r"(?P<place>[A-ZÉÈÀÂ0-9][^.;:()\n]{1,60}?)(?=[.;()\n]|,\s|\s+(?:de|le|du|a|à)\s+\d|$)"
@@ -189,11 +210,12 @@ def _view(row: q.EventRow) -> EventView:
 def _registration_link(summary_html: str, text: str, fallback: str | None) -> str | None:
     for m in _HREF_RE.finditer(summary_html or ""):
         href, label = m["href"], fold(m["text"])
-        if any(h in href.casefold() or h in label for h in _REGISTER_HINTS):
+        folded_href = href.casefold()
+        if any(h in folded_href or h in label for h in _REGISTER_HINTS):
             url = http_url(href.replace("&amp;", "&"))
             if url:
                 return url
-    for word in re.findall(r"https?://\S+", text):
+    for word in _URL_RE.findall(text):
         if any(h in word.casefold() for h in _REGISTER_HINTS):
             url = http_url(word.rstrip(".,;)"))
             if url:
@@ -247,11 +269,25 @@ def detect_events(
     if not _ANNOUNCE_RE.search(folded):
         return []
     published_day = published_at.astimezone(tz).date()
+    return _read_events(title, text, summary_html, link, published_day, tz, body, folded)
+
+
+def _read_events(
+    title: str,
+    text: str,
+    summary_html: str,
+    link: str | None,
+    published_day: date,
+    tz: Any,
+    body: str,
+    folded: str,
+) -> list[Proposal]:
+    """``detect_events`` of an announcement (``folded`` is ``normalize(body)``)."""
     dates = find_dates(body, published_day, folded=folded)  # folded once
     spans = [s for s in dates if (s.end or s.start) >= published_day]
     if not spans:
         return []
-    online = bool(_ONLINE_RE.search(folded))
+    online = any(h in folded for h in _ONLINE_HINTS) and _ONLINE_RE.search(folded) is not None
     place = None if online else _place(clean_text(text))
     url = _registration_link(summary_html, text, link)
     name = clean_text(title)[:300]
@@ -266,16 +302,66 @@ def detect_events(
     return out
 
 
-def _proposals(item: Any, tz: Any) -> list[dict[str, Any]]:
-    """The proposed events an item announces, as ``insert_events`` rows."""
-    proposals = detect_events(
-        title=item.title,
-        text=item.excerpt or "",
-        summary_html=item.summary_html or "",
-        link=item.link,
-        published_at=item.published_at,
-        tz=tz,
-    )
+class Detected(NamedTuple):
+    """The events read in an item before it is stored (in a parse worker), relative
+    to ``day``, the publication day (in the config's zone) the item had then."""
+
+    day: date
+    proposals: tuple[Proposal, ...]
+
+
+def detect_ahead(
+    *,
+    title: str,
+    text: str,
+    summary_html: str,
+    link: str | None,
+    published_at: datetime | None,
+    search_text: str | None,
+    tz: Any,
+    now: datetime,
+) -> Detected | tuple[()]:
+    """``detect_events`` of an item not stored yet, for ``propose_for_items`` to use.
+
+    ``()`` when the item announces nothing, whatever its date (most items: little
+    to send back from a worker); else what it announces relative to its
+    publication day, or to ``now``'s day when it has no date (the store dates
+    it when it is stored: ``propose_for_items`` reads it again if that day is
+    another one, or if the store dropped a date in the future).
+    """
+    if search_text is None:
+        body = f"{title}. {text}"
+        folded = normalize(body)
+        if not _ANNOUNCE_RE.search(folded):
+            return ()
+    else:
+        # Only the words whose first word is one of the item's can be there.
+        first = _ANNOUNCE_FIRST_WORDS.intersection(search_text.split())
+        if not first:
+            return ()
+        body = f"{title}. {text}"
+        folded = normalize(body)
+        if not any(p.search(folded) for w in first for p in _ANNOUNCE_BY_FIRST[w]):
+            return ()
+    day = (published_at or now).astimezone(tz).date()
+    proposals = _read_events(title, text, summary_html, link, day, tz, body, folded)
+    return Detected(day, tuple(proposals))
+
+
+def _proposals(item: Any, tz: Any, detected: Detected | None = None) -> list[dict[str, Any]]:
+    """The proposed events an item announces, as ``insert_events`` rows (``detected``:
+    what ``detect_ahead`` found, used when the item's publication day is the same)."""
+    if detected is not None and detected.day == item.published_at.astimezone(tz).date():
+        proposals: Sequence[Proposal] = detected.proposals
+    else:
+        proposals = detect_events(
+            title=item.title,
+            text=item.excerpt or "",
+            summary_html=item.summary_html or "",
+            link=item.link,
+            published_at=item.published_at,
+            tz=tz,
+        )
     if not proposals:  # most items
         return []
     territories = list(item.territories or [])
@@ -378,12 +464,17 @@ class ItemText(NamedTuple):
     #: excerpt, and maybe more), when at hand: an item none of whose words starts
     #: an announcement is passed over without reading (folding) its text.
     search_text: str | None = None
+    #: What ``detect_ahead`` found before the item was stored (collect reads items in
+    #: its parse workers), or None: detected here.
+    detected: Detected | tuple[()] | None = None
 
 
 def _may_announce(item: ItemText) -> bool:
     """False when the item's words show that it announces nothing (exact: every word
     of ``_ANNOUNCE_RE`` matches whole words of the folded text, so their first word
     is one of the item's words)."""
+    if item.detected is not None:
+        return bool(item.detected)
     words = item.search_text
     return words is None or not _ANNOUNCE_FIRST_WORDS.isdisjoint(words.split())
 
@@ -395,7 +486,12 @@ DETECT_PAGE = 8 * DETECT_CHUNK
 
 
 def _proposals_of(items: Sequence[ItemText], tz: Any) -> list[dict[str, Any]]:
-    return [e for item in items if _may_announce(item) for e in _proposals(item, tz)]
+    return [
+        e
+        for item in items
+        if _may_announce(item)
+        for e in _proposals(item, tz, item.detected or None)
+    ]
 
 
 def _detect_all(

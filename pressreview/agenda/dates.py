@@ -131,14 +131,16 @@ _TIME_RANGE_RE = re.compile(
 )
 _TIME_ONE_RE = re.compile(r"(?:a\s+|des\s+|-\s*|–\s*|,\s*)?" + _time_re("t1"))
 _LIST_SEP_RE = re.compile(r"^\s*(?:,|;|et|puis|ou)\s*")
+_TIME_LEAD_RE = re.compile(r"\.?\s*(?:,|-|–)?\s*(?:a|des|de)?\s*")
 
 # What every match of an expression above contains, found by a cheaper scan (a
 # pattern that starts with a character class is searched for in C, position by
 # position): a text without it cannot match, and most texts skip the costly scan.
 # "03/06/2024" and "2024-06-03" hold a digit then a slash or dash (searched for
-# the slash or dash); "demain", "ce mardi", "mardi prochain" name a day; a time
-# range holds the last digit of its first hour, up to the first digit of the next.
-_NUMERIC_HINT_RE = re.compile(r"[/-](?<=\d[/-])")
+# the slash or dash) and the rest of the date; "demain", "ce mardi", "mardi
+# prochain" name a day; a time range holds the last digit of its first hour, up
+# to the first digit of the next.
+_NUMERIC_HINT_RE = re.compile(r"[/-](?<=\d[/-])(?:[01]?\d/20\d\d|[01]\d-[0-3]\d)")
 _RELATIVE_HINT_RE = re.compile(r"aujourd|demain|" + "|".join(WEEKDAYS))
 _TIME_RANGE_HINT_RE = re.compile(
     r"\d\s*(?:h|heures?|:)\s*(?:[0-5]\d)?(?![0-9])\s*(?:a|-|–|—|et|jusqu'a)\s*\d"
@@ -147,7 +149,7 @@ _TIME_RANGE_HINT_RE = re.compile(
 # of "1er", "premier") followed by spaces and a month; before that character, only
 # letters, digits and spaces. One character per hint: finditer finds every one.
 _DATE_HINT_RE = re.compile(r"[\dr](?=\s+(?:jan|fev|mars|avr|mai|juin|juil|aout|sep|oct|nov|dec))")
-_NOT_WORD_OR_SPACE_RE = re.compile(r"[^\w\s]")
+_WORD_SPACES_WORD_RE = re.compile(r"\w*\s*\w*")
 
 
 @dataclass(frozen=True)
@@ -180,6 +182,9 @@ def _month(value: str) -> int:
     return MONTHS[value.rstrip(".")]
 
 
+_RECENT, _AHEAD = timedelta(days=60), timedelta(days=400)
+
+
 def _resolve_year(
     day: int, month: int, year: str | None, weekday: str | None, ref: date
 ) -> date | None:
@@ -188,15 +193,18 @@ def _resolve_year(
             return date(int(year), month, day)
         except ValueError:
             return None
+    # Announcements speak of the coming year at most (and of a recent past).
+    earliest, latest = ref - _RECENT, ref + _AHEAD
     candidates: list[date] = []
     for y in (ref.year - 1, ref.year, ref.year + 1):
         try:
-            candidates.append(date(y, month, day))
+            c = date(y, month, day)
         except ValueError:
             continue
-    # Announcements speak of the coming year at most (and of a recent past).
-    earliest, latest = ref - timedelta(days=60), ref + timedelta(days=400)
-    candidates = [c for c in candidates if earliest <= c <= latest]
+        if earliest <= c <= latest:
+            if not weekday:  # the next occurrence (the earliest one in the window)
+                return c
+            candidates.append(c)
     if weekday:
         agreeing = [c for c in candidates if c.weekday() == WEEKDAYS[weekday]]
         if len(agreeing) == 1:
@@ -213,10 +221,11 @@ def _resolve_year(
 def _times(text: str, at: int) -> tuple[time | None, time | None, int]:
     """A time or time range starting within a few characters of ``at``."""
     window = text[at : at + 40]
-    m = _TIME_RANGE_RE.match(window.lstrip(" ,-–à"))
-    offset = len(window) - len(window.lstrip(" ,-–à"))
+    stripped = window.lstrip(" ,-–à")
+    m = _TIME_RANGE_RE.match(stripped)
+    offset = len(window) - len(stripped)
     if m is None:
-        lead = re.match(r"\.?\s*(?:,|-|–)?\s*(?:a|des|de)?\s*", window)
+        lead = _TIME_LEAD_RE.match(window)
         skip = lead.end() if lead else 0
         m = _TIME_RANGE_RE.match(window, skip)
         if m is None:
@@ -251,25 +260,29 @@ def _may_be_relative(folded: str) -> bool:
 def _date_matches(folded: str) -> Iterator[re.Match[str]]:
     """``_DATE_RE.finditer(folded)``, scanning only the stretch that can hold a match.
 
-    Every match holds a hint (``_DATE_HINT_RE``) with only letters, digits and
-    spaces before it: so no match starts before the run of those around the
-    first hint, and none follows a match that ends past the last hint. The
-    scan of ``_DATE_RE`` (a try at every position) is the costliest of an
-    announcement's reading.
+    Every match holds a hint (``_DATE_HINT_RE``), the last character of its day,
+    and no other before that one; the day is a whole word, the weekday (if any)
+    the word before it, with only spaces between. So no match starts before
+    the day word of the first hint and the word before it, and none follows a
+    match after which no hint is left. The scan of ``_DATE_RE`` (a try at every
+    position) is the costliest of an announcement's reading.
     """
-    hints = [m.start() for m in _DATE_HINT_RE.finditer(folded)]
-    if not hints:
+    hint = _DATE_HINT_RE.search(folded)
+    if hint is None:
         return
-    first, last = hints[0], hints[-1]
-    start = 0
-    if first:
-        # The nearest character before the first hint that no match can hold.
-        stop = _NOT_WORD_OR_SPACE_RE.search(folded[first - 1 :: -1])
-        start = first - stop.start() if stop else 0
+    first = hint.start()
+    # No match starts before the word that holds the first hint (its day) and the
+    # word just before it, when only spaces part them (its weekday): read backwards.
+    back = _WORD_SPACES_WORD_RE.match(folded[first::-1])
+    start = first + 1 - back.end() if back else 0
+    ahead = first  # a hint at or after the end of the last match, while there is one
     for m in _DATE_RE.finditer(folded, start):
         yield m
-        if m.end() > last:
-            return
+        if ahead < m.end():
+            hint = _DATE_HINT_RE.search(folded, m.end())
+            if hint is None:
+                return
+            ahead = hint.start()
 
 
 def find_dates(text: str, ref: date, *, folded: str | None = None) -> list[DateSpan]:

@@ -19,11 +19,17 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
-from pressreview.agenda import ItemText, propose_for_items, store_calendar
+from pressreview.agenda import (
+    Detected,
+    ItemText,
+    detect_ahead,
+    propose_for_items,
+    store_calendar,
+)
 from pressreview.agenda.ical import CalendarParse, NotACalendar, parse_calendar, window
 from pressreview.collect.classify import Classifier
 from pressreview.collect.fetch import Fetcher, FetchResult
@@ -407,7 +413,7 @@ class _LazyClassifier:
     builds none, and each parse worker builds its own."""
 
     def __init__(self, config: Config) -> None:
-        self._config = config
+        self.config = config
         self._built: Classifier | None = None
         self._lock = threading.Lock()
 
@@ -415,7 +421,7 @@ class _LazyClassifier:
         if self._built is None:
             with self._lock:
                 if self._built is None:
-                    self._built = Classifier(self._config)
+                    self._built = Classifier(self.config)
         return self._built
 
 
@@ -458,12 +464,24 @@ def _parse_and_classify(
         body, headers, base_url=base_url, excerpt_chars=excerpt_chars, max_entries=max_entries
     )
     batch = [_to_new_item(classifier, feed, e) for e in parsed.entries]
+    _detect_agenda(batch, lazy.config.tz)
     # The entries live on in the items: only what the report needs goes back (less to
     # pickle, to hold while waiting for the writer, and to unpickle in this process).
     newest = max((e.published_at for e in parsed.entries if e.published_at), default=None)
     summary = _ParsedSummary(parsed.parser, len(parsed.entries), newest, parsed.warning,
                              parsed.total_entries)  # fmt: skip
     return summary, batch
+
+
+def _detect_agenda(batch: Sequence[q.NewItem], tz: Any) -> None:
+    """Read the agenda events each item announces (in the worker: off the writer's thread);
+    the writer proposes those of the items that turn out new."""
+    now = datetime.now(UTC)
+    for n in batch:
+        n.agenda = detect_ahead(
+            title=n.title, text=n.excerpt, summary_html=n.summary_html, link=n.link,
+            published_at=n.published_at, search_text=n.search_text, tz=tz, now=now,
+        )  # fmt: skip
 
 
 class _Writer:
@@ -641,7 +659,8 @@ def _record(
                 # this transaction, from the texts at hand (nothing read back).
                 rep.proposed_events = propose_for_items(conn, [
                     ItemText(item_id, n.title, n.excerpt, n.summary_html, n.link,
-                             n.published_at or now, n.territories, n.search_text)
+                             n.published_at or now, n.territories, n.search_text,
+                             cast("Detected | tuple[()] | None", n.agenda))
                     for item_id, n in counts.new_stories
                 ], config.tz)  # fmt: skip
             rep.filtered = sum(1 for b in batch if not b.relevant)

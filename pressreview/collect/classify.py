@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -49,6 +50,9 @@ class Classifier:
         self.settings = config.classification
         self.places = PlaceMatcher(config)
         self.contracts = ContractClassifier(config, self.places)
+        #: The words a term or a place name starts with: one pass over an item's
+        #: words finds where both matchers have something to try.
+        self._first_words = self._terms.first_words | self.places.first_words
 
     def territories(
         self, title: str, text: str = "", source_territory: str | None = None
@@ -77,8 +81,14 @@ class Classifier:
         # "title\ntext" are the title's folded words, then the text's. One scan
         # finds every term, and where it first starts says whether the title holds it.
         title_words, text_words = Words.of(plain_title), Words.of(plain_text)
-        found = self._terms.find(title_words.folded + text_words.folded)
         n_title = len(title_words.folded)
+        words = title_words.folded + text_words.folded
+        first_words = self._first_words
+        candidates = [k for k, w in enumerate(words) if w in first_words]
+        found = self._terms.find(words, candidates)
+        in_text = bisect.bisect_left(candidates, n_title)
+        title_candidates = candidates[:in_text]
+        text_candidates = [k - n_title for k in candidates[in_text:]]
         # Per matcher: the indexes of its terms found, in the text and in the title,
         # and the first word of the title where one of them starts.
         hits: dict[int, list[int]] = {}
@@ -96,7 +106,9 @@ class Classifier:
         # Title matches count double: a headline about the subject beats a passing mention.
         score = len(included) + len(titled.get(0, ())) - 2 * len(excluded)
         relevant = (not self.has_include or score >= self.min_score) and not excluded
-        mentions = self.places.find_words(title_words, text_words, outlet)
+        mentions = self.places.find_words(
+            title_words, text_words, outlet, (title_candidates, text_candidates)
+        )
         contract = self.contracts.classify(
             title,
             text,
@@ -113,11 +125,13 @@ class Classifier:
         # 2030" is about discrimination), then the section placed first.
         section = None
         best: tuple[int, int] = (0, 0)
-        for m, (key, _) in enumerate(self.sections, start=2):
+        # The sections with a term found, in their order (matcher 2 is the first).
+        for m in sorted(hits):
+            if m < 2:
+                continue
+            key = self.sections[m - 2][0]
             if key == reserved and not current:
                 # The contracts section holds 2024-2030 Hauts-de-France contract news only.
-                continue
-            if m not in hits:
                 continue
             weight = len(hits[m]) + len(titled.get(m, ()))
             # Where the title names the section first, counted in words (the order is

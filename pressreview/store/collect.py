@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import sqlite3
 import sys
-import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -34,7 +33,15 @@ from pressreview.config import Feed
 from pressreview.errors import StoreError
 from pressreview.store.items import item_search_text
 from pressreview.store.schema import UTCDateTime, item_keys, items, now, sources
-from pressreview.text import keys_of_shingles, search_text, sha256, shingles, shingles_of_words
+from pressreview.text import (
+    keys_of_hashes,
+    keys_of_shingles,
+    search_text,
+    sha256,
+    shingle_hashes,
+    shingles,
+    shingles_of_words,
+)
 
 # Chunk size for IN (...) lists: well under SQLite's variable limit.
 CHUNK = 500
@@ -244,6 +251,12 @@ def _update_sources(columns: tuple[str, ...]) -> Update:
 # -- items ---------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=1024)
+def _outlet_search_text(outlet: str) -> str:
+    """``search_text`` of an outlet's name (a run's items come from a few outlets)."""
+    return search_text(outlet)
+
+
 @dataclass
 class NewItem:
     """An entry as the collection stage wants it stored."""
@@ -276,6 +289,9 @@ class NewItem:
     #: The title's keys (``keys_of_shingles``) and ``shingle_mask`` of its shingles.
     keys: list[str] | None = None
     mask: int | None = None
+    #: The agenda events it announces, read in the parse worker (what
+    #: ``pressreview.agenda.detect_ahead`` returns); None: read when it is stored.
+    agenda: tuple[Any, ...] | None = None
 
     def prepare(
         self,
@@ -295,11 +311,13 @@ class NewItem:
                 [
                     *([" ".join(title_words)] if self.title else []),
                     *([" ".join(excerpt_words)] if self.excerpt else []),
-                    *([search_text(outlet)] if outlet else []),
+                    *([_outlet_search_text(outlet)] if outlet else []),
                 ]
             )
-        self.keys = keys_of_shingles(self.shingles)
-        self.mask = shingle_mask(self.shingles)
+        # One CRC-32 per shingle for both the keys and the mask.
+        hashes = shingle_hashes(self.shingles)
+        self.keys = keys_of_hashes(hashes)
+        self.mask = shingle_mask(self.shingles, hashes)
         self.content_hash = _content_hash(self)
         return self
 
@@ -328,19 +346,20 @@ PRELOAD_POSTINGS = 100_000
 MASK_BITS = 128
 
 
-def shingle_mask(sh: Iterable[str]) -> int:
+def shingle_mask(sh: Iterable[str], hashes: Iterable[int] | None = None) -> int:
     """A bit per shingle (its CRC-32 modulo ``MASK_BITS``), to bound a Jaccard similarity.
 
     A bit set in one title's mask and not in the other's stands for at least
     one shingle that the second title lacks, so the number of such bits is a
     lower bound of the set difference, hence an upper bound of the
     intersection: pairs that cannot reach the threshold are skipped without
-    intersecting their sets (exact, never a guess).
+    intersecting their sets (exact, never a guess). ``hashes``: the shingles'
+    ``text.shingle_hashes`` when already computed.
     """
-    mask = 0
-    for s in sh:
-        mask |= 1 << (zlib.crc32(s.encode()) % MASK_BITS)
-    return mask
+    if hashes is None:
+        hashes = shingle_hashes(sh)
+    # The distinct bits, added: their sum is their union.
+    return sum({1 << (h % MASK_BITS) for h in hashes})
 
 
 @dataclass
