@@ -478,3 +478,21 @@ def test_file_urls(
     path.unlink()
     victim = collect(config, store, only=["Victime"]).sources[0]
     assert victim.status == "failed" and victim.error == f"file not found: {path}"
+
+
+def test_character_references_to_lone_surrogates_do_not_lose_the_feed() -> None:
+    """``&#xD800;`` is not a character: the lenient parser used to fail on it
+    (UnicodeEncodeError), losing every entry of the feed."""
+    from pressreview.collect.parse import parse_body
+
+    body = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
+        b"<item><title>A &#xD800; &#55296; &#xdfff; &#57344; x</title><link>https://ex.fr/a</link>"
+        b"<description>&lt;p&gt;x &#xD800; y&lt;/p&gt;</description></item>"
+        b"<item><title>B</title><link>https://ex.fr/b</link></item></channel></rss>"
+    )
+    parsed = parse_body(body, {"content-type": "application/rss+xml"}, base_url="https://ex.fr/")
+    assert [(e.title, e.summary_html) for e in parsed.entries] == [
+        ("A \ufffd \ufffd \ufffd \ue000 x", "<p>x \ufffd y</p>"),
+        ("B", ""),
+    ]

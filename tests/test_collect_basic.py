@@ -161,3 +161,68 @@ def test_parse_workers_are_forked_only_from_a_single_threaded_process(make_confi
     pool = _parse_pool(classifier, 1000, 2)  # an explicit number is obeyed
     assert pool is not None
     pool.shutdown()
+
+
+JSON_FEED = {
+    "version": "https://jsonfeed.org/version/1.1",
+    "title": "Le Fil test",
+    "language": "fr-FR",
+    "items": [
+        {
+            "id": "j-1",
+            "url": "/articles/roubaix?utm_source=json",
+            "title": "Roubaix signe son contrat de ville Quartiers 2030",
+            "content_html": '<p>Signature à <strong>Roubaix</strong>.<script>alert(1)</script><a href="/suite" onclick="x()">Suite</a></p>',
+            "date_published": "2024-12-18T10:00:00+01:00",
+            "authors": [{"name": "Marie Dupont"}],
+            "tags": ["politique de la ville"],
+        },
+        # Hostile or broken: a lone surrogate escape, an item that is not an object.
+        {
+            "id": "j-2",
+            "url": "https://fil.example.fr/b",
+            "title": "Titre \ud800 cassé",
+            "content_text": "Texte brut",
+        },
+        "not an item",
+    ],
+}
+
+
+def test_a_json_feed_is_collected_like_rss(
+    httpserver: HTTPServer, make_config, store_url, store_for
+) -> None:
+    httpserver.expect_request("/fil.json").respond_with_data(
+        json.dumps(JSON_FEED), content_type="application/feed+json"
+    )
+    httpserver.expect_request("/other.json").respond_with_data(
+        '{"version": "1", "items": []}', content_type="application/json"
+    )
+    config = make_config(
+        database_url=store_url,
+        feeds=[
+            {"name": "Fil", "url": httpserver.url_for("/fil.json")},
+            {"name": "Pas un fil", "url": httpserver.url_for("/other.json")},
+        ],
+    )
+    store = store_for(config)
+    report = collect(config, store)
+    fil, other = report.sources
+    assert (fil.status, fil.parser, fil.new, fil.error) == ("ok", "json", 2, None)
+    assert (other.status, other.error) == (
+        "failed",
+        "not a feed (JSON, but not a JSON Feed: no jsonfeed.org version)",
+    )
+    with store.connect() as conn:
+        rows = {r.guid: r for r in conn.execute(q.select(q.items)).mappings()}
+    first, second = rows["j-1"], rows["j-2"]
+    base = httpserver.url_for("/")
+    assert first.url == f"{base}articles/roubaix"  # resolved, tracking parameter dropped
+    assert first.summary_html == (
+        f'<p>Signature à <strong>Roubaix</strong>.<a href="{base}suite" rel="noopener noreferrer nofollow">Suite</a></p>'
+    )
+    assert first.author == "Marie Dupont" and first.language == "fr-FR"
+    assert first.published_at.isoformat().startswith("2024-12-18T09:00:00")
+    assert "Métropole européenne de Lille" in first.territories  # Roubaix: classified as RSS is
+    assert "politique de la ville" in first.tags
+    assert second.title == "Titre \ufffd cassé" and second.excerpt == "Texte brut"

@@ -15,6 +15,7 @@ import functools
 import heapq
 import html
 import itertools
+import json
 import math
 import re
 import time
@@ -200,7 +201,9 @@ def parse_body(
     if max_entries is not None:
         body, total = _keep_newest_entries(body, max_entries)
     parsed = None
-    if fast and _plain_utf8_xml(body, headers):
+    if _is_json(body):
+        parsed = _parse_json(body, headers, base_url, excerpt_chars)
+    elif fast and _plain_utf8_xml(body, headers):
         parsed = _parse_fast(body, headers, base_url, excerpt_chars)
     if parsed is None:
         parsed = _parse_slow(body, headers, base_url, excerpt_chars)
@@ -331,6 +334,84 @@ def _parse_fast(
     )  # fmt: skip
 
 
+def _is_json(body: bytes) -> bool:
+    """A body that opens as a JSON object (a JSON Feed), after a BOM and spaces."""
+    return body[:1024].removeprefix(b"\xef\xbb\xbf").lstrip()[:1] == b"{"
+
+
+_JSON_FEED_VERSION = "https://jsonfeed.org/version/"
+_SURROGATES_RE = re.compile("[\ud800-\udfff]")
+
+
+def _without_surrogates(value: Any) -> Any:
+    """``value`` with every lone surrogate (a JSON ``\\ud800`` escape) as U+FFFD.
+
+    Such a string cannot be encoded, so it would fail the sanitizer and the
+    store further on; everything else is left as it is.
+    """
+    if isinstance(value, str):
+        return _SURROGATES_RE.sub("\ufffd", value) if not value.isascii() else value
+    if isinstance(value, dict):
+        return {k: _without_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_surrogates(v) for v in value]
+    return value
+
+
+def _parse_json(
+    body: bytes, headers: Mapping[str, str], base_url: str, excerpt_chars: int
+) -> ParsedFeed:
+    """A JSON Feed (jsonfeed.org, versions 1 and 1.1), read by fastfeedparser.
+
+    Its items become entries as an RSS or Atom feed's do (same sanitizing,
+    links resolved against the feed's URL, same identity rules).
+    """
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise NotAFeed(f"not a feed (JSON that cannot be read: {reason})") from None
+    version = document.get("version") if isinstance(document, dict) else None
+    if not isinstance(version, str) or not version.startswith(_JSON_FEED_VERSION):
+        raise NotAFeed("not a feed (JSON, but not a JSON Feed: no jsonfeed.org version)")
+    items = document.get("items")
+    if not isinstance(items, list):
+        raise NotAFeed('unreadable JSON Feed: its "items" is not a list')
+    body = body.removeprefix(b"\xef\xbb\xbf")
+    objects = [item for item in items if isinstance(item, dict)]
+    if len(objects) < len(items) or b"\\ud" in body or b"\\uD" in body:
+        # Items that are not objects, or lone surrogate escapes (hostile or
+        # broken): fastfeedparser refuses them, the rest is read.
+        document = _without_surrogates({**document, "items": objects})
+        body = json.dumps(document, ensure_ascii=False).encode()
+    try:
+        import fastfeedparser
+
+        data = fastfeedparser.parse(
+            body, include_content=True, include_tags=True, include_media=False,
+            include_enclosures=False,
+        )  # fmt: skip
+    except Exception as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise NotAFeed(f"unreadable JSON Feed: {reason}") from None
+    data = _without_surrogates(data)
+    feed = data.get("feed") or {}
+    language = _language(b"", headers, _str(feed.get("language")))
+    base = _base(base_url, headers)
+    entries = []
+    for raw in data.get("entries") or []:
+        if not isinstance(raw, dict):
+            continue
+        _mark_synthesized(raw)
+        entry = _normalize(raw, base, language, excerpt_chars)
+        if entry is not None:
+            entries.append(entry)
+    return ParsedFeed(
+        title=clean_text(_str(feed.get("title"))), entries=_distinguish_fragments(entries),
+        parser="json",
+    )  # fmt: skip
+
+
 _NEEDS_FEEDPARSER_RE = re.compile(rb"""mode\s*=\s*["']base64|<source[\s>]|<media:title[\s>]""")
 
 
@@ -384,12 +465,23 @@ def _well_formed(body: bytes) -> bool:
     return True
 
 
+#: A character reference to a UTF-16 surrogate (U+D800 to U+DFFF), hex or decimal.
+_SURROGATE_REF_RE = re.compile(
+    rb"&#(?:[xX]0*[dD][89a-fA-F][0-9a-fA-F]{2}"
+    rb"|0*(?:5529[6-9]|55[3-9][0-9]{2}|56[0-9]{3}|57[0-2][0-9]{2}|573[0-3][0-9]|5734[0-3]));"
+)
+
+
 def _parse_slow(
     body: bytes, headers: Mapping[str, str], base_url: str, excerpt_chars: int
 ) -> ParsedFeed:
     response_headers = dict(headers)
     if base_url and "content-location" not in response_headers:
         response_headers["content-location"] = base_url
+    if b"&#" in body:
+        # feedparser fails on a character reference to a lone surrogate (hostile
+        # or broken): it is read as U+FFFD, as a decoder reads invalid bytes.
+        body = _SURROGATE_REF_RE.sub(b"&#xFFFD;", body)
     data = feedparser.parse(body, response_headers=response_headers)
     raw_entries = data.get("entries") or []
     exc = data.get("bozo_exception")
