@@ -198,10 +198,11 @@ def parse_body(
     headers = _correct_charset(body, headers)
     body = _repair_utf8(body, headers)
     total = None
-    if max_entries is not None:
-        body, total = _keep_newest_entries(body, max_entries)
+    json_feed = _is_json(body)
+    if max_entries is not None and not json_feed:
+        body, total = _keep_newest_entries(body, max_entries)  # XML items only
     parsed = None
-    if _is_json(body):
+    if json_feed:
         parsed = _parse_json(body, headers, base_url, excerpt_chars)
     elif fast and _plain_utf8_xml(body, headers):
         parsed = _parse_fast(body, headers, base_url, excerpt_chars)
