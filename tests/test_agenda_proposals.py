@@ -106,6 +106,17 @@ def _proposed(store: Store) -> list[tuple[Any, ...]]:
     return sorted(tuple(r) for r in rows)
 
 
+def _serve(httpserver: Any, bodies: dict[str, bytes]) -> list[dict[str, str]]:
+    """Serve ``bodies`` (path → RSS) and give one source of the config for each."""
+
+    def serve(request: Request) -> Response:
+        return Response(bodies[request.path], content_type="application/rss+xml")
+
+    httpserver.expect_request(re.compile(r"/.*\.xml")).respond_with_handler(serve)
+    return [{"name": f"Journal {i}", "url": httpserver.url_for(path)}
+            for i, path in enumerate(sorted(bodies))]  # fmt: skip
+
+
 def test_collect_proposes_what_the_store_read_proposes(
     httpserver: Any,
     make_config: Callable[..., Config],
@@ -116,12 +127,7 @@ def test_collect_proposes_what_the_store_read_proposes(
     bodies["/edge.xml"] = _rss("edge", EDGE)
     bodies["/other.xml"] = _rss("other", OTHER_OUTLET)
 
-    def serve(request: Request) -> Response:
-        return Response(bodies[request.path], content_type="application/rss+xml")
-
-    httpserver.expect_request(re.compile(r"/.*\.xml")).respond_with_handler(serve)
-    feeds = [{"name": f"Journal {i}", "url": httpserver.url_for(path)}
-             for i, path in enumerate(sorted(bodies))]  # fmt: skip
+    feeds = _serve(httpserver, bodies)
     config = make_config(database_url=store_url, feeds=feeds, collect=FAST_COLLECT)
     store = store_for(config)
 
@@ -364,12 +370,7 @@ def test_workers_read_the_events_and_the_writer_proposes_the_same(
     bodies = generate(4, GENERATED_ENTRIES)
     bodies["/edge.xml"] = _rss("edge", EDGE)
 
-    def serve(request: Request) -> Response:
-        return Response(bodies[request.path], content_type="application/rss+xml")
-
-    httpserver.expect_request(re.compile(r"/.*\.xml")).respond_with_handler(serve)
-    feeds = [{"name": f"Journal {i}", "url": httpserver.url_for(path)}
-             for i, path in enumerate(sorted(bodies))]  # fmt: skip
+    feeds = _serve(httpserver, bodies)
     found = []
     for workers in (2, 0):
         config = make_config(database_url=f"sqlite:///{tmp_path / f'w{workers}.db'}",
