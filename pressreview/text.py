@@ -258,11 +258,28 @@ _HTML_CLEANER = nh3.Cleaner(
 )
 
 
+#: Tags that separate words on screen but are not kept (``_ALLOWED_TAGS``): the
+#: sanitizer drops them and keeps their text, so a space takes their place.
+_DROPPED_BREAK_RE = re.compile(
+    r"<(?:hr|/?(?:div|dl|dt|dd|h[1-6]|tr|td|th|table|caption|pre|section|article|aside|"
+    r"nav|main|header|footer|address|figure|figcaption|center|details|summary|fieldset|"
+    r"legend|hgroup))\b[^>]*>",
+    re.IGNORECASE,
+)
+
+
 def sanitize_html(fragment: str | None) -> str:
-    """Feed HTML reduced to a safe subset: no script, style, event or image."""
+    """Feed HTML reduced to a safe subset: no script, style, event or image.
+
+    A dropped block (``<div>``, ``<h2>``, a table cell...) leaves a space, so
+    ``<h2>Titre</h2>Texte`` reads "Titre Texte", not "TitreTexte".
+    """
     if not fragment:
         return ""
-    cleaned = _HTML_CLEANER.clean(valid_text(fragment))
+    fragment = valid_text(fragment)
+    if "<" in fragment:
+        fragment = _DROPPED_BREAK_RE.sub(r" \g<0>", fragment)
+    cleaned = _HTML_CLEANER.clean(fragment)
     # No <pre> is allowed, so runs of whitespace mean one space.
     return _squeeze(cleaned)
 

@@ -51,8 +51,16 @@ def valid_text(text: str) -> str:
 def sanitize_html(fragment: str | None) -> str:
     if not fragment:
         return ""
-    cleaned = nh3.clean(
+    fragment = re.sub(
+        r"(<(?:hr|/?(?:div|dl|dt|dd|h[1-6]|tr|td|th|table|caption|pre|section|article|aside|"
+        r"nav|main|header|footer|address|figure|figcaption|center|details|summary|fieldset|"
+        r"legend|hgroup))\b[^>]*>)",
+        r" \1",
         valid_text(fragment),
+        flags=re.IGNORECASE,
+    )
+    cleaned = nh3.clean(
+        fragment,
         tags=_ALLOWED_TAGS,
         attributes=_ALLOWED_ATTRIBUTES,
         url_schemes={"http", "https", "mailto"},

@@ -107,6 +107,13 @@ def test_valid_text_drops_only_what_cannot_be_stored(raw: str, valid: str) -> No
         ),
         ("<p>a \n\n\t b</p>\n<p>c</p>", "<p>a b</p> <p>c</p>"),
         ("   <b>x</b>  \n", "<b>x</b>"),
+        # a dropped block leaves a space: words on either side stay apart
+        ("<h2>Titre</h2>Texte", "Titre Texte"),
+        ("<div>Contrat de ville</div><div>signé</div>", "Contrat de ville signé"),
+        ("<table><tr><td>204</td><td>QPV</td></tr></table>", "204 QPV"),
+        ("<figure><figcaption>Légende</figcaption></figure>Texte", "Légende Texte"),
+        ("a<hr>b<HR/>c", "a b c"),
+        ("<span>in</span><b>line</b>", "in<b>line</b>"),  # inline: no space added
         ("a\x00b\x1fc", "abc"),
         ("\ud800x", "\ufffdx"),
     ],
