@@ -167,6 +167,7 @@ JSON_FEED = {
     "version": "https://jsonfeed.org/version/1.1",
     "title": "Le Fil test",
     "language": "fr-FR",
+    "authors": "Rédaction",  # a string where the format has a list of objects
     "items": [
         {
             "id": "j-1",
@@ -185,6 +186,16 @@ JSON_FEED = {
             "content_text": "Texte brut",
         },
         "not an item",
+        # Fields of the wrong type: dropped, the item kept.
+        {
+            "id": 3,
+            "url": "https://fil.example.fr/c",
+            "title": {"html": "Titre"},
+            "content_text": "Troisième article\n\nDeux < trois,\net <b> reste écrit",
+            "authors": "Jean",
+            "tags": ["quartiers", {"x": 1}, 7],
+            "date_published": 20241218,
+        },
     ],
 }
 
@@ -208,7 +219,7 @@ def test_a_json_feed_is_collected_like_rss(
     store = store_for(config)
     report = collect(config, store)
     fil, other = report.sources
-    assert (fil.status, fil.parser, fil.new, fil.error) == ("ok", "json", 2, None)
+    assert (fil.status, fil.parser, fil.new, fil.error) == ("ok", "json", 3, None)
     assert (other.status, other.error) == (
         "failed",
         "not a feed (JSON, but not a JSON Feed: no jsonfeed.org version)",
@@ -226,3 +237,12 @@ def test_a_json_feed_is_collected_like_rss(
     assert "Métropole européenne de Lille" in first.territories  # Roubaix: classified as RSS is
     assert "politique de la ville" in first.tags
     assert second.title == "Titre \ufffd cassé" and second.excerpt == "Texte brut"
+    third = rows["3"]  # a numeric id is read as text
+    assert (third.author, third.tags) == (None, ["quartiers"])
+    assert third.title.startswith("Troisième article Deux < trois")
+    # content_text is plain text: its "<" and "<b>" are shown, not read as markup
+    assert (
+        third.summary_html
+        == "<p>Troisième article</p><p>Deux &lt; trois, et &lt;b&gt; reste écrit</p>"
+    )
+    assert third.date_is_fallback and "{" not in third.search_text

@@ -359,6 +359,81 @@ def _without_surrogates(value: Any) -> Any:
     return value
 
 
+#: JSON Feed fields that are text, at the top and in items (jsonfeed.org 1.1).
+_JSON_FEED_TEXT = frozenset(
+    {
+        "title", "home_page_url", "feed_url", "description", "user_comment", "next_url",
+        "icon", "favicon", "language", "id", "url", "external_url", "content_html",
+        "content_text", "summary", "image", "banner_image", "date_published",
+        "date_modified", "name", "avatar",
+    }
+)  # fmt: skip
+
+
+def _json_author(value: Any) -> dict[str, str] | None:
+    if not isinstance(value, dict):
+        return None
+    return {k: v for k, v in value.items() if k in ("name", "url", "avatar") and isinstance(v, str)}
+
+
+def _typed_json_object(value: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """A feed's or an item's fields with the types the format gives them.
+
+    A field of another type (a title that is an object, a link that is a
+    list, an author that is a string) is dropped, so it can neither fail the
+    whole feed nor reach a reader as Python's spelling of it; a numeric
+    ``id`` is read as its text, as the format asks. Returns the object and
+    whether anything changed.
+    """
+    typed: dict[str, Any] = {}
+    changed = False
+    for key, entry in value.items():
+        if key in _JSON_FEED_TEXT:
+            if key == "id" and isinstance(entry, int | float) and not isinstance(entry, bool):
+                entry, changed = str(entry), True
+            elif not isinstance(entry, str):
+                changed = True
+                continue
+        elif key == "author":
+            author = _json_author(entry)
+            if author != entry:
+                changed = True
+            if author is None:
+                continue
+            entry = author
+        elif key == "authors" or key == "tags":
+            keep = (
+                [a for a in map(_json_author, entry) if a is not None]
+                if key == "authors" and isinstance(entry, list)
+                else [t for t in entry if isinstance(t, str)]
+                if isinstance(entry, list)
+                else None
+            )
+            if keep != entry:
+                changed = True
+            if keep is None:
+                continue
+            entry = keep
+        typed[key] = entry
+    text = typed.get("content_text")
+    if text is not None and "content_html" not in typed:
+        # Plain text, as the format says: "1 < 2" or "<b>" are words, not markup.
+        typed["content_html"] = _plain_text_html(text)
+        del typed["content_text"]
+        changed = True
+    return typed, changed
+
+
+def _plain_text_html(text: str) -> str:
+    """Plain text as HTML: escaped, a paragraph for each block between blank lines.
+
+    Entities are read first: a feed that escapes its plain text anyway
+    (``&amp;``) shows "&", as its readers expect, not "&amp;".
+    """
+    blocks = (" ".join(block.split()) for block in re.split(r"\n\s*\n", html.unescape(text)))
+    return "".join(f"<p>{html.escape(block, quote=False)}</p>" for block in blocks if block)
+
+
 def _parse_json(
     body: bytes, headers: Mapping[str, str], base_url: str, excerpt_chars: int
 ) -> ParsedFeed:
@@ -379,11 +454,18 @@ def _parse_json(
     if not isinstance(items, list):
         raise NotAFeed('unreadable JSON Feed: its "items" is not a list')
     body = body.removeprefix(b"\xef\xbb\xbf")
-    objects = [item for item in items if isinstance(item, dict)]
-    if len(objects) < len(items) or b"\\ud" in body or b"\\uD" in body:
-        # Items that are not objects, or lone surrogate escapes (hostile or
-        # broken): fastfeedparser refuses them, the rest is read.
-        document = _without_surrogates({**document, "items": objects})
+    top, changed = _typed_json_object({k: v for k, v in document.items() if k != "items"})
+    objects = []
+    for item in items:
+        if isinstance(item, dict):
+            typed, retyped = _typed_json_object(item)
+            objects.append(typed)
+            changed = changed or retyped
+    if changed or len(objects) < len(items) or b"\\ud" in body or b"\\uD" in body:
+        # Items that are not objects, fields of the wrong type, or lone
+        # surrogate escapes (hostile or broken): fastfeedparser refuses them
+        # or passes them on as they are; the rest is read.
+        document = _without_surrogates({**top, "items": objects})
         body = json.dumps(document, ensure_ascii=False).encode()
     try:
         import fastfeedparser
