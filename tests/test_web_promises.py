@@ -163,6 +163,8 @@ def test_the_form_is_accepted_from_our_origins_only(
         assert 'value="marie@example.fr"' in answer.text and 'name="form_token"' in answer.text
         reason = "ne vient pas du formulaire" if status == 403 else "Le formulaire a expiré"
         assert reason in answer.text and 'role="alert"' in answer.text
+        # French typography: a no-break space before the colon, none breakable
+        assert " :" not in answer.text and ("\xa0:" in answer.text)
 
 
 def test_a_refused_form_keeps_what_was_typed(site: Callable[..., Site]) -> None:
@@ -262,7 +264,7 @@ def test_the_confirmation_pages(site: Callable[..., Site]) -> None:
     assert "Confirmer mon abonnement" in shown.text
     done = client.post(link)
     assert "<h1>Abonnement confirmé</h1>" in done.text
-    assert "Merci ! Vous recevrez la prochaine revue de presse." in done.text
+    assert "Merci\u202f! Vous recevrez la prochaine revue de presse." in done.text  # French spacing
     for answer in (client.get(link), client.post(link)):
         assert answer.status_code == 200 and "<h1>Abonnement déjà confirmé</h1>" in answer.text
         assert "à cette adresse. Il n’y a rien d’autre à faire." in answer.text
