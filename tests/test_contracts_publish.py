@@ -21,7 +21,7 @@ from pressreview.store.items import insert_item, set_item_contract
 from pressreview.store.schema import now
 from tests.test_contracts import AMIENS, LAON, LILLE, cls
 
-NNBSP = "\u202f"
+NBSP = "\u00a0"
 
 
 def add(store: Store, n: int, contract: dict[str, Any] | None, link: str | None = None) -> int:
@@ -78,13 +78,13 @@ def test_issues_freeze_the_tracker_and_the_email_shows_what_changed(
         (LAON, "adopted"),
     ]
     email = render.render_email(config, first)
-    assert f"Contrats de ville Quartiers 2030{NNBSP}: 1 signé sur 39" in email.text
-    assert f"Depuis le dernier numéro{NNBSP}:" in email.text
+    assert f"Contrats de ville Quartiers 2030{NBSP}: 1 signé sur 39" in email.text
+    assert f"Depuis le dernier numéro{NBSP}:" in email.text
     assert "Métropole européenne de Lille – signé le 7\u00a0mai 2024" in email.text
     assert "https://www.example-presse.fr/contrat-1" in email.text
     assert "https://veille.example.org/contrats-de-ville/" in email.text
-    html = email.html.replace("&#8239;", NNBSP)
-    assert f"Contrats de ville Quartiers 2030{NNBSP}: 1 signé sur 39" in html
+    html = email.html.replace("&#160;", NBSP).replace("&nbsp;", NBSP)
+    assert f"Contrats de ville Quartiers 2030{NBSP}: 1 signé sur 39" in html
     assert 'href="https://www.example-presse.fr/contrat-1"' in html
     # Re-rendering the frozen snapshot gives the same email, whatever the store says now.
     add(store, 3, cls(AMIENS, "signing", "2024-12-18"))
@@ -99,7 +99,7 @@ def test_issues_freeze_the_tracker_and_the_email_shows_what_changed(
     # The signing's own link is javascript: (never shown): the adoption's link stands in.
     assert changes[0]["url"] == "https://www.example-presse.fr/contrat-2"
     text = render.render_email(config, second).text
-    assert ": 3 signés sur 39" in text.replace(NNBSP, " ")
+    assert f"{NBSP}: 3 signés sur 39" in text
     assert "Métropole européenne de Lille – signé" not in text  # not new since n° 1
     assert "javascript:" not in text
 

@@ -89,8 +89,8 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path, monkeypatch: pytest.Monkey
     assert "Contrats de ville: out/site/contrats-de-ville/index.html" in result.output
     text = (folder / "issue" / "email.txt").read_text("utf-8")
     # The sample feeds' signing at Méru, classified at collect time, is the evidence.
-    assert "Contrats de ville Quartiers 2030\u202f: 1 signé sur 39" in text
-    meru = "- Méru – signé le 12\u00a0novembre 2026\u202f: https://www.example-centre-ressources"
+    assert "Contrats de ville Quartiers 2030\u00a0: 1 signé sur 39" in text
+    meru = "- Méru – signé le 12\u00a0novembre 2026\u00a0: https://www.example-centre-ressources"
     assert meru in text
     tracker = folder / "site" / "contrats-de-ville"
     page = (tracker / "index.html").read_text("utf-8")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
+from pathlib import Path
 
 import pytest
 
@@ -138,3 +140,18 @@ def test_wrap_keeps_long_addresses_whole() -> None:
     url = "https://news.example.fr/rss/articles/" + "CBMi" + "x" * 90
     out = wrap(f"Lire\u00a0: {url}", 40)
     assert url in out.split("\n")[-1]
+
+
+def test_the_default_templates_space_punctuation_as_typeset_does() -> None:
+    """The templates' own text: a no-break space before ``:``, a narrow one before
+    ``;``, ``!`` and ``?`` (what :func:`typeset` gives), never the other way round."""
+    templates = Path(__file__).resolve().parent.parent / "templates"
+    wrong = re.compile(r"(?:&nbsp;|&#160;|\u00a0)[;!?]|(?:&#8239;|\u202f):")
+    found = [
+        f"{path.relative_to(templates)}:{number}: {match.group(0)!r}"
+        for path in sorted(templates.rglob("*.j2"))
+        for number, line in enumerate(path.read_text("utf-8").splitlines(), 1)
+        for match in wrong.finditer(line)
+    ]
+    assert found == []
+    assert typeset("a ; b ! c ? d : e") == "a\u202f; b\u202f! c\u202f? d\u00a0: e"
