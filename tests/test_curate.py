@@ -83,6 +83,11 @@ def test_search_is_accent_and_case_insensitive(collected: Collected) -> None:
     # "Œuvre"/"coeur": ligatures fold too ("cœur" is in a demo title).
     assert titles("coeur") == titles("cœur") != []
     assert titles("zzzz introuvable") == []
+    # French articles and prepositions are ignored beside other words ("d'" would
+    # otherwise be a prefix of every word beginning with d), searched when alone.
+    assert titles("d’Avenant à la") == titles("avenant") != []
+    assert titles("signé l'avenant") == signe
+    assert titles("la ville") == titles("ville") != [] and titles("la") != []
     # Default status filter still applies with a search.
     assert all(
         r["status"] == "new"

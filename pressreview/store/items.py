@@ -127,9 +127,22 @@ def _item(row: RowMapping) -> Item:
     return cast(Item, dict(row))  # _base(): the items row, source, issue_number, issue_status
 
 
+#: French articles, elisions and the commonest prepositions, folded: a search
+#: ignores them when it has other words. Each would be a prefix that begins a
+#: large share of all words (``de`` begins ``des``, ``demolition``,
+#: ``departement``...), which costs a reading of most of the index and finds
+#: nothing the other words do not ("contrat de ville": ``contrat`` and ``ville``).
+STOP_WORDS = frozenset(
+    {"a", "au", "aux", "d", "de", "des", "du", "en", "et", "l", "la", "le", "les", "un", "une"}
+)
+
+
 def search_terms(query: str) -> list[str]:
-    """The folded words of a search query, split like the full-text tokenizers split."""
-    return [w for w in re.split(r"[\W_]+", fold(query)) if w]
+    """The folded words of a search query, split like the full-text tokenizers split,
+    without its ``STOP_WORDS`` unless it has no other word."""
+    words = [w for w in re.split(r"[\W_]+", fold(query)) if w]
+    kept = [w for w in words if w not in STOP_WORDS]
+    return kept or words
 
 
 #: Every word of the full-text index on PostgreSQL (revision 0012), kept by a trigger.
