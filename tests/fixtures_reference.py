@@ -54,7 +54,7 @@ def sanitize_html(fragment: str | None) -> str:
     fragment = re.sub(
         r"(<(?:hr|/?(?:div|dl|dt|dd|h[1-6]|tr|td|th|table|caption|pre|section|article|aside|"
         r"nav|main|header|footer|address|figure|figcaption|center|details|summary|fieldset|"
-        r"legend|hgroup))\b[^>]*>)",
+        r"legend|hgroup))\b[^<>]*>)",
         r" \1",
         valid_text(fragment),
         flags=re.IGNORECASE,

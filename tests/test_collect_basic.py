@@ -191,7 +191,8 @@ JSON_FEED = {
             "id": 3,
             "url": "https://fil.example.fr/c",
             "title": {"html": "Titre"},
-            "content_text": "Troisième article\n\nDeux < trois,\net <b> reste écrit",
+            "content_html": "",  # empty: the plain text is the content
+            "content_text": "Troisième article\n\nDeux < trois,\net <b> reste écrit &copy=3",
             "authors": "Jean",
             "tags": ["quartiers", {"x": 1}, 7],
             "date_published": 20241218,
@@ -243,6 +244,6 @@ def test_a_json_feed_is_collected_like_rss(
     # content_text is plain text: its "<" and "<b>" are shown, not read as markup
     assert (
         third.summary_html
-        == "<p>Troisième article</p><p>Deux &lt; trois, et &lt;b&gt; reste écrit</p>"
+        == "<p>Troisième article</p><p>Deux &lt; trois, et &lt;b&gt; reste écrit &amp;copy=3</p>"
     )
     assert third.date_is_fallback and "{" not in third.search_text

@@ -416,7 +416,7 @@ def _typed_json_object(value: dict[str, Any]) -> tuple[dict[str, Any], bool]:
             entry = keep
         typed[key] = entry
     text = typed.get("content_text")
-    if text is not None and "content_html" not in typed:
+    if text and not typed.get("content_html"):
         # Plain text, as the format says: "1 < 2" or "<b>" are words, not markup.
         typed["content_html"] = _plain_text_html(text)
         del typed["content_text"]
@@ -424,13 +424,18 @@ def _typed_json_object(value: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     return typed, changed
 
 
+_ENTITY_RE = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z][a-zA-Z0-9]{1,31});")
+
+
 def _plain_text_html(text: str) -> str:
     """Plain text as HTML: escaped, a paragraph for each block between blank lines.
 
-    Entities are read first: a feed that escapes its plain text anyway
-    (``&amp;``) shows "&", as its readers expect, not "&amp;".
+    Entities ended by ``;`` are read first: a feed that escapes its plain text
+    anyway (``&amp;``) shows "&", as its readers expect, not "&amp;"; a link's
+    ``?a=1&copy=2`` stays as it is.
     """
-    blocks = (" ".join(block.split()) for block in re.split(r"\n\s*\n", html.unescape(text)))
+    text = _ENTITY_RE.sub(lambda m: html.unescape(m.group(0)), text)
+    blocks = (" ".join(block.split()) for block in re.split(r"\n\s*\n", text))
     return "".join(f"<p>{html.escape(block, quote=False)}</p>" for block in blocks if block)
 
 
