@@ -216,3 +216,24 @@ def test_a_store_at_0011_searches_as_before_once_upgraded(
         _same_as_reference(store, ["logement", "zq1"])
     finally:
         store.close()
+
+
+def test_the_index_follows_statuses_and_leads(collected: Collected) -> None:
+    """SQLite counts a search by the items' state in its FTS5 index (revision 0013):
+    the state follows every change of status and lead, and is never a search word."""
+    new_ids = _fill(collected, count=300)
+    store = collected.store
+    with store.connect() as conn:
+        for word in ("new", "lead", "other", "selected", "rejected"):
+            f = q.ItemFilter(search=word, statuses=(), duplicates=True)
+            assert q.count_items(conn, f) == _reference(conn, f)[1] == 0, word
+    curate.reset_items(store, new_ids[:300:3], actor="ed")  # rejected, then new again
+    with store.engine.begin() as conn:  # another outlet of a story, then a lead again
+        conn.execute(items.update().where(items.c.id == new_ids[4]).values(duplicate_of=new_ids[7]))
+        conn.execute(items.update().where(items.c.id == new_ids[8]).values(duplicate_of=None))
+        conn.execute(items.delete().where(items.c.id == new_ids[13]))
+    _same_as_reference(store, ["logement", "quartier", "contrat de ville", "meru noyon"])
+    if store.is_sqlite:
+        with store.connect() as conn:
+            check = "INSERT INTO items_fts(items_fts) VALUES ('integrity-check')"
+            conn.exec_driver_sql(check)  # raises on an index out of step with its content

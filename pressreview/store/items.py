@@ -195,9 +195,39 @@ def _expansions(conn: Connection, terms: Sequence[str]) -> dict[str, list[str]]:
     return found
 
 
-def _fts_query(terms: Sequence[str]) -> str:
-    """The FTS5 query of the search words: every word, each as a prefix."""
-    return " ".join(f'"{t}"*' for t in terms)
+def _fts_query(terms: Sequence[str], f: ItemFilter | None = None) -> str:
+    """The FTS5 query of the search words: every word, each as a prefix, in the
+    search text (not the ``state`` column; revision 0013). With ``f``, only the
+    items of its statuses and, without ``duplicates``, the leads of stories."""
+    query = "search_text : (" + " ".join(f'"{t}"*' for t in terms) + ")"
+    if f is not None and f.statuses:
+        query += " AND state : (" + " OR ".join(f'"{s}"' for s in f.statuses) + ")"
+    if f is not None and not f.duplicates:
+        query += ' AND state : "lead"'
+    return query
+
+
+def _fts_count(conn: Connection, f: ItemFilter) -> int | None:
+    """SQLite: the total of a search by statuses and leads alone, counted by FTS5 from
+    its own index (the item's state is a column of it since revision 0013); None
+    for any other filter."""
+    terms = search_terms(f.search or "")
+    if (
+        conn.dialect.name != "sqlite"
+        or f.scan
+        or not terms
+        or f.since is not None
+        or f.until is not None
+        or not _plain_search(f)
+        or not all(_STATUS_WORD.fullmatch(s) for s in f.statuses)
+    ):
+        return None
+    found = text("SELECT count(*) FROM items_fts WHERE items_fts MATCH :fts_query")
+    return int(conn.execute(found, {"fts_query": _fts_query(terms, f)}).scalar_one())
+
+
+#: A status the FTS5 tokenizer keeps as one word (all of the item statuses).
+_STATUS_WORD = re.compile(r"[a-z]{1,40}")
 
 
 def _search_clause(
@@ -380,8 +410,9 @@ def _count_plan(conn: Connection, f: ItemFilter) -> str | None:
 
 
 def _few_matches(conn: Connection, f: ItemFilter) -> list[int] | None:
-    """SQLite: the ids of the full-text matches of a search (whatever their status),
-    or None when they are many.
+    """SQLite: the ids of the full-text matches of a search among the items of its
+    statuses and leads (the state words of the index, revision 0013; its other
+    filters are applied afterwards), or None when they are many.
 
     FTS5 reads its own matches cheaply; when they are more than a fifteenth of the
     items in range, walking the index of statuses once, testing each item among
@@ -391,7 +422,9 @@ def _few_matches(conn: Connection, f: ItemFilter) -> list[int] | None:
     enough = in_range // SQLITE_WALK_SHARE + 1
     terms = search_terms(f.search or "")
     found = text("SELECT rowid FROM items_fts WHERE items_fts MATCH :fts_query LIMIT :enough")
-    ids = list(conn.execute(found, {"fts_query": _fts_query(terms), "enough": enough}).scalars())
+    # SQLite (revision 0013): only the matches of the filter's statuses and leads.
+    query = _fts_query(terms, f if all(_STATUS_WORD.fullmatch(s) for s in f.statuses) else None)
+    ids = list(conn.execute(found, {"fts_query": query, "enough": enough}).scalars())
     return None if len(ids) >= enough else ids
 
 
@@ -599,6 +632,9 @@ def count_items(conn: Connection, f: ItemFilter) -> int:
         each = func.count(distinct(t.c.item_id)) if len(set(f.territories)) > 1 else func.count()
         rows = _territory_rows(f).with_only_columns(each)
         return int(conn.execute(rows).scalar_one())
+    counted_by_fts = _fts_count(conn, f)
+    if counted_by_fts is not None:
+        return counted_by_fts
     counted: Select[Any] = select(func.count()).select_from(items)
     if f.sources:
         counted = counted.outerjoin(sources, sources.c.id == items.c.source_id)
