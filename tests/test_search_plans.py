@@ -46,6 +46,7 @@ SEARCHES = [
     "logement zzzzz",
     "Amiens",  # the demo corpus
     "renouvellement urbain",
+    "Ⅻ ǅ x\U0001e922y ٣",  # letters and numbers of other scripts: words, never phrases
 ]
 
 

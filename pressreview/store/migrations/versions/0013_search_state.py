@@ -15,7 +15,12 @@ words are matched in ``search_text`` only (a column filter), so a search for
 
 The index reads its content through the view ``items_fts_source`` (the
 items' id, search text and state), so that ``rebuild`` and ``delete`` see
-exactly what was indexed. Triggers keep it in step with every insert,
+exactly what was indexed. It records in which column a word is, not where
+(``detail=column``): a search is words, each a prefix, never a phrase, and
+without the positions the two columns cost an insert less (SQLite alone,
+50,000 collected items into an empty store, six runs of each alternated:
+median 76 µs an item with the one column, 86 with the two, 96 with the
+two and the positions). Triggers keep it in step with every insert,
 delete, and change of the search text, the status or the lead. PostgreSQL
 has had the same words in its GIN index since revision 0012: nothing
 changes there.
@@ -46,7 +51,7 @@ SQLITE_UP = [
     "CREATE VIEW items_fts_source AS SELECT id, search_text, "
     f"{_STATE.format(t='items')} AS state FROM items",
     "CREATE VIRTUAL TABLE items_fts USING fts5(search_text, state, "
-    f"content='items_fts_source', content_rowid='id', {_TOKENIZE})",
+    f"content='items_fts_source', content_rowid='id', detail=column, {_TOKENIZE})",
     "INSERT INTO items_fts(items_fts) VALUES ('rebuild')",
     "CREATE TRIGGER items_fts_ai AFTER INSERT ON items BEGIN "
     f"INSERT INTO items_fts(rowid, search_text, state) VALUES (new.id, new.search_text, {_NEW}); "
