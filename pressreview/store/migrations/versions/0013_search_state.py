@@ -24,6 +24,9 @@ two and the positions). Triggers keep it in step with every insert,
 delete, and change of the search text, the status or the lead. PostgreSQL
 has had the same words in its GIN index since revision 0012: nothing
 changes there.
+
+The view depends on ``items``: a later revision that rebuilds ``items`` (a
+batch copy-and-rename on SQLite) must drop the view first and create it again.
 """
 
 from __future__ import annotations
