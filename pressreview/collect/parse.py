@@ -402,17 +402,15 @@ def _typed_json_object(value: dict[str, Any]) -> tuple[dict[str, Any], bool]:
                 continue
             entry = author
         elif key == "authors" or key == "tags":
-            keep = (
-                [a for a in map(_json_author, entry) if a is not None]
-                if key == "authors" and isinstance(entry, list)
-                else [t for t in entry if isinstance(t, str)]
-                if isinstance(entry, list)
-                else None
-            )
-            if keep != entry:
+            if not isinstance(entry, list):
                 changed = True
-            if keep is None:
                 continue
+            keep: list[Any]
+            if key == "authors":
+                keep = [a for a in map(_json_author, entry) if a is not None]
+            else:
+                keep = [t for t in entry if isinstance(t, str)]
+            changed = changed or keep != entry
             entry = keep
         typed[key] = entry
     text = typed.get("content_text")
