@@ -446,6 +446,11 @@ def time_queries(store: Store, repeat: int) -> None:
         ("items list --search meru", qi.ItemFilter(search="meru")),
         ("items list --search quartier", qi.ItemFilter(search="quartier")),
         ("items list --search 'contrat de ville'", qi.ItemFilter(search="contrat de ville")),
+        (
+            "items list --status new --status selected",
+            qi.ItemFilter(statuses=("new", "selected")),
+        ),
+        ("items list --status all", qi.ItemFilter(statuses=())),
         ("items list --territory Creil", qi.ItemFilter(territories=("Creil",))),
         (
             "items list --territory Creil --search logement",

@@ -33,6 +33,7 @@ STATUS_SETS: list[tuple[str, ...]] = [
     ("published",),
     ("filtered",),
     ("new", "selected"),
+    ("selected", "rejected", "filtered"),
     (),
 ]
 OUTLETS = ("picardie", "echo des hauts", "l’écho des", "presse", "nulle part")
@@ -51,10 +52,27 @@ def _same_as_scan(store: Store, territories: list[str]) -> int:
     """Check every filter against the scan; returns how many items they matched in all."""
     matched = 0
     filters: list[q.ItemFilter] = []
+    with store.connect() as conn:
+        dates = sorted(conn.execute(select(items.c.published_at)).scalars())
+    since = dates[len(dates) // 2]
     for statuses in STATUS_SETS:
         for duplicates in (False, True):
-            # Totals by status alone come from item_totals.
-            filters.append(q.ItemFilter(statuses=statuses, duplicates=duplicates, limit=5))
+            # Totals by status alone come from item_totals; a page of several statuses
+            # (or outlet names) merges one index range of each.
+            for sort in ("date", "oldest", "id"):
+                for limit, offset in ((5, 0), (3, 4), (1, 0)):
+                    filters.append(
+                        q.ItemFilter(
+                            statuses=statuses,
+                            duplicates=duplicates,
+                            limit=limit,
+                            offset=offset,
+                            sort=sort,
+                        )
+                    )
+            filters.append(
+                q.ItemFilter(statuses=statuses, duplicates=duplicates, since=since, limit=4)
+            )
             for territory in territories:
                 for sort in ("date", "oldest", "id"):
                     filters.append(
@@ -83,6 +101,16 @@ def _same_as_scan(store: Store, territories: list[str]) -> int:
             for outlet in OUTLETS:
                 filters.append(
                     q.ItemFilter(statuses=statuses, duplicates=duplicates, outlet=outlet, limit=4)
+                )
+                filters.append(
+                    q.ItemFilter(
+                        statuses=statuses,
+                        duplicates=duplicates,
+                        outlet=outlet,
+                        limit=2,
+                        offset=3,
+                        sort="oldest",
+                    )
                 )
     for f in filters:
         indexed = _answers(store, f)

@@ -35,6 +35,7 @@ from sqlalchemy import (
     select,
     table,
     text,
+    union_all,
     update,
 )
 from sqlalchemy import cast as sql_cast
@@ -351,8 +352,9 @@ def _outlet_clause(conn: Connection, text: str, *, scan: bool = False) -> Column
     few distinct outlet names are matched on their folded words here.
     """
     wanted = " ".join(words(text))
-    names = outlet_names(conn, scan=scan)
-    return items.c.outlet.in_([n for n in names if wanted in " ".join(words(n))])
+    names = [n for n in outlet_names(conn, scan=scan) if wanted in " ".join(words(n))]
+    # No name: nothing to read (an empty IN list is not seen as such by every planner).
+    return items.c.outlet.in_(names) if names else false()
 
 
 #: How a search is read: its matches first (looked up one by one, then sorted),
@@ -515,6 +517,67 @@ def _where(
     return query
 
 
+#: At most this many index ranges are merged for one page; beyond, the database
+#: sorts the filter's items as before.
+MAX_RANGES = 32
+
+
+def _merged_ranges(conn: Connection, f: ItemFilter) -> list[Select[Any]] | None:
+    """A page in date order of several statuses (or outlet names) as one query per
+    index range, each reading at most ``offset + limit`` rows; None when not so read.
+
+    A database reads ``status IN (...)`` on the leading column of an index as one
+    range per value and then sorts all their rows by date (1.5 s for ``new`` and
+    ``selected`` at 550,000 items on SQLite): the ranges, each already in date
+    order, are merged instead (ix_items_list, or ix_items_outlet_list with an
+    outlet). Without statuses (every status), those present are read from the
+    counters.
+    """
+    if (
+        f.scan
+        or f.limit is None
+        or f.sort not in ("date", "oldest")
+        or f.ids
+        or f.sources
+        or f.sections
+        or f.territories
+        or f.search
+    ):
+        return None
+    statuses = sorted(set(f.statuses))
+    if not statuses:
+        known = select(item_totals.c.status).group_by(item_totals.c.status)
+        statuses = sorted(set(conn.execute(known).scalars()))
+    outlets: list[str | None] = [None]
+    if f.outlet:
+        wanted = " ".join(words(f.outlet))
+        outlets = [n for n in outlet_names(conn) if wanted in " ".join(words(n))]
+    if len(statuses) * len(outlets) in (0, 1) or len(statuses) * len(outlets) > MAX_RANGES:
+        return None
+    one = ItemFilter(**{**vars(f), "statuses": (), "outlet": None, "limit": None, "offset": 0})
+    ranges = []
+    for status in statuses:
+        for outlet in outlets:
+            query = _where(conn, select(items.c.id, items.c.published_at), one)
+            query = query.where(items.c.status == status)
+            if outlet is not None:
+                query = query.where(items.c.outlet == outlet)
+            ranges.append(query.order_by(*SORTS[f.sort]).limit(f.offset + f.limit))
+    return ranges
+
+
+def _merged_page(conn: Connection, f: ItemFilter, ranges: list[Select[Any]]) -> list[Item]:
+    """The page of ``f`` from its ranges (see _merged_ranges): merged, then cut."""
+    merged = union_all(*(select(*r.subquery().c) for r in ranges)).subquery()
+    if f.sort == "date":
+        order = (merged.c.published_at.desc(), merged.c.id.desc())
+    else:
+        order = (merged.c.published_at.asc(), merged.c.id.asc())
+    page = select(merged.c.id).order_by(*order).limit(f.limit).offset(f.offset or None)
+    query = _base().where(items.c.id.in_(page)).order_by(*SORTS[f.sort])
+    return [_item(row) for row in conn.execute(query).mappings()]
+
+
 def list_items(conn: Connection, f: ItemFilter, *, total: int | None = None) -> list[Item]:
     """Items matching the filter, in its sort order, with source name and issue number.
 
@@ -539,6 +602,9 @@ def list_items(conn: Connection, f: ItemFilter, *, total: int | None = None) -> 
         chosen = page.subquery()
         query = _base().where(items.c.id.in_(select(chosen.c.item_id))).order_by(*SORTS[f.sort])
         return [_item(row) for row in conn.execute(query).mappings()]
+    ranges = _merged_ranges(conn, f)
+    if ranges is not None:
+        return _merged_page(conn, f, ranges)
     if _one_reading(conn, f):
         return _search_page(conn, f)[0]
     plan = _search_plan(conn, f, total)
