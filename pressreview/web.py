@@ -85,6 +85,15 @@ class _App(Flask):
         )
 
 
+def _origin(url: str) -> tuple[str, str] | None:
+    """``(scheme, host[:port])`` of an http(s) address, lower-cased; None for anything else."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.netloc:
+        return None
+    return scheme, _netloc(parts.netloc, "443" if scheme == "https" else "80")
+
+
 def served_hosts(config: Config) -> set[str]:
     """The ``host[:port]`` values of the Host header that the endpoints answer."""
     base = urlsplit(config.web.base_url)
@@ -204,9 +213,15 @@ def create_app(
             form_token=tokens.form(),
         )
 
-    # Where the form may be posted from: our hosts and the archive's (its static form).
-    archive = urlsplit(config.archive.base_url)
-    origins = hosts | {_netloc(archive.netloc, "443" if archive.scheme == "https" else "80")}
+    # Where the form may be posted from: our site and the archive's (its static form),
+    # each with the scheme of its address (a page of the same host served over plain
+    # HTTP is another origin); the other allowed hosts with either scheme.
+    origins = {o for o in (_origin(config.web.base_url), _origin(config.archive.base_url)) if o}
+    origins |= {
+        (scheme, _netloc(h, "443" if scheme == "https" else "80"))
+        for h in config.web.allowed_hosts
+        for scheme in ("http", "https")
+    }
 
     def origin() -> str:
         """``ours``, ``foreign`` or ``absent``: the Origin header, or without it the Referer."""
@@ -214,11 +229,7 @@ def create_app(
             value = request.headers.get(header)
             if value is None:
                 continue
-            parts = urlsplit(value)
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                return "foreign"
-            port = "443" if parts.scheme == "https" else "80"
-            return "ours" if _netloc(parts.netloc, port) in origins else "foreign"
+            return "ours" if _origin(value) in origins else "foreign"
         return "absent"
 
     if prefix:

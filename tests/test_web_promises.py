@@ -138,6 +138,12 @@ def test_only_the_configured_hosts_are_served(
         ({"Origin": "https://evil.example"}, True, 403),
         ({"Origin": "null"}, True, 403),
         ({"Origin": "ftp://veille.example.org"}, True, 403),
+        # our host, but over plain HTTP: another origin (the site is https://)
+        ({"Origin": "http://veille.example.org"}, True, 403),
+        ({"Origin": "http://veille.example.org:443"}, True, 403),
+        ({"Referer": "http://archive.example.net/2026/12/"}, False, 403),
+        ({"Origin": "http://localhost:8080"}, False, 200),  # an allowed host: either scheme
+        ({"Origin": "https://localhost:8080"}, True, 200),
         ({"Origin": "https://"}, True, 403),
         ({"Referer": "https://evil.example/"}, True, 403),
         ({"Referer": "https://evil.example/"}, False, 403),
@@ -149,7 +155,10 @@ def test_only_the_configured_hosts_are_served(
 def test_the_form_is_accepted_from_our_origins_only(
     site: Callable[..., Site], headers: dict[str, str], with_token: bool, status: int
 ) -> None:
-    _config, store, client = site(archive={"base_url": "https://archive.example.net/"})
+    _config, store, client = site(
+        archive={"base_url": "https://archive.example.net/"},
+        web={"base_url": f"{SITE}{PREFIX}/", "allowed_hosts": ["localhost:8080"]},
+    )
     data = {"email": "marie@example.fr"}
     if with_token:
         data["form_token"] = form_token(client)
