@@ -451,6 +451,10 @@ def time_queries(store: Store, repeat: int) -> None:
             qi.ItemFilter(statuses=("new", "selected")),
         ),
         ("items list --status all", qi.ItemFilter(statuses=())),
+        (
+            "items list --search quartier --status new --status selected",
+            qi.ItemFilter(search="quartier", statuses=("new", "selected")),
+        ),
         ("items list --territory Creil", qi.ItemFilter(territories=("Creil",))),
         (
             "items list --territory Creil --search logement",
@@ -462,14 +466,14 @@ def time_queries(store: Store, repeat: int) -> None:
         size = qc.count_items(conn)
     print(f"queries at {size:,} items (median of {repeat}, ms); load average {os.getloadavg()}")
     # CPU: of this process (on SQLite, all the work; on PostgreSQL, the client's).
-    print(f"  {'':50} {'matches':>8} {'indexed':>9} {'scan':>9} {'cpu':>7} {'cpu':>7}")
+    print(f"  {'':60} {'matches':>8} {'indexed':>9} {'scan':>9} {'cpu':>7} {'cpu':>7}")
     for name, base in cases:
         indexed = qi.ItemFilter(**{**vars(base), "limit": 50})
         naive = qi.ItemFilter(**{**vars(indexed), "scan": True})
         ms, cpu, total = timed(page_and_total(store, indexed), repeat)
         naive_ms, naive_cpu, naive_total = timed(page_and_total(store, naive), max(1, repeat // 3))
         assert naive_total == total, (naive_total, total)
-        print(f"  {name:50} {total:>8,} {ms:9.1f} {naive_ms:9.1f} {cpu:7.1f} {naive_cpu:7.1f}")
+        print(f"  {name:60} {total:>8,} {ms:9.1f} {naive_ms:9.1f} {cpu:7.1f} {naive_cpu:7.1f}")
 
 
 def main() -> None:

@@ -114,6 +114,9 @@ def _filters(search: str) -> Iterator[q.ItemFilter]:
                     offset=offset,
                 )
     yield q.ItemFilter(search=search, sort="oldest", limit=7)
+    yield q.ItemFilter(
+        search=search, statuses=("new", "filtered"), sort="oldest", limit=7, offset=2
+    )
     yield q.ItemFilter(search=search, sort="score", limit=7)
     yield q.ItemFilter(search=search, territories=("Noyon",), limit=5)
     yield q.ItemFilter(search=search, outlet="journal de noyon", limit=5)
