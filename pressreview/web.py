@@ -87,7 +87,10 @@ class _App(Flask):
 
 def _origin(url: str) -> tuple[str, str] | None:
     """``(scheme, host[:port])`` of an http(s) address, lower-cased; None for anything else."""
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:  # "http://[x/": not an address
+        return None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or not parts.netloc:
         return None
@@ -214,9 +217,17 @@ def create_app(
         )
 
     # Where the form may be posted from: our site and the archive's (its static form),
-    # each with the scheme of its address (a page of the same host served over plain
-    # HTTP is another origin); the other allowed hosts with either scheme.
-    origins = {o for o in (_origin(config.web.base_url), _origin(config.archive.base_url)) if o}
+    # each with the scheme of its address or HTTPS (a page of the same host served over
+    # plain HTTP is another origin when the address is https://); the other allowed
+    # hosts with either scheme.
+    origins: set[tuple[str, str]] = set()
+    for address in (config.web.base_url, config.archive.base_url):
+        configured = _origin(address)
+        if configured is not None:
+            scheme, netloc = configured
+            origins.add(configured)
+            if scheme == "http":  # the same site, served over HTTPS after all
+                origins.add(("https", netloc))
     origins |= {
         (scheme, _netloc(h, "443" if scheme == "https" else "80"))
         for h in config.web.allowed_hosts

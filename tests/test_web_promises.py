@@ -144,6 +144,8 @@ def test_only_the_configured_hosts_are_served(
         ({"Referer": "http://archive.example.net/2026/12/"}, False, 403),
         ({"Origin": "http://localhost:8080"}, False, 200),  # an allowed host: either scheme
         ({"Origin": "https://localhost:8080"}, True, 200),
+        ({"Referer": "http://[x/"}, True, 403),  # not an address: foreign, not a crash
+        ({"Origin": "https://[::1"}, False, 403),
         ({"Origin": "https://"}, True, 403),
         ({"Referer": "https://evil.example/"}, True, 403),
         ({"Referer": "https://evil.example/"}, False, 403),
@@ -431,3 +433,21 @@ def test_the_archive_s_default_port_written_out_is_still_its_origin(
         headers={"Origin": "https://archive.example.net"},
     )
     assert answer.status_code == 200 and len(_queued(store)) == 1
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"Origin": "https://archive.example.net"}, 200),  # the same site over HTTPS
+        ({"Origin": "http://archive.example.net"}, 200),
+        ({"Origin": "http://archive.example.net:8080"}, 403),
+        ({"Origin": "https://evil.example"}, 403),
+    ],
+)
+def test_an_archive_written_http_may_post_over_https(
+    site: Callable[..., Site], headers: dict[str, str], status: int
+) -> None:
+    _config, store, client = site(archive={"base_url": "http://archive.example.net/"})
+    answer = client.post(f"{PREFIX}/", data={"email": "marie@example.fr"}, headers=headers)
+    assert answer.status_code == status
+    assert len(_queued(store)) == (1 if status == 200 else 0)
