@@ -356,10 +356,15 @@ def _outlet_clause(conn: Connection, text: str, *, scan: bool = False) -> Column
     SQL ``ILIKE`` folds neither accents nor (on SQLite) non-ASCII case, so the
     few distinct outlet names are matched on their folded words here.
     """
-    wanted = " ".join(words(text))
-    names = [n for n in outlet_names(conn, scan=scan) if wanted in " ".join(words(n))]
+    names = _outlet_matches(conn, text, scan=scan)
     # No name: nothing to read (an empty IN list is not seen as such by every planner).
     return items.c.outlet.in_(names) if names else false()
+
+
+def _outlet_matches(conn: Connection, text: str, *, scan: bool = False) -> list[str]:
+    """The distinct outlet names whose folded words contain those of ``text``."""
+    wanted = " ".join(words(text))
+    return [n for n in outlet_names(conn, scan=scan) if wanted in " ".join(words(n))]
 
 
 #: How a search is read: its matches first (looked up one by one, then sorted),
@@ -567,8 +572,7 @@ def _merged_ranges(
         statuses = sorted(set(conn.execute(known).scalars()))
     outlets: list[str | None] = [None]
     if f.outlet:
-        wanted = " ".join(words(f.outlet))
-        outlets = [n for n in outlet_names(conn) if wanted in " ".join(words(n))]
+        outlets = list(_outlet_matches(conn, f.outlet))
     if len(statuses) * len(outlets) in (0, 1) or len(statuses) * len(outlets) > MAX_RANGES:
         return None
     one = ItemFilter(**{**vars(f), "statuses": (), "outlet": None, "limit": None, "offset": 0})
