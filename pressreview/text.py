@@ -89,6 +89,20 @@ def fold(text: str) -> str:
     return _fold_slowly(text)
 
 
+#: Marks that French alphabetical order passes over: apostrophes.
+_SORT_IGNORED = str.maketrans(dict.fromkeys("'’‘ʼ", None))
+
+
+def sort_key(text: str) -> str:
+    """French alphabetical order: case, accents and apostrophes ignored.
+
+    ``"CA d’Hénin-Carvin"`` sorts before ``"CA du Saint-Quentinois"`` ("dh" before
+    "du"), as a French index has it; a plain :func:`fold` would put the
+    apostrophe after every letter.
+    """
+    return fold(text).translate(_SORT_IGNORED)
+
+
 def unaccent(text: str) -> str:
     """Accent-free form that keeps the case: ``"Cœur d'Ostrevent"`` → ``"Coeur d'Ostrevent"``.
 
@@ -198,8 +212,22 @@ _SIMPLE_TAG_RE = re.compile(_SIMPLE_TAG)
 _SIMPLE_MARKUP_RE = re.compile(rf"(?:[^<&\r\x00\ud800-\udfff\ufeff]++|{_SIMPLE_TAG})*+")
 
 
+#: The end of a list item that another item follows.
+_ITEM_BOUNDARY_RE = re.compile(r"</li[ \t\n]*+>(?=[ \t\n]*+<li\b)", re.IGNORECASE)
+#: The separator added between list items where the item already ends with a
+#: mark, or where an empty item left it first.
+_NEEDLESS_SEPARATOR_RE = re.compile(r"(?<=[.:!?…,]) ;(?= |$)|^;(?: |$)| ;$")
+#: Separators in a row (empty items, an item ending with its own ";"): one.
+_SEPARATOR_RUN_RE = re.compile(r";(?: ;)++")
+
+
 def _clean_once(text: str) -> str:
+    listed = False
     if "<" in text:
+        if "</" in text:
+            # Items of a list read as an enumeration: "204 QPV ; 700 000 habitants".
+            text, found = _ITEM_BOUNDARY_RE.subn("</li> ;", text)
+            listed = found > 0
         # "<li>204 QPV</li><li>700 000 habitants</li>" reads as two phrases, not one word.
         if _SIMPLE_MARKUP_RE.fullmatch(text):
             # Each of its tags is one _BREAKING_TAG_RE match or none at all.
@@ -208,7 +236,10 @@ def _clean_once(text: str) -> str:
             text = _BREAKING_TAG_RE.sub(lambda m: " " + m.group(0), text)
             text = _TEXT_CLEANER.clean(text)
     text = html.unescape(html.unescape(text)) if "&" in text else text
-    return _squeeze(valid_text(text))
+    text = _squeeze(valid_text(text))
+    if listed:
+        text = _NEEDLESS_SEPARATOR_RE.sub("", _SEPARATOR_RUN_RE.sub(";", text))
+    return text
 
 
 def split_publisher(title: str, known: str | None = None) -> tuple[str, str | None]:
@@ -269,20 +300,36 @@ _DROPPED_BREAK_RE = re.compile(
 )
 
 
+#: A run of spaces and no-break spaces (the sanitizer writes U+00A0 as ``&nbsp;``).
+_SPACE_RUN_RE = re.compile(r"(?:&nbsp;| )+")
+
+
+def _loose_space(match: re.Match[str]) -> str:
+    run = match.group(0)
+    # A no-break space beside an ordinary one only widens the gap: one space.
+    return " " if " " in run and "&nbsp;" in run else run
+
+
 def sanitize_html(fragment: str | None) -> str:
     """Feed HTML reduced to a safe subset: no script, style, event or image.
 
     A dropped block (``<div>``, ``<h2>``, a table cell...) leaves a space, so
-    ``<h2>Titre</h2>Texte`` reads "Titre Texte", not "TitreTexte".
+    ``<h2>Titre</h2>Texte`` reads "Titre Texte", not "TitreTexte". A
+    no-break space that stood between two blocks then reads as one space,
+    not three (``<div>a</div>&nbsp;<div>b</div>``): a run of spaces where
+    at least one is an ordinary space is one space. A no-break space alone
+    (``Lille&nbsp;:``) is kept.
     """
     if not fragment:
         return ""
     fragment = valid_text(fragment)
     if "<" in fragment:
         fragment = _DROPPED_BREAK_RE.sub(r" \g<0>", fragment)
-    cleaned = _HTML_CLEANER.clean(fragment)
     # No <pre> is allowed, so runs of whitespace mean one space.
-    return _squeeze(cleaned)
+    cleaned = _squeeze(_HTML_CLEANER.clean(fragment))
+    if "&nbsp;" in cleaned:
+        cleaned = _SPACE_RUN_RE.sub(_loose_space, cleaned).strip()
+    return cleaned
 
 
 # -- URLs -------------------------------------------------------------------

@@ -67,15 +67,27 @@ def sanitize_html(fragment: str | None) -> str:
         link_rel="noopener noreferrer nofollow",
         strip_comments=True,
     )
-    return _WS_RE.sub(" ", cleaned).strip()
+    cleaned = _WS_RE.sub(" ", cleaned).strip()
+    # A no-break space beside an ordinary space: one space.
+    return re.sub(
+        r"(?:&nbsp;| )+", lambda m: " " if " " in m[0] and "&nbsp;" in m[0] else m[0], cleaned
+    ).strip()
 
 
 def _clean_once(text: str) -> str:
+    listed = False
     if "<" in text:
+        # List items are separated by " ;" (none after an item ending with a mark).
+        text, found = re.subn(r"</li[ \t\n]*>(?=[ \t\n]*<li\b)", "</li> ;", text, flags=re.I)
+        listed = found > 0
         text = _BREAKING_TAG_RE.sub(lambda m: " " + m.group(0), text)
         text = nh3.clean(text, tags=set(), attributes={})
     text = html.unescape(html.unescape(text)) if "&" in text else text
-    return _WS_RE.sub(" ", valid_text(text)).strip()
+    text = _WS_RE.sub(" ", valid_text(text)).strip()
+    if listed:
+        text = re.sub(r";(?: ;)+", ";", text)
+        text = re.sub(r"(?<=[.:!?…,]) ;(?= |$)|^;(?: |$)| ;$", "", text)
+    return text
 
 
 def clean_text(text: str | None) -> str:

@@ -30,7 +30,7 @@ REL = 'rel="noopener noreferrer nofollow"'
         ("&lt;script&gt;alert(1)&lt;/script&gt;Texte", "Texte"),
         ("<script>alert(1)</script><style>p{}</style>Texte", "Texte"),
         ('<p onclick="alert(1)">Texte</p>', "Texte"),
-        ("<li>204 QPV</li><li>700 000 habitants</li>", "204 QPV 700 000 habitants"),
+        ("<li>204 QPV</li><li>700 000 habitants</li>", "204 QPV ; 700 000 habitants"),
         ("Bilan<br>2026", "Bilan 2026"),
         ("R&amp;D &eacute;t&eacute;", "R&D été"),
         ("3 < 4 & 5 > 2", "3 < 4 & 5 > 2"),  # not tags, not entities: kept
@@ -114,6 +114,15 @@ def test_valid_text_drops_only_what_cannot_be_stored(raw: str, valid: str) -> No
         ("<figure><figcaption>Légende</figcaption></figure>Texte", "Légende Texte"),
         ("a<hr>b<HR/>c", "a b c"),
         ("<span>in</span><b>line</b>", "in<b>line</b>"),  # inline: no space added
+        # a no-break space between dropped blocks, or beside a space, is one space
+        ("<div>a</div>&nbsp;<div>b</div>", "a b"),
+        ("<p>a &nbsp;&nbsp; b</p>", "<p>a b</p>"),
+        ("a&nbsp; b &nbsp;c", "a b c"),
+        ("&nbsp;<div>début</div>", "début"),
+        # alone, it is the author's: kept
+        ("Lille&nbsp;: la ville", "Lille&nbsp;: la ville"),
+        ("<p>a</p>&nbsp;<p>b</p>", "<p>a</p>&nbsp;<p>b</p>"),
+        ("1\u00a0000 logements", "1&nbsp;000 logements"),
         ("a\x00b\x1fc", "abc"),
         ("\ud800x", "\ufffdx"),
     ],

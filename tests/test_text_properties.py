@@ -233,7 +233,12 @@ def test_block_tags_separate_words() -> None:
     from pressreview.text import clean_text, excerpt
 
     html = "<p>Bilan publié.</p><ul><li>204 quartiers</li><li>près de 700 000 habitants</li></ul>"
-    assert clean_text(html) == "Bilan publié. 204 quartiers près de 700 000 habitants"
+    assert clean_text(html) == "Bilan publié. 204 quartiers ; près de 700 000 habitants"
+    # List items read as an enumeration; none is added after an item's own mark,
+    # nor for an empty item.
+    items = "<ol><li>Signature.</li><li></li><li>Avenant ;</li>\n<LI>Bilan :</li ><li>Suite</li></ol>"
+    assert clean_text(items) == "Signature. Avenant ; Bilan : Suite"
+    assert excerpt(html, 40) == "Bilan publié. 204 quartiers ; près de…"
     assert clean_text("a<br/>b<strong>c</strong>d") == "a bcd"
     assert excerpt("<p>Un.</p><p>Deux.</p>", 300) == "Un. Deux."
 
@@ -257,3 +262,16 @@ def test_fold_of_latin1_text_by_bytes_matches_the_table_of_every_character(text:
     assert fold(text) == (text.casefold() if text.isascii() else _fold_slowly(text))
     for code in range(0x100):
         assert fold(chr(code)) == _fold_slowly(chr(code))
+
+
+def test_french_alphabetical_order_passes_over_apostrophes_case_and_accents() -> None:
+    from pressreview.text import sort_key
+
+    names = [
+        "CU de Dunkerque", "CA du Saint-Quentinois", "CU d’Arras", "CA d'Hénin-Carvin",
+        "Écourt", "Creil", "ecole", "CA de la Baie de Somme",
+    ]  # fmt: skip
+    assert sorted(names, key=sort_key) == [
+        "CA de la Baie de Somme", "CA d'Hénin-Carvin", "CA du Saint-Quentinois", "Creil",
+        "CU d’Arras", "CU de Dunkerque", "ecole", "Écourt",
+    ]  # fmt: skip

@@ -33,7 +33,7 @@ from pressreview.model import SnapshotEvent
 from pressreview.store import Store
 from pressreview.store import agenda as q
 from pressreview.store.items import add_event as audit
-from pressreview.text import clean_text, fold
+from pressreview.text import clean_text, fold, sort_key
 
 __all__ = [
     "Detected",
@@ -838,7 +838,7 @@ def archive_agenda(config: Config, events: Sequence[EventView], now: datetime) -
             month = format_date(local.date(), "MMMM y", locale=config.locale)
             past.setdefault(month, []).append(entry)
     months = [{"month": m, "events": list(reversed(v))} for m, v in reversed(list(past.items()))]
-    territories = sorted({e.territory for e in events if e.territory}, key=fold)
+    territories = sorted({e.territory for e in events if e.territory}, key=sort_key)
     return {"upcoming": upcoming, "past": months, "territories": territories}
 
 

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 from pressreview import urls
 from pressreview.config import Config
 from pressreview.errors import RenderError
-from pressreview.text import clean_text, excerpt, fold, sanitize_html
+from pressreview.text import clean_text, excerpt, fold, sanitize_html, sort_key
 from pressreview.typography import typeset, typeset_html
 
 #: Items shown on the main page of a section or territory (older ones: year pages).
@@ -341,10 +341,10 @@ class SiteModel:
         def section_rank(key: str) -> tuple[int, int, str]:
             if key in configured_order:
                 return (0, configured_order.index(key), "")
-            return (2 if key == OTHER_SECTION else 1, 0, fold(self.section_titles[key]))
+            return (2 if key == OTHER_SECTION else 1, 0, sort_key(self.section_titles[key]))
 
         self.sections = [sections[k] for k in sorted(sections, key=section_rank)]
-        self.territories = sorted(territories.values(), key=lambda g: fold(g.title))
+        self.territories = sorted(territories.values(), key=lambda g: sort_key(g.title))
         for group in (*self.sections, *self.territories):
             group.entries.sort(reverse=True)
         self.by_number = {issue.number: issue for issue in self.issues}
