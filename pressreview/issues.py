@@ -43,7 +43,7 @@ from pressreview.model import (
 from pressreview.store import Connection, Store
 from pressreview.store import issues as q
 from pressreview.store.schema import now as store_now
-from pressreview.text import clean_text, host_of, sanitize_html, words
+from pressreview.text import clean_text, fold, host_of, sanitize_html, words
 
 #: Section of the items whose section is not (or no longer) configured.
 OTHER_SECTION_KEY = "autres"
@@ -305,6 +305,15 @@ def _summary_html(row: q.IssueItemRow) -> str:
     return sanitize_html(row["summary_html"] or "")
 
 
+#: Apostrophes and dashes that spell one outlet name several ways.
+_OUTLET_MARKS = str.maketrans({"’": "'", "‘": "'", "ʼ": "'", "–": "-", "—": "-", "‐": "-"})
+
+
+def _outlet_key(outlet: str) -> str:
+    """An outlet name as compared: ``L'Écho`` and ``L’écho`` are one outlet."""
+    return " ".join(fold(outlet).translate(_OUTLET_MARKS).split())
+
+
 def _item_url(row: q.IssueItemRow) -> str:
     for candidate in (row["url"], row["link"]):
         if candidate and re.match(r"https?://[^/\s]+", candidate, re.I):
@@ -350,12 +359,12 @@ def item_entry(config: Config, row: q.IssueItemRow, also: Sequence[q.IssueItemRo
     date = None if row["date_is_fallback"] else row["published_at"].astimezone(config.tz).date()
     lead_outlet = _outlet(row)
     others: list[OtherOutlet] = []
-    seen = {lead_outlet.casefold()}
+    seen = {_outlet_key(lead_outlet)}
     for other in also:
         outlet = _outlet(other)
-        if outlet.casefold() in seen:
+        if _outlet_key(outlet) in seen:
             continue
-        seen.add(outlet.casefold())
+        seen.add(_outlet_key(outlet))
         others.append(
             {
                 "outlet": outlet,

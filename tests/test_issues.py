@@ -374,3 +374,30 @@ def test_preview_open_without_a_display_says_where_the_files_are(
     result = cli(config, "issue", "preview", "--open", "--out", str(tmp_path / "p"))
     assert result.exit_code == 0, result.output
     assert f"open {(tmp_path / 'p' / 'email.html').resolve().as_uri()}" in result.output
+
+
+def test_the_lead_outlet_is_not_listed_again_under_another_spelling(
+    make_config: Callable[..., Config],
+) -> None:
+    """A source named with ' and a Google News copy spelt with ’ are one outlet."""
+    from datetime import UTC, datetime
+
+    def row(item_id: int, outlet: str, url: str) -> Any:
+        stamp = datetime(2026, 11, 20, 9, tzinfo=UTC)
+        return {
+            "id": item_id, "url": url, "link": url, "title": "Arras signe son contrat de ville",
+            "title_edited": None, "summary_html": "", "summary_edited": None, "excerpt": "",
+            "outlet": outlet, "author": None, "published_at": stamp, "date_is_fallback": False,
+            "tags": [], "territories": [], "status": "selected", "section": None,
+            "position": None, "duplicate_of": None, "issue_id": None, "version": 1,
+            "first_seen_at": stamp, "source_name": outlet,
+        }  # fmt: skip
+
+    lead = row(1, "L'Écho des Hauts-de-France", "https://echo.example.fr/arras")
+    also = [
+        row(2, "L’écho des Hauts–de–France", "https://news.example.com/echo-arras"),
+        row(3, "La Voix du Nord", "https://lavoix.example.fr/arras"),
+        row(4, "la voix  du nord", "https://lavoix.example.fr/arras-bis"),
+    ]
+    entry = issues.item_entry(make_config(), lead, also)
+    assert [a["outlet"] for a in entry["also"]] == ["La Voix du Nord"]
