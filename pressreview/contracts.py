@@ -604,6 +604,8 @@ def snapshot_block(
         "counts": tracker.counts(),
         "states": {r["siren"]: {"status": r["status"], "date": r["date"]} for r in rows},
         "changes": changes,
+        # The first issue with the block lists what is signed so far, not a change.
+        "first": previous is None,
         "contracts": rows,
         "url": tracker_url(config),
     }

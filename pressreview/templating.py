@@ -52,6 +52,17 @@ def _date_filter(locale: str) -> Callable[..., str]:
     return format_date_filter
 
 
+def _names_date_filter(locale: str) -> Callable[..., bool]:
+    def names_date(title: Any, value: Any) -> bool:
+        """Whether ``title`` already says the date in words ("Revue du 23 novembre 2026")."""
+        said = typography.format_date(value, "long", locale)
+        if not said or title is None:
+            return False
+        return " ".join(said.split()).casefold() in " ".join(str(title).split()).casefold()
+
+    return names_date
+
+
 def _datetime_filter(locale: str, tz: Any) -> Callable[..., str]:
     def format_datetime_filter(value: Any, format: str = "medium") -> str:
         if value is None or value == "":
@@ -89,7 +100,9 @@ def template_env(config: Config, subdir: str) -> jinja2.Environment:
     ``value|format_date("full")`` gives "mardi 1er décembre 2026"),
     ``format_datetime`` and ``format_number`` use ``config.locale`` and
     ``config.timezone``; ``typo`` / ``typo_html`` apply French typography (see
-    typography.py) and ``wrap`` wraps plain text.
+    typography.py), ``wrap`` wraps plain text, ``capfirst`` capitalizes the
+    first letter only and ``title|names_date(date)`` tells whether a title
+    already says that date in words.
     """
     loader = jinja2.FileSystemLoader([str(d) for d in template_dirs(config, subdir)])
     env = jinja2.Environment(
@@ -108,6 +121,8 @@ def template_env(config: Config, subdir: str) -> jinja2.Environment:
     env.filters["typo"] = typography.typeset_value
     env.filters["typo_html"] = lambda value: Markup(typography.typeset_html(str(value or "")))
     env.filters["wrap"] = typography.wrap
+    env.filters["capfirst"] = _capfirst
+    env.filters["names_date"] = _names_date_filter(config.locale)
     env.filters["safe_url"] = safe_url
     return env
 
@@ -157,3 +172,12 @@ def render_template(env: jinja2.Environment, name: str, context: Mapping[str, An
         raise RenderError(f"{_template_location(exc, name)}: {exc}") from None
     except (TypeError, ValueError, AttributeError, KeyError) as exc:
         raise RenderError(f"{_template_location(exc, name)}: {type(exc).__name__}: {exc}") from None
+
+
+def _capfirst(value: Any) -> Any:
+    """The first letter in capitals, the rest as is (Jinja's ``capitalize`` lowers it):
+    "mercredi 2 décembre" as a line of its own reads "Mercredi 2 décembre"."""
+    if isinstance(value, Markup):
+        return Markup(value[:1].upper() + value[1:])
+    text = "" if value is None else str(value)
+    return text[:1].upper() + text[1:]

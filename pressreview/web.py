@@ -263,7 +263,9 @@ def create_app(
         source = origin()
         if source == "foreign":
             return form_page(
-                403, "Cette demande ne vient pas du formulaire de ce site : validez-le ici.",
+                403,
+                "Cette demande ne vient pas du formulaire de ce site : "
+                "merci de le valider à nouveau ci-dessous.",
                 email, name,
             )  # fmt: skip
         token = request.form.get("form_token")
@@ -362,7 +364,10 @@ def create_app(
         return page(
             "page.html.j2",
             heading="Se désabonner",
-            paragraphs=["Vous ne recevrez plus la revue de presse à cette adresse."],
+            paragraphs=[
+                "Confirmez votre désabonnement : vous ne recevrez plus la revue de presse "
+                "à cette adresse."
+            ],
             button="Me désabonner",
             action=urls.web_path(config, urls.UNSUBSCRIBE_ROUTE, token),
         )

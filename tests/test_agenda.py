@@ -482,9 +482,12 @@ def test_email_agenda_leaves_out_events_over_at_sending() -> None:
     snapshot["agenda"] = _entries(config)
     before = render_email(config, snapshot, now=datetime(2027, 1, 11, 8, 0, tzinfo=UTC))
     assert "Agenda" in before.html and "AGENDA" in before.text
-    assert "mardi 12\u00a0janvier, 17\u00a0h – 19\u00a0h" in before.text
+    # A line of its own: the day's name in capitals.
+    assert "* Mardi 12\u00a0janvier, 17\u00a0h – 19\u00a0h" in before.text
     assert "Webinaire Quartiers 2030" in before.html and "En visio" in before.html
-    assert "du mercredi 3\u00a0février au jeudi 4\u00a0février" in before.text
+    assert "Du mercredi 3\u00a0février au jeudi 4\u00a0février" in before.text
+    # The text part names the place and the territory, as the HTML does.
+    assert "  Amiens, Mégacité · Amiens Métropole" in before.text
     # The news first, then the agenda (default position).
     assert before.text.index("AGENDA") > before.text.index(
         snapshot["sections"][-1]["title"].upper()
@@ -540,7 +543,7 @@ def test_archive_agenda_page_and_ics(
     site = config.resolve("site")
     page = (site / "agenda" / "index.html").read_text("utf-8")
     assert f'id="evenement-{future.id}"' in page
-    assert "dimanche 1er\u00a0mars 2099, 18\u00a0h – 20\u00a0h" in page
+    assert "Dimanche 1er\u00a0mars 2099, 18\u00a0h – 20\u00a0h" in page
     assert page.index("Réunion publique NPNRU") < page.index("Rendez-vous passés")
     assert page.index("Rendez-vous passés") < page.index("Rencontre passée")
     assert "Janvier 2026" in page

@@ -192,7 +192,7 @@ def test_issue_page_content_in_french(sqlite_archive_config: Config, sqlite_stor
     assert "Revue de presse n°&nbsp;12" in text
     first = snap["sections"][0]["items"][0]
     assert f'id="article-{first["id"]}"' in text
-    assert "Aussi dans" in text and "https://autre.example.net/articles/12000" in text
+    assert "Également couvert par" in text and "https://autre.example.net/articles/12000" in text
     assert "7&nbsp;articles" in (site / "index.html").read_text("utf-8")
     doc = lxml.html.document_fromstring(text)
     assert doc.xpath("//meta[@property='og:type']/@content") == ["article"]

@@ -79,7 +79,7 @@ def test_issues_freeze_the_tracker_and_the_email_shows_what_changed(
     ]
     email = render.render_email(config, first)
     assert f"Contrats de ville Quartiers 2030{NBSP}: 1 signé sur 39" in email.text
-    assert f"Depuis le dernier numéro{NBSP}:" in email.text
+    assert f"À ce jour{NBSP}:" in email.text
     assert "Métropole européenne de Lille – signé le 7\u00a0mai 2024" in email.text
     assert "https://www.example-presse.fr/contrat-1" in email.text
     assert "https://veille.example.org/contrats-de-ville/" in email.text
@@ -100,6 +100,7 @@ def test_issues_freeze_the_tracker_and_the_email_shows_what_changed(
     assert changes[0]["url"] == "https://www.example-presse.fr/contrat-2"
     text = render.render_email(config, second).text
     assert f"{NBSP}: 3 signés sur 39" in text
+    assert f"Depuis le numéro précédent{NBSP}:" in text and "À ce jour" not in text
     assert "Métropole européenne de Lille – signé" not in text  # not new since n° 1
     assert "javascript:" not in text
 

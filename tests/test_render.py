@@ -242,6 +242,15 @@ def test_template_env_filters_for_other_stages(tmp_path: Path) -> None:
     template = env.from_string("{{ d|format_date('full') }} · {{ n|format_number }} · {{ t }}")
     out = template.render(d="2024-06-03", n=1234567, t="<b>")
     assert out == "lundi 3\u00a0juin 2024 · 1\u202f234\u202f567 · &lt;b&gt;"
+    capitals = env.from_string("{{ w|capfirst }}|{{ m|capfirst }}|{{ e|capfirst }}")
+    assert capitals.render(w="mercredi 2 décembre", m="du lundi au Jeudi", e="") == (
+        "Mercredi 2 décembre|Du lundi au Jeudi|"
+    )
+    says = env.from_string("{{ t|names_date(d) }}")
+    assert says.render(t="Revue de presse du 23 novembre 2026", d="2026-11-23") == "True"
+    assert says.render(t="Revue du 23\u00a0Novembre 2026", d="2026-11-23") == "True"
+    assert says.render(t="Revue de presse du 23 novembre", d="2026-11-23") == "False"
+    assert says.render(t="Quartiers 2030", d=None) == "False"
 
 
 # -- the MIME message -------------------------------------------------------------

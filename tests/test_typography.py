@@ -144,9 +144,13 @@ def test_wrap_keeps_long_addresses_whole() -> None:
 
 def test_the_default_templates_space_punctuation_as_typeset_does() -> None:
     """The templates' own text: a no-break space before ``:``, a narrow one before
-    ``;``, ``!`` and ``?`` (what :func:`typeset` gives), never the other way round."""
+    ``;``, ``!`` and ``?`` and inside « » (what :func:`typeset` gives), never the
+    other way round."""
     templates = Path(__file__).resolve().parent.parent / "templates"
-    wrong = re.compile(r"(?:&nbsp;|&#160;|\u00a0)[;!?]|(?:&#8239;|\u202f):")
+    wrong = re.compile(
+        r"(?:&nbsp;|&#160;|\u00a0)[;!?»]|(?:&#8239;|\u202f):|«(?:&nbsp;|&#160;|\u00a0| )"
+        r"|[^\s>] »"
+    )
     found = [
         f"{path.relative_to(templates)}:{number}: {match.group(0)!r}"
         for path in sorted(templates.rglob("*.j2"))
@@ -155,3 +159,4 @@ def test_the_default_templates_space_punctuation_as_typeset_does() -> None:
     ]
     assert found == []
     assert typeset("a ; b ! c ? d : e") == "a\u202f; b\u202f! c\u202f? d\u00a0: e"
+    assert typeset("« Quartiers 2030 »") == "«\u202fQuartiers 2030\u202f»"
