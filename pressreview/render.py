@@ -5,8 +5,8 @@ published issue renders the same email years later, whatever happened in the
 store since. The Jinja environment and its filters are templating.py's; the
 files of ``issue preview`` / ``issue render`` are preview.py's.
 
-The email is rendered once per issue. The personal unsubscribe link is the
-constant :data:`UNSUBSCRIBE_PLACEHOLDER` in both parts; deliver.message
+The email is rendered once per issue. The personal unsubscribe link is
+:data:`UNSUBSCRIBE_PLACEHOLDER` (random for each process) in both parts; deliver.message
 substitutes each subscriber's link (escaped for the HTML part).
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html as html_lib
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,8 +33,13 @@ from pressreview.templating import email_env, render_template
 from pressreview.text import safe_url
 
 #: Stands for a subscriber's own unsubscribe link in a rendered email (HTML and
-#: text). An absolute URL that survives HTML escaping unchanged.
-UNSUBSCRIBE_PLACEHOLDER = "https://desabonnement.invalid/pressreview-unsubscribe-placeholder"
+#: text). An absolute URL that survives HTML escaping unchanged, drawn at random
+#: for each process: delivery puts each subscriber's link wherever it appears,
+#: so a feed's link or text that could spell it would get every subscriber's
+#: link, sent to the feed's own address when clicked.
+UNSUBSCRIBE_PLACEHOLDER = (
+    f"https://desabonnement.invalid/pressreview-unsubscribe-{secrets.token_hex(8)}"
+)
 
 EMAIL_HTML_TEMPLATE = "issue.mjml.j2"
 EMAIL_TEXT_TEMPLATE = "issue.txt.j2"
@@ -50,6 +56,8 @@ class RenderedEmail:
     html: str
     text: str
     preheader: str
+    #: What stands for the subscriber's unsubscribe link in ``html`` and ``text``.
+    unsubscribe_placeholder: str = UNSUBSCRIBE_PLACEHOLDER
 
     @property
     def html_bytes(self) -> int:

@@ -187,5 +187,11 @@ def distinct_colours(path: Path, step: int = 4) -> int:
 
 
 def mask(text: str) -> str:
-    """Volatile values of a render masked for snapshot comparison (none expected today)."""
+    """Volatile values of a render masked for snapshot comparison: message ids, and
+    the unsubscribe placeholder (random for each process)."""
+    from pressreview.render import UNSUBSCRIBE_PLACEHOLDER
+
+    text = text.replace(
+        UNSUBSCRIBE_PLACEHOLDER, "https://desabonnement.invalid/pressreview-unsubscribe-placeholder"
+    )
     return re.sub(r"<pr\.[^>]*>", "<MESSAGE-ID>", text)

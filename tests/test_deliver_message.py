@@ -94,6 +94,49 @@ def test_personal_link_replaces_the_placeholder_in_both_parts() -> None:
     ) == rendered.text.rstrip("\n")
 
 
+def test_a_feed_cannot_spell_the_placeholder_and_collect_the_links() -> None:
+    """Delivery puts each subscriber's link wherever the placeholder appears: a
+    feed's link or title that spelt it would send every subscriber's link to the
+    feed's own address. The placeholder is drawn at random for each process."""
+    config = _config()
+    snapshot = fixed_snapshot(3)
+    item = snapshot["sections"][0]["items"][0]
+    guesses = [
+        "https://desabonnement.invalid/pressreview-unsubscribe-placeholder",
+        UNSUBSCRIBE_PLACEHOLDER.rsplit("-", 1)[0] + "-0000000000000000",
+    ]
+    item["url"] = "https://evil.example/collect?u=" + guesses[0]
+    item["title"] = "Lire " + " ".join(guesses)
+    rendered = render_email(config, snapshot)
+    assert rendered.unsubscribe_placeholder == UNSUBSCRIBE_PLACEHOLDER
+    assert UNSUBSCRIBE_PLACEHOLDER not in item["url"] + item["title"]
+    plain = render_email(config, fixed_snapshot(3))
+    msg = build_message(config, rendered, to="marie@example.fr", unsubscribe_url=LINK)
+    text, html = body_of(msg, "plain"), body_of(msg, "html")
+    # The link goes where the template puts it, and nowhere else.
+    assert text.count(LINK) == plain.text.count(UNSUBSCRIBE_PLACEHOLDER) >= 1
+    assert html.count(LINK) == plain.html.count(UNSUBSCRIBE_PLACEHOLDER) >= 1
+    assert "https://evil.example/collect?u=" + guesses[0] in html
+    assert all(guess in text for guess in guesses)
+
+
+def test_a_rendered_email_keeps_its_own_placeholder() -> None:
+    """An email rendered by another process (another placeholder) is still personalized."""
+    config = _config()
+    rendered = _rendered(config)
+    other = "https://desabonnement.invalid/pressreview-unsubscribe-from-elsewhere"
+    moved = RenderedEmail(
+        rendered.subject,
+        rendered.html.replace(UNSUBSCRIBE_PLACEHOLDER, other),
+        rendered.text.replace(UNSUBSCRIBE_PLACEHOLDER, other),
+        rendered.preheader,
+        unsubscribe_placeholder=other,
+    )
+    msg = build_message(config, moved, to="marie@example.fr", unsubscribe_url=LINK)
+    assert other not in body_of(msg, "plain") + body_of(msg, "html")
+    assert LINK in body_of(msg, "plain")
+
+
 def test_template_gives_each_recipient_their_own_message() -> None:
     config = _config()
     template = MessageTemplate(config, _rendered(config))

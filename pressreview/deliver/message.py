@@ -38,7 +38,7 @@ from typing import Any, cast
 
 from pressreview.config import Config
 from pressreview.errors import ConfigError, DeliveryError
-from pressreview.render import UNSUBSCRIBE_PLACEHOLDER, RenderedEmail
+from pressreview.render import RenderedEmail
 
 DKIM_KEY_ENV = "PRESSREVIEW_DKIM_PRIVATE_KEY"
 DKIM_KEY_FILE_ENV = "PRESSREVIEW_DKIM_KEY_FILE"
@@ -194,8 +194,9 @@ class MessageTemplate:
         slots = [s for s in self._segments if isinstance(s, str)]
         if sorted(slots) != sorted(["to", "message_id", "url", "date", "text", "html"]):
             raise DeliveryError(f"internal error: unexpected message skeleton slots {slots}")
-        self._text = _Body.of(rendered.text, UNSUBSCRIBE_PLACEHOLDER, escape_url=False)
-        self._html = _Body.of(rendered.html, UNSUBSCRIBE_PLACEHOLDER, escape_url=True)
+        placeholder = rendered.unsubscribe_placeholder
+        self._text = _Body.of(rendered.text, placeholder, escape_url=False)
+        self._html = _Body.of(rendered.html, placeholder, escape_url=True)
 
     def render(
         self,
