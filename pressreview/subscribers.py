@@ -27,6 +27,7 @@ from pressreview.store import Connection, Store
 from pressreview.store import signup as queue_db
 from pressreview.store import subscribers as db
 from pressreview.store.schema import now
+from pressreview.text import valid_text
 from pressreview.tokens import address_digest
 
 STATUSES = db.STATUSES
@@ -106,9 +107,11 @@ def email_key(address: str) -> str:
 
 
 def _clean_name(name: str | None) -> str | None:
+    """A name as stored: one line, no control character (a terminal would obey an
+    escape sequence in it when the staff list subscribers), at most 200 characters."""
     if name is None:
         return None
-    name = " ".join(name.split())
+    name = " ".join(valid_text(name).split())
     return name[:200] or None
 
 
@@ -195,8 +198,23 @@ def export_csv(records: Iterable[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
+#: A cell starting with one of these is read as a formula by spreadsheets
+#: (``=HYPERLINK(...)`` in a name typed into the public form).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_value(value: Any) -> str:
-    return value.isoformat() if isinstance(value, datetime) else str(value)
+    text = value.isoformat() if isinstance(value, datetime) else str(value)
+    # Quoted so that a spreadsheet shows it as text (import_subscribers removes the quote).
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+def _csv_cell(cell: str) -> str:
+    """A cell of an imported file, without the quote that export_csv put before a formula."""
+    cell = cell.strip()
+    if cell.startswith("'") and cell[1:].startswith(_FORMULA_STARTS):
+        return cell[1:]
+    return cell
 
 
 # -- staff changes ---------------------------------------------------------------------
@@ -322,7 +340,7 @@ def import_subscribers(store: Store, path: str | Path, *, actor: str) -> ImportR
     first = True
     for cells_raw in reader:
         line = reader.line_num
-        cells = [c.strip() for c in cells_raw]
+        cells = [_csv_cell(c) for c in cells_raw]
         if not any(cells):
             continue
         if first:

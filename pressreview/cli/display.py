@@ -13,6 +13,9 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+
+from pressreview.text import valid_text
 
 
 def console(*, stderr: bool = False) -> Console:
@@ -49,7 +52,9 @@ def table(
         else:
             t.add_column(column)
     for row in rows:
-        t.add_row(*("" if v is None else str(v) for v in row))
+        # Cells are plain text: a title or a name holding "[link=...]" is not rich
+        # markup, and control characters (a terminal's escape sequences) are dropped.
+        t.add_row(*(Text("" if v is None else valid_text(str(v))) for v in row))
     out = console()
     with out.capture() as captured:
         out.print(t)
