@@ -217,5 +217,8 @@ def test_confirmation_email_names_the_organisation_in_sentences() -> None:
     message = confirmation_message(config, to="marie@example.fr", confirm_url=link)
     assert str(message["Subject"]) == "Confirmez votre abonnement à la revue de presse de l’IREV"
     body = message.get_content()
-    assert "la revue de presse de l’IREV à cette adresse" in body
+    unwrapped = " ".join(body.split())
+    assert "la revue de presse de l’IREV à cette adresse" in unwrapped
     assert f"ouvrez ce lien{N}:\n{link}\n" in body and "Quelqu’un" in body
+    # Wrapped like the newsletter's text part; the link stays whole on its line.
+    assert max(len(line) for line in body.splitlines() if line != link) <= 72

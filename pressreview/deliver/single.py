@@ -35,7 +35,7 @@ from pressreview.errors import DeliveryError
 from pressreview.render import RenderedEmail
 from pressreview.store.schema import now
 from pressreview.subscribers import ConfirmationSender, normalize_email
-from pressreview.typography import typeset, with_preposition
+from pressreview.typography import typeset, with_preposition, wrap
 
 
 def send_bytes(
@@ -105,15 +105,20 @@ def confirmation_message(config: Config, *, to: str, confirm_url: str) -> EmailM
     msg["Date"] = format_datetime(now())
     msg["Message-ID"] = make_message_id(config, "confirm")
     msg["Auto-Submitted"] = "auto-generated"
-    body = typeset(
-        "Bonjour,\n\n"
-        f"Quelqu'un (vous, sans doute) a demandé à recevoir la revue de presse {of} "
-        "à cette adresse.\n\n"
-        "Pour confirmer votre abonnement, ouvrez ce lien :\n"
+    # Wrapped at 72 like the newsletter's text part (the link stays whole on its line).
+    body = wrap(
+        typeset(
+            "Bonjour,\n\n"
+            f"Quelqu'un (vous, sans doute) a demandé à recevoir la revue de presse {of} "
+            "à cette adresse.\n\n"
+            "Pour confirmer votre abonnement, ouvrez ce lien :\n"
+        )
     )
-    body += f"{confirm_url}\n\n" + typeset(
-        "Si vous n'êtes pas à l'origine de cette demande, ignorez ce message : "
-        "vous ne recevrez rien.\n\n"
+    body += f"{confirm_url}\n\n" + wrap(
+        typeset(
+            "Si vous n'êtes pas à l'origine de cette demande, ignorez ce message : "
+            "vous ne recevrez rien.\n\n"
+        )
     )
     msg.set_content(body + f"-- \n{org.name}\n{org.url}\n", cte="quoted-printable")
     return msg
