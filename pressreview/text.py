@@ -142,13 +142,18 @@ def search_text(*parts: str | None) -> str:
 
 # -- clean text -------------------------------------------------------------
 
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+#: Control characters (C0 but tab and line breaks, C1), the directional
+#: embeddings, overrides and isolates (which can make a title read backwards,
+#: "gnp.exe" shown as "exe.png"), and non-characters.
+_DROPPED = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufffe\uffff"
+_CONTROL_RE = re.compile(f"[{_DROPPED}]")
 _SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
-_INVALID_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\ud800-\udfff]")
+_INVALID_RE = re.compile(f"[{_DROPPED}\\ud800-\\udfff]")
 
 
 def valid_text(text: str) -> str:
-    """Drop what cannot be stored or shown: control characters, lone surrogates."""
+    """Drop what cannot be stored or shown, or would mislead the reader: control
+    characters, directional overrides; lone surrogates become U+FFFD."""
     # Printable text (no control, surrogate, separator other than " ", nor
     # non-character) has nothing to drop, and the test is cheaper than a scan.
     if text.isprintable() or not _INVALID_RE.search(text):
@@ -188,6 +193,46 @@ _BREAKING_TAG_RE = re.compile(
     r"section|article|header|footer|figure|figcaption))\b[^<>]*+>",
     re.IGNORECASE,
 )
+
+
+#: Elements deeper than this lose their tags (not their text) before the HTML
+#: parser reads a fragment: its work grows with the square of the depth (a feed
+#: summary of 100,000 nested ``<div>`` took over a minute), and no summary a
+#: reader would want nests thirty deep.
+MAX_DEPTH = 32
+_ANY_TAG_RE = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*+)[^<>]*+>")
+#: Void elements, and those a sibling closes (they do not nest as written).
+_FLAT_TAGS = frozenset(
+    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
+     "source", "track", "wbr", "p", "li", "dt", "dd", "tr", "td", "th", "option"}
+)  # fmt: skip
+
+
+def _shallow(fragment: str) -> str:
+    """``fragment`` without the tags of elements nested deeper than MAX_DEPTH.
+
+    Linear: one pass over the tags, counting opening and closing ones.
+    """
+    if fragment.count("<") <= MAX_DEPTH:
+        return fragment  # cannot nest that deep
+    depth = 0
+    out: list[str] = []
+    last = 0
+    for match in _ANY_TAG_RE.finditer(fragment):
+        closing, name = match.group(1), match.group(2).lower()
+        if name in _FLAT_TAGS or match.group(0).endswith("/>"):
+            continue
+        if closing:
+            depth = max(0, depth - 1)
+        elif depth < MAX_DEPTH:
+            depth += 1
+        else:
+            out.append(fragment[last : match.start()])
+            last = match.end()
+    if not out:
+        return fragment
+    out.append(fragment[last:])
+    return "".join(out)
 
 
 #: Built once: nh3 converts its options on every ``nh3.clean`` call, which costs
@@ -234,7 +279,7 @@ def _clean_once(text: str) -> str:
             text = _SIMPLE_TAG_RE.sub("", _BREAKING_TAG_RE.sub(" ", text))
         else:
             text = _BREAKING_TAG_RE.sub(lambda m: " " + m.group(0), text)
-            text = _TEXT_CLEANER.clean(text)
+            text = _TEXT_CLEANER.clean(_shallow(text))
     text = html.unescape(html.unescape(text)) if "&" in text else text
     text = _squeeze(valid_text(text))
     if listed:
@@ -326,7 +371,7 @@ def sanitize_html(fragment: str | None) -> str:
     if "<" in fragment:
         fragment = _DROPPED_BREAK_RE.sub(r" \g<0>", fragment)
     # No <pre> is allowed, so runs of whitespace mean one space.
-    cleaned = _squeeze(_HTML_CLEANER.clean(fragment))
+    cleaned = _squeeze(_HTML_CLEANER.clean(_shallow(fragment)))
     if "&nbsp;" in cleaned:
         cleaned = _SPACE_RUN_RE.sub(_loose_space, cleaned).strip()
     return cleaned
@@ -340,9 +385,16 @@ TRACKING_PARAMS = frozenset(
         "mc_cid", "mc_eid", "_hsenc", "_hsmi", "mkt_tok", "xtor", "at_medium",
         "at_campaign", "ns_source", "ns_mchannel", "ns_campaign", "ocid", "cmpid",
         "ref_src", "spm", "__twitter_impression",
+        # Matomo (Piwik) and AT Internet campaign fields, by name: their prefixes
+        # also begin a site's own fields ("fiche.php?pk_id=80021", "at_id").
+        "pk_campaign", "pk_cpn", "pk_kwd", "pk_keyword", "pk_source", "pk_medium",
+        "pk_content", "pk_cid", "pk_vid", "at_platform",
+        "at_creation", "at_variant", "at_format", "at_type", "at_link", "at_send_date",
+        "at_recipient_id", "at_recipient_list", "at_emailtype", "at_ptr_name", "at_xtor",
+        "at_custom1", "at_custom2", "at_custom3", "at_custom4",
     }
 )  # fmt: skip
-TRACKING_PREFIXES = ("utm_", "pk_", "at_", "mtm_", "oly_")
+TRACKING_PREFIXES = ("utm_", "mtm_", "oly_")
 
 
 def _is_tracking(key: str) -> bool:
@@ -353,18 +405,27 @@ def _is_tracking(key: str) -> bool:
 def canonical_url(url: str) -> str:
     """The form of a link used for identity.
 
-    Scheme and host lower-cased, default port and fragment dropped, tracking
-    parameters (utm_*, fbclid, gclid, ...) removed, the rest of the query kept
-    in its order, percent-encoding normalized. Idempotent. A string that is
-    not an absolute http(s) URL is returned stripped, otherwise unchanged.
+    Scheme and host lower-cased, default port and fragment dropped (not a
+    ``#!`` or ``#/`` route of a one-page site, which names the article),
+    tracking parameters (utm_*, fbclid, gclid, ...) removed, the rest of the
+    query kept in its order, percent-encoding normalized without changing what
+    the link means (``%2F`` in a path, ``%2B`` in a query and escapes of
+    Latin-1 text stay escapes). Idempotent. A string that is not an absolute
+    http(s) URL is returned stripped, otherwise unchanged.
     """
     url = url.strip()
     plain = _PLAIN_URL_RE.fullmatch(url)
     if plain:
         # Most links: what the general path below would do reduces to this.
-        scheme, host, path, query = plain.group("scheme", "host", "path", "query")
+        scheme, host, path, query, fragment = plain.group(
+            "scheme", "host", "path", "query", "fragment"
+        )
         query = _canonical_query(query or "")
-        return f"{scheme.lower()}://{host.lower()}{path or '/'}" + (f"?{query}" if query else "")
+        return (
+            f"{scheme.lower()}://{host.lower()}{path or '/'}"
+            + (f"?{query}" if query else "")
+            + _kept_fragment(fragment or "")
+        )
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -386,16 +447,51 @@ def canonical_url(url: str) -> str:
         userinfo = parts.username + (f":{parts.password}" if parts.password else "")
         host = f"{userinfo}@{host}"
     path = parts.path
-    if not _PLAIN_PATH_RE.fullmatch(path):  # else quote(unquote(path)) is path itself
-        path = quote(unquote(path), safe="/:@!$&'()*+,;=~%-._")
-    return urlunsplit((scheme, host, path or "/", _canonical_query(parts.query), ""))
+    if not _PLAIN_PATH_RE.fullmatch(path):  # else the canonical path is path itself
+        path = _canonical_path(path)
+    return urlunsplit(
+        (scheme, host, path or "/", _canonical_query(parts.query), "")
+    ) + _kept_fragment(parts.fragment and "#" + parts.fragment)
+
+
+def _kept_fragment(fragment: str) -> str:
+    """A ``#!`` or ``#/`` route (the article of a one-page site), else nothing."""
+    if fragment.startswith(("#!", "#/")) and len(fragment) > 2:
+        return "#" + _canonical_path(fragment[1:])
+    return ""
+
+
+_ESCAPE_RE = re.compile(r"%[0-9A-Fa-f]{2}")
+
+
+def _upper_escape(match: re.Match[str]) -> str:
+    return match.group(0).upper()
+
+
+def _canonical_path(path: str) -> str:
+    """Escapes decoded where that changes nothing, the rest percent-encoded.
+
+    An escaped ``/`` stays escaped (``rapport%2F2026`` is one segment), as does
+    ``%25``; escapes that are not UTF-8 (``actualit%E9s``, Latin-1) are kept,
+    upper-cased, rather than read as U+FFFD.
+    """
+    pieces = re.split(r"%2[Ff]", path)
+    out = []
+    for piece in pieces:
+        try:
+            text = unquote(piece, errors="strict")
+        except UnicodeDecodeError:
+            out.append(_ESCAPE_RE.sub(_upper_escape, piece))
+            continue
+        out.append(quote(text, safe="/:@!$&'()*+,;=~-._"))
+    return "%2F".join(out)
 
 
 #: An http(s) link with a plain host name (no port, no user), a path ``quote`` leaves
 #: alone, and nothing ``urlsplit`` would remove (tabs, line breaks).
 _PLAIN_URL_RE = re.compile(
     r"(?P<scheme>[Hh][Tt][Tt][Pp][Ss]?)://(?P<host>[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)"
-    r"(?P<path>/[A-Za-z0-9_.~/:@!$&'()*+,;=-]*)?(?:\?(?P<query>[^#\s]*))?(?:#\S*)?"
+    r"(?P<path>/[A-Za-z0-9_.~/:@!$&'()*+,;=-]*)?(?:\?(?P<query>[^#\s]*))?(?P<fragment>#\S*)?"
 )
 #: What ``quote(unquote(s), safe=...)`` gives back unchanged: the canonical path
 #: of most links, which then costs one match instead of a decoding and an encoding.
@@ -421,10 +517,19 @@ def _canonical_query(query: str) -> str:
     else:
         return "&".join(kept)
     # A field to decode or encode: the standard library's reading of the query.
-    query_pairs = [
-        (k, v) for k, v in parse_qsl(query, keep_blank_values=True) if not _is_tracking(k)
-    ]
-    return urlencode(query_pairs, doseq=True, safe="/:@!$'()*+,;~-._")
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        # Escapes of Latin-1 text: read as U+FFFD, two different links would be one.
+        return "&".join(
+            _ESCAPE_RE.sub(_upper_escape, field)
+            for field in query.split("&")
+            if field and not _is_tracking(unquote(field.partition("=")[0], errors="replace"))
+        )
+    # A "+" of the text is written %2B (a "+" in a query reads as a space).
+    return urlencode(
+        [(k, v) for k, v in pairs if not _is_tracking(k)], doseq=True, safe="/:@!$'()*,;~-._"
+    )
 
 
 _WEB_URL_RE = re.compile(r"https?://[^\s/?#@]+(?:[/?#][^\s]*)?", re.IGNORECASE | re.ASCII)

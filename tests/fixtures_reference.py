@@ -133,12 +133,38 @@ def canonical_url(url: str) -> str:
     if parts.username:
         userinfo = parts.username + (f":{parts.password}" if parts.password else "")
         host = f"{userinfo}@{host}"
-    path = quote(unquote(parts.path), safe="/:@!$&'()*+,;=~%-._") or "/"
-    query_pairs = [
-        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _is_tracking(k)
-    ]
-    query = urlencode(query_pairs, doseq=True, safe="/:@!$'()*+,;~-._")
-    return urlunsplit((scheme, host, path, query, ""))
+    path = _path(parts.path) or "/"
+    try:
+        pairs = parse_qsl(parts.query, keep_blank_values=True, errors="strict")
+        query = urlencode(
+            [(k, v) for k, v in pairs if not _is_tracking(k)], doseq=True, safe="/:@!$'()*,;~-._"
+        )
+    except UnicodeDecodeError:  # Latin-1 escapes: kept as they are, upper-cased
+        query = "&".join(
+            _upper(field)
+            for field in parts.query.split("&")
+            if field and not _is_tracking(unquote(field.split("=")[0], errors="replace"))
+        )
+    fragment = parts.fragment
+    route = fragment[1:] if fragment[:1] in ("!", "/") and len(fragment) > 1 else None
+    return urlunsplit((scheme, host, path, query, "")) + (
+        "#" + fragment[0] + _path(fragment[1:]) if route is not None else ""
+    )
+
+
+def _upper(text: str) -> str:
+    return re.sub(r"%[0-9A-Fa-f]{2}", lambda m: m.group(0).upper(), text)
+
+
+def _path(path: str) -> str:
+    """Each piece between escaped slashes decoded and encoded again, if it is UTF-8."""
+    pieces = []
+    for piece in re.split(r"%2[Ff]", path):
+        try:
+            pieces.append(quote(unquote(piece, errors="strict"), safe="/:@!$&'()*+,;=~-._"))
+        except UnicodeDecodeError:
+            pieces.append(_upper(piece))
+    return "%2F".join(pieces)
 
 
 # -- classify --------------------------------------------------------------------

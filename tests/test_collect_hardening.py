@@ -381,3 +381,42 @@ def test_invalid_utf8_is_replaced_not_read_as_mojibake(
         assert "Ã" not in row["title"] + row["excerpt"]
         assert "\ufffd" in row["title"]
         row["title"].encode("utf-8")  # clean Unicode: no lone surrogate
+
+
+def test_a_run_of_bad_bytes_does_not_turn_a_small_feed_into_mojibake(
+    httpserver: HTTPServer, make_config: Callable[..., Config],
+    store_for: Callable[[Config], Store],
+) -> None:  # fmt: skip
+    """Eight bad bytes in one title outnumber the accented letters of a short feed:
+    counted by runs, they are one fault of a UTF-8 body, not a Latin-1 one."""
+    from fixtures_collect import rss
+
+    text = rss("Veille", [
+        ("u-1", "https://u.example.fr/1", "Réunion à Lille : la maîtrise d’œuvre"),
+        ("u-2", "https://u.example.fr/2", "Titre STRAY abîmé"),
+    ])  # fmt: skip
+    body = text.encode("utf-8").replace(b"STRAY", b"\xff" * 8)
+    config = _config(make_config, _serve(httpserver, "/run.xml", body, XML))
+    store = store_for(config)
+    collect(config, store)
+    titles = {r["guid"]: r["title"] for r in snapshot(store)}
+    assert titles["u-1"] == "Réunion à Lille : la maîtrise d’œuvre"
+    assert titles["u-2"].startswith("Titre \ufffd") and titles["u-2"].endswith(" abîmé")
+
+
+def test_an_article_in_the_title_element_is_cut_to_a_title(
+    httpserver: HTTPServer, make_config: Callable[..., Config],
+    store_for: Callable[[Config], Store],
+) -> None:  # fmt: skip
+    from fixtures_collect import rss
+
+    from pressreview.collect.parse import TITLE_MAX_CHARS
+
+    long_title = "Contrat de ville signé à Creil " + "et la suite du texte " * 10_000
+    body = rss("Veille", [("u-1", "https://u.example.fr/1", long_title)]).encode("utf-8")
+    config = _config(make_config, _serve(httpserver, "/long.xml", body, XML))
+    store = store_for(config)
+    collect(config, store)
+    (row,) = snapshot(store)
+    assert row["title"].startswith("Contrat de ville signé à Creil et la suite")
+    assert len(row["title"]) <= TITLE_MAX_CHARS + 1 and row["title"].endswith(" la…")

@@ -52,6 +52,12 @@ def test_clean_text_leaves_words_only(raw: str | None, clean: str) -> None:
         ("a\ufffe\uffffb", "ab"),
         ("a\ud800\udfffb", "a\ufffd\ufffdb"),
         ("<b>&amp;</b>", "<b>&amp;</b>"),  # markup is not its business
+        # C1 controls (\x9b starts a terminal sequence), directional overrides and
+        # isolates ("gnp.exe" reversed to read "exe.png"); the marks LRM and RLM stay
+        ("a\x80\x85\x9b[31mb", "a[31mb"),
+        ("photo \u202egnp.exe\u202c et \u2066iso\u2069", "photo gnp.exe et iso"),
+        ("\u202a\u202b\u202d\u2067\u2068x", "x"),
+        ("a\u200eb\u200fc", "a\u200eb\u200fc"),
     ],
 )
 def test_valid_text_drops_only_what_cannot_be_stored(raw: str, valid: str) -> None:
@@ -171,6 +177,21 @@ def test_sanitize_html_keeps_a_safe_subset(fragment: str | None, safe: str) -> N
         ("https://example.fr/?q=a+b&flag", "https://example.fr/?q=a+b&flag="),
         ("https://example.fr/?a=%C3%A9&b=%20", "https://example.fr/?a=%C3%A9&b=+"),
         ("https://ex.fr/?u=http://y.fr/a?b%26c", "https://ex.fr/?u=http://y.fr/a%3Fb%26c"),
+        # escapes whose decoding would change the link, or merge two links, stay
+        ("https://ex.fr/rapport%2F2026", "https://ex.fr/rapport%2F2026"),
+        ("https://ex.fr/actualit%e9s/a", "https://ex.fr/actualit%E9s/a"),  # Latin-1
+        ("https://ex.fr/actualit%E8s/a", "https://ex.fr/actualit%E8s/a"),
+        ("https://ex.fr/50%2541", "https://ex.fr/50%2541"),
+        ("https://ex.fr/a%zz", "https://ex.fr/a%25zz"),
+        ("https://ex.fr/s?q=C%2B%2B", "https://ex.fr/s?q=C%2B%2B"),  # not "C++": "C  "
+        ("https://ex.fr/s?q=%E9t%e9&utm_source=x", "https://ex.fr/s?q=%E9t%E9"),
+        # a site's own fields that begin like a tracker's
+        ("https://ex.fr/fiche.php?pk_id=80021", "https://ex.fr/fiche.php?pk_id=80021"),
+        ("https://ex.fr/f?at_id=3&pk_campaign=x&at_medium=y", "https://ex.fr/f?at_id=3"),
+        # a one-page site's route names the article: kept
+        ("https://spa.example/#!/actualites/lens", "https://spa.example/#!/actualites/lens"),
+        ("https://spa.example/x?a=1#/actualites/douai", "https://spa.example/x?a=1#/actualites/douai"),
+        ("https://ex.fr/a#!", "https://ex.fr/a"),
         # not an absolute http(s) URL: stripped, otherwise unchanged
         ("  mailto:a@b.fr ", "mailto:a@b.fr"),
         ("ftp://example.fr/x", "ftp://example.fr/x"),
@@ -269,3 +290,25 @@ def test_safe_url_refuses_broken_links(value: str) -> None:
 )
 def test_host_of(url: str, host: str) -> None:
     assert host_of(url) == host
+
+
+def test_deep_nesting_is_cut_before_the_html_parser() -> None:
+    """The HTML parser's work grows with the square of the nesting depth: a feed
+    summary of 100,000 nested ``<div>`` took over a minute. Beyond MAX_DEPTH, the
+    tags go (their text stays), so the parser reads a shallow fragment."""
+    from pressreview.text import MAX_DEPTH, _shallow, clean_text
+
+    deep = "<blockquote>" * 50_000 + "Texte" + "</blockquote>" * 50_000 + "<p>Suite</p>"
+    out = sanitize_html(deep)
+    assert out.count("<blockquote>") == out.count("</blockquote>") == MAX_DEPTH
+    assert out.endswith("Texte" + "</blockquote>" * MAX_DEPTH + "<p>Suite</p>")
+    assert clean_text("<div>" * 50_000 + "Texte" + "</div>" * 50_000 + "<p>Suite</p>") == (
+        "Texte Suite"
+    )
+    assert clean_text("&lt;li&gt;&lt;ul&gt;" * 50_000 + "x") == "x"
+    # Elements that a sibling closes, and void ones, do not count as nesting.
+    flat = "<p>a" * 500 + "<br>" * 500 + "<li>b" * 500
+    assert _shallow(flat) == flat
+    assert _shallow("<div>" * (MAX_DEPTH + 3) + "x").count("<div>") == MAX_DEPTH
+    shallow = "<div><b>x</b></div>" * 1_000
+    assert _shallow(shallow) == shallow

@@ -170,11 +170,16 @@ def _repair_utf8(body: bytes, headers: Mapping[str, str]) -> bytes:
     else:
         return body
     text = body.decode("utf-8", "replace")
-    invalid = text.count("\ufffd")
-    valid = sum(1 for c in text if c > "\x7f") - invalid
+    # Runs of invalid bytes, not bytes: a Latin-1 body has one per accented
+    # letter, while eight bad bytes in one title of a UTF-8 feed are one.
+    invalid = len(_INVALID_RUN_RE.findall(text))
+    valid = sum(1 for c in text if c > "\x7f") - text.count("\ufffd")
     if valid < invalid:
         return body
     return text.encode("utf-8")
+
+
+_INVALID_RUN_RE = re.compile("\ufffd+")
 
 
 def parse_body(
@@ -847,6 +852,10 @@ def _normalize(
         title, outlet = split_publisher(title, publisher or None)
     if not title:
         title = excerpt(summary, 120) or link or (guid or "")
+    elif len(title) > TITLE_MAX_CHARS:
+        title = excerpt(title, TITLE_MAX_CHARS)  # a whole article in the title element
+    if outlet and len(outlet) > OUTLET_MAX_CHARS:
+        outlet = excerpt(outlet, OUTLET_MAX_CHARS)
     url = canonical_url(link) if link else ""
     if not url:
         url = f"urn:pressreview:{guid}" if guid else f"urn:pressreview:title:{title}"
@@ -865,6 +874,11 @@ def _normalize(
         author=_author(raw),
     )
 
+
+#: Longer titles are cut at a word (with an ellipsis): no headline is this long,
+#: and each would fill the newsletter and the archive's pages.
+TITLE_MAX_CHARS = 500
+OUTLET_MAX_CHARS = 200
 
 _EMAIL_NAME_RE = re.compile(r"^\S+@\S+\s*\((?P<name>[^()]+)\)$")
 
