@@ -186,9 +186,9 @@ def run_collect(config: Config, store: Store) -> JobResult:
         result.summary.update(totals, sources=len(report.sources), failed_sources=failed)
         result.outcome = "partial" if failed else "ok"
         result.message = (
-            f"{totals['new']} new, {totals['updated']} updated, "
-            f"{totals['duplicates']} other outlets of known stories, "
-            f"{totals['filtered']} filtered out from {len(report.sources)} source(s)"
+            f"{totals['new']} new ({totals['filtered']} filtered out, "
+            f"{totals['duplicates']} other outlets of known stories), "
+            f"{totals['updated']} updated from {len(report.sources)} source(s)"
         )
         if failed:
             result.message += f"; {len(failed)} failed: {', '.join(failed)}"

@@ -41,7 +41,7 @@ def test_exit_0_and_the_end_table(make_config: Any, httpserver: HTTPServer, cli:
     assert lines[0].split()[:4] == ["source", "status", "new", "upd"]
     assert lines[1].split()[:3] == ["Courrier", "ok", "2"]
     assert lines[-1] == (
-        "2 new, 0 updated, 0 other outlets of known stories, 1 filtered out, 0 source(s) failed."
+        "2 new (1 filtered out, 0 other outlets of known stories), 0 updated, 0 source(s) failed."
     )
     assert "\x1b[" not in result.output and "━" not in result.output  # no bar, no colour
     again = cli(config, "collect")
@@ -82,6 +82,16 @@ def test_exit_2_for_an_unknown_source(make_config: Any, httpserver: HTTPServer, 
         "Error: unknown source 'Inconnu' (sources in the config: Courrier)"
     ]
     assert len(httpserver.log) == 0
+
+
+def test_an_unknown_source_among_many_names_ten(make_config: Any, cli: Any) -> None:
+    feeds = [{"name": f"Source {i:03d}", "url": f"https://s{i}.example.fr/rss"} for i in range(250)]
+    config = make_config(feeds=feeds)
+    result = cli(config, "collect", "--source", "Inconnu")
+    assert result.exit_code == 2
+    (line,) = result.output.strip().splitlines()
+    assert "Source 009" in line and "Source 010" not in line
+    assert line.endswith("... 250 in all: pressreview feeds list)")
 
 
 def test_exit_2_for_a_bad_config(tmp_path: Path, cli: Any) -> None:

@@ -34,7 +34,7 @@ def collect_command(app: AppContext, sources: tuple[str, ...], force: bool, as_j
     \b
     Examples:
       pressreview collect
-      pressreview collect "Le Courrier de Picardie" --force
+      pressreview collect --source "Le Courrier de Picardie" --force
     """
     config = app.config
     total = len(select_feeds(config, sources or None))
@@ -77,9 +77,10 @@ def collect_command(app: AppContext, sources: tuple[str, ...], force: bool, as_j
             rows,
         )  # fmt: skip
         click.echo(
-            f"{report.total('new')} new, {report.total('updated')} updated, "
-            f"{report.total('duplicates')} other outlets of known stories, "
-            f"{report.total('filtered')} filtered out, {len(report.failed)} source(s) failed."
+            # The new items include those filtered out and the other outlets.
+            f"{report.total('new')} new ({report.total('filtered')} filtered out, "
+            f"{report.total('duplicates')} other outlets of known stories), "
+            f"{report.total('updated')} updated, {len(report.failed)} source(s) failed."
         )
     if report.failed:
         raise SystemExit(1)

@@ -112,6 +112,10 @@ class CollectReport:
 Progress = Callable[[SourceReport], None]
 
 
+#: At most this many source names in the message about an unknown one.
+KNOWN_SHOWN = 10
+
+
 def select_feeds(config: Config, names: Sequence[str] | None) -> list[Feed]:
     """The enabled feeds, or the named ones (case-insensitive); unknown names are an error."""
     if not names:
@@ -120,7 +124,10 @@ def select_feeds(config: Config, names: Sequence[str] | None) -> list[Feed]:
     for name in names:
         feed = next((f for f in config.feeds if f.name.casefold() == name.casefold()), None)
         if feed is None:
-            known = ", ".join(f.name for f in config.feeds) or "none"
+            names_known = [f.name for f in config.feeds]
+            known = ", ".join(names_known[:KNOWN_SHOWN]) or "none"
+            if len(names_known) > KNOWN_SHOWN:
+                known += f"... {len(names_known):,} in all: pressreview feeds list"
             raise UsageError(f"unknown source {name!r} (sources in the config: {known})")
         chosen.append(feed)
     return chosen

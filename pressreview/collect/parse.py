@@ -618,18 +618,24 @@ def _date(raw: Mapping[str, Any]) -> datetime | None:
         parsed = raw.get(key)
         if isinstance(parsed, time.struct_time):
             try:
-                return datetime.fromtimestamp(calendar.timegm(parsed), UTC)
+                when = datetime.fromtimestamp(calendar.timegm(parsed), UTC)
             except (OverflowError, ValueError, OSError):
                 continue
+            if _PLAUSIBLE_YEARS[0] <= when.year <= _PLAUSIBLE_YEARS[1]:
+                return when
+            # 1970-01-01 (a zero timestamp), year 1: a placeholder, not a date.
     for key in ("published", "updated", "created"):
         value = raw.get(key)
         if isinstance(value, str) and value:
-            when = _parse_date_string(value)
-            if when is not None:
-                return when
+            read = _parse_date_string(value)
+            if read is not None:
+                return read
     return None
 
 
+#: A date outside these years is a feed's placeholder (1970, year 1): the entry
+#: takes the time it was first seen.
+_PLAUSIBLE_YEARS = (1990, 2200)
 #: Longer date strings are not dates: never hand them to the slow parser.
 _DATE_MAX_CHARS = 100
 
@@ -664,7 +670,7 @@ def _parse_date_string(value: str) -> datetime | None:
         when = when.astimezone(UTC)
     except (OverflowError, ValueError):
         return None
-    if not 1990 <= when.year <= 2200:
+    if not _PLAUSIBLE_YEARS[0] <= when.year <= _PLAUSIBLE_YEARS[1]:
         return None
     # Whole seconds, as feedparser's struct_time gives them.
     return when.replace(microsecond=0)
@@ -825,12 +831,25 @@ def _normalize(
     raw: Mapping[str, Any], base_url: str, feed_language: str, excerpt_chars: int
 ) -> Entry | None:
     link = _str(raw.get("link")).strip()
-    if not link:
-        for candidate in raw.get("links") or []:
-            if isinstance(candidate, Mapping) and candidate.get("href"):
-                link = _str(candidate["href"]).strip()
-                break
+    links = raw.get("links")
+    if links:
+        # The article, not its licence, enclosure, comments or feed: the fast
+        # parser takes an entry's only link whatever its rel.
+        hrefs = [
+            (_str(c["href"]).strip(), c.get("rel") in ("alternate", "", None))
+            for c in links
+            if isinstance(c, Mapping) and c.get("href")
+        ]
+        if (
+            link
+            and any(h == link for h, _ in hrefs)
+            and not any(h == link and article for h, article in hrefs)
+        ):
+            link = ""
+        if not link:
+            link = next((h for h, article in hrefs if article), "")
     guid = _str(raw.get("id") or raw.get("guid")).strip() or None
+    given = guid
     if not link and guid and _is_absolute(guid):
         link = guid
     if guid == link:
@@ -838,6 +857,8 @@ def _normalize(
         # fills in the link where the feed has no id at all).
         guid = None
     link = _web_link(valid_text(link), base_url)
+    if not link and given and guid is None:
+        guid = given  # an id that is no web address ("urn:uuid:..."): still the identity
     title = clean_text(_str(raw.get("title")))
     summary = _summary(raw)
     if not link and not title and not guid:
@@ -881,6 +902,8 @@ TITLE_MAX_CHARS = 500
 OUTLET_MAX_CHARS = 200
 
 _EMAIL_NAME_RE = re.compile(r"^\S+@\S+\s*\((?P<name>[^()]+)\)$")
+#: "Jeanne Doe (jdoe@example.fr)", "Jeanne Doe <jdoe@example.fr>".
+_NAME_EMAIL_RE = re.compile(r"^(?P<name>[^()<>@]+?)\s*(?:\(\S+@\S+\)|<\S+@\S+>)$")
 
 
 def _author(raw: Mapping[str, Any]) -> str | None:
@@ -889,14 +912,15 @@ def _author(raw: Mapping[str, Any]) -> str | None:
     RSS 2.0 writes ``jdoe@example.com (Jeanne Doe)``: the name is kept, a bare
     address is not (it says nothing to readers and is personal data).
     """
+    detail = raw.get("author_detail")
+    named = detail.get("name") if isinstance(detail, Mapping) else None
     value = raw.get("author")
     if isinstance(value, Mapping):
         value = value.get("name")
-    if not value:
-        detail = raw.get("author_detail")
-        value = detail.get("name") if isinstance(detail, Mapping) else None
-    text = clean_text(_str(value))
-    match = _EMAIL_NAME_RE.match(text)
+    # feedparser's author_detail holds the name alone where ``author`` is
+    # "Name (address)"; the fast parser gives ``author`` only.
+    text = clean_text(_str(named or value))
+    match = _EMAIL_NAME_RE.match(text) or _NAME_EMAIL_RE.match(text)
     if match:
         text = clean_text(match["name"])
     if not text or "@" in text:
