@@ -236,7 +236,9 @@ def test_block_tags_separate_words() -> None:
     assert clean_text(html) == "Bilan publié. 204 quartiers ; près de 700 000 habitants"
     # List items read as an enumeration; none is added after an item's own mark,
     # nor for an empty item.
-    items = "<ol><li>Signature.</li><li></li><li>Avenant ;</li>\n<LI>Bilan :</li ><li>Suite</li></ol>"
+    items = (
+        "<ol><li>Signature.</li><li></li><li>Avenant ;</li>\n<LI>Bilan :</li ><li>Suite</li></ol>"
+    )
     assert clean_text(items) == "Signature. Avenant ; Bilan : Suite"
     assert excerpt(html, 40) == "Bilan publié. 204 quartiers ; près de…"
     assert clean_text("a<br/>b<strong>c</strong>d") == "a bcd"

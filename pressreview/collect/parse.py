@@ -840,15 +840,16 @@ def _normalize(
             for c in links
             if isinstance(c, Mapping) and c.get("href")
         ]
-        if (
-            link
-            and any(h == link for h, _ in hrefs)
-            and not any(h == link and article for h, article in hrefs)
-        ):
+        others = {h for h, article in hrefs if not article} - {h for h, a in hrefs if a}
+        if link in others:
             link = ""
         if not link:
             link = next((h for h, article in hrefs if article), "")
+    else:
+        others = set()
     guid = _str(raw.get("id") or raw.get("guid")).strip() or None
+    if guid in others:
+        guid = None  # the fast parser's stand-in id: the licence's address again
     given = guid
     if not link and guid and _is_absolute(guid):
         link = guid
