@@ -190,7 +190,10 @@ def test_sanitize_html_keeps_a_safe_subset(fragment: str | None, safe: str) -> N
         ("https://ex.fr/f?at_id=3&pk_campaign=x&at_medium=y", "https://ex.fr/f?at_id=3"),
         # a one-page site's route names the article: kept
         ("https://spa.example/#!/actualites/lens", "https://spa.example/#!/actualites/lens"),
-        ("https://spa.example/x?a=1#/actualites/douai", "https://spa.example/x?a=1#/actualites/douai"),
+        (
+            "https://spa.example/x?a=1#/actualites/douai",
+            "https://spa.example/x?a=1#/actualites/douai",
+        ),
         ("https://ex.fr/a#!", "https://ex.fr/a"),
         # not an absolute http(s) URL: stripped, otherwise unchanged
         ("  mailto:a@b.fr ", "mailto:a@b.fr"),
