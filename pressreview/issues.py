@@ -43,7 +43,7 @@ from pressreview.model import (
 from pressreview.store import Connection, Store
 from pressreview.store import issues as q
 from pressreview.store.schema import now as store_now
-from pressreview.text import clean_text, fold, host_of, sanitize_html, words
+from pressreview.text import clean_text, host_of, sanitize_html, words
 
 #: Section of the items whose section is not (or no longer) configured.
 OTHER_SECTION_KEY = "autres"
@@ -305,13 +305,11 @@ def _summary_html(row: q.IssueItemRow) -> str:
     return sanitize_html(row["summary_html"] or "")
 
 
-#: Apostrophes and dashes that spell one outlet name several ways.
-_OUTLET_MARKS = str.maketrans({"’": "'", "‘": "'", "ʼ": "'", "–": "-", "—": "-", "‐": "-"})
-
-
 def _outlet_key(outlet: str) -> str:
-    """An outlet name as compared: ``L'Écho`` and ``L’écho`` are one outlet."""
-    return " ".join(fold(outlet).translate(_OUTLET_MARKS).split())
+    """An outlet name as compared, by its folded words (as ``items list --outlet``
+    matches them): ``L'Écho des Hauts-de-France`` and ``L’écho des Hauts–de–France``
+    are one outlet."""
+    return " ".join(words(outlet))
 
 
 def _item_url(row: q.IssueItemRow) -> str:
