@@ -289,7 +289,6 @@ def email_context(
         section["anchor"] = f"rubrique-{index + 1}"
     _text_links(sections)
     locale = str(snapshot.get("locale", config.locale))
-    date_long = typography.format_date(issue.get("date"), "long", locale)
     upcoming = (
         upcoming_in_snapshot(snapshot.get("agenda") or [], now or datetime.now(UTC))
         if config.agenda.in_email
@@ -313,7 +312,7 @@ def email_context(
         "lang": locale.split("_")[0],
         "toc": issue.get("item_count", 0) > TOC_MIN_ITEMS and len(sections) > 1,
         # The header says the date only when the title does not already say it.
-        "date_in_title": bool(date_long) and date_long.casefold() in issue["title"].casefold(),
+        "date_in_title": typography.names_date(issue["title"], issue.get("date"), locale),
         **urls.legal_links(config),
     }
 

@@ -54,11 +54,7 @@ def _date_filter(locale: str) -> Callable[..., str]:
 
 def _names_date_filter(locale: str) -> Callable[..., bool]:
     def names_date(title: Any, value: Any) -> bool:
-        """Whether ``title`` already says the date in words ("Revue du 23 novembre 2026")."""
-        said = typography.format_date(value, "long", locale)
-        if not said or title is None:
-            return False
-        return " ".join(said.split()).casefold() in " ".join(str(title).split()).casefold()
+        return typography.names_date(title, value, locale)
 
     return names_date
 

@@ -228,6 +228,15 @@ def format_date(value: Any, format: str = "long", locale: str = "fr_FR") -> str:
     return "" if d is None else _format(d, format, locale)
 
 
+def names_date(title: Any, value: Any, locale: str = "fr_FR") -> bool:
+    """Whether ``title`` already says the date ``value`` in words ("Revue du 23
+    novembre 2026"), whatever its spaces: then a heading need not repeat it."""
+    said = format_date(value, "long", locale)
+    if not said or title is None:
+        return False
+    return " ".join(said.split()).casefold() in " ".join(str(title).split()).casefold()
+
+
 # -- wrapping the plain-text part ---------------------------------------------------
 
 

@@ -253,6 +253,19 @@ def test_template_env_filters_for_other_stages(tmp_path: Path) -> None:
     assert says.render(t="Quartiers 2030", d=None) == "False"
 
 
+
+@pytest.mark.parametrize(
+    "title", ["Revue de presse du 23 novembre 2026", "Revue du 23\u00a0Novembre\u00a02026"]
+)
+def test_the_header_leaves_out_a_date_the_title_already_says(title: str) -> None:
+    snapshot = fixed_snapshot(3)
+    rendered = render.render_email(fixed_config(), snapshot)
+    assert "N°\u00a012 · lundi 23\u00a0novembre 2026 ·" in rendered.text
+    snapshot["title"] = title
+    said = render.render_email(fixed_config(), snapshot)
+    assert "lundi 23" not in said.text and "N°\u00a012 · 3\u00a0articles" in said.text
+
+
 # -- the MIME message -------------------------------------------------------------
 
 
