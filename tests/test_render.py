@@ -253,7 +253,6 @@ def test_template_env_filters_for_other_stages(tmp_path: Path) -> None:
     assert says.render(t="Quartiers 2030", d=None) == "False"
 
 
-
 @pytest.mark.parametrize(
     "title", ["Revue de presse du 23 novembre 2026", "Revue du 23\u00a0Novembre\u00a02026"]
 )
